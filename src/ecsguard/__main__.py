@@ -1,0 +1,3 @@
+from ecsguard.cli.main import main
+
+main()

@@ -1,0 +1,92 @@
+"""Options and rendering shared by commands: AWS CLI-style flags, --output, error output."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ecsguard.aws.session import AwsOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def aws_options(fn: F) -> F:
+    """The AWS CLI's connection flags, in its spelling, with its environment fallbacks."""
+    decorators = [
+        click.option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config."),
+        click.option(
+            "--region",
+            "regions",
+            multiple=True,
+            help="Region to audit; repeat for several, or `all` for every enabled region. "
+            "Default: the profile's or AWS_REGION.",
+        ),
+        click.option(
+            "--endpoint-url",
+            envvar="AWS_ENDPOINT_URL",
+            help="Send every API call here (an emulator such as moto). Also AWS_ENDPOINT_URL.",
+        ),
+        click.option("--role-arn", help="Assume this role first (cross-account audits)."),
+        click.option(
+            "--max-workers",
+            type=click.IntRange(1, 64),
+            default=8,
+            show_default=True,
+            help="Concurrent API calls across regions and services.",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
+def make_aws_options(
+    profile: str | None,
+    regions: Sequence[str],
+    endpoint_url: str | None,
+    role_arn: str | None,
+    max_workers: int,
+) -> AwsOptions:
+    return AwsOptions(
+        profile=profile or None,
+        regions=tuple(regions),
+        endpoint_url=endpoint_url or None,
+        role_arn=role_arn,
+        max_workers=max_workers,
+    )
+
+
+def output_option(fn: F) -> F:
+    return click.option(
+        "--output",
+        "output",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Render for people (table) or programs (json).",
+    )(fn)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        # Text, not str: cell values come from AWS and logs and must never be read as markup.
+        grid.add_row(*(Text(str(cell)) for cell in row))
+    return grid

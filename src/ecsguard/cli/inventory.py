@@ -1,0 +1,175 @@
+"""`ecsguard inventory`: collect the estate into a Snapshot; `inventory diff` shows drift."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ecsguard.aws import snapshot as snapshots
+from ecsguard.aws.collect import collect
+from ecsguard.aws.diff import diff
+from ecsguard.aws.session import AwsSession
+from ecsguard.cli.common import (
+    aws_options,
+    make_aws_options,
+    output_option,
+    print_json,
+    stderr,
+    stdout,
+    table,
+)
+from ecsguard.core.config import data_dir
+
+
+@click.group(invoke_without_command=True)
+@aws_options
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the snapshot here (.json or .json.gz; `-` for stdout). "
+    "Default: DATA_DIR/snapshots/ACCOUNT-TIME.json.gz.",
+)
+@click.option(
+    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
+)
+@output_option
+@click.pass_context
+def inventory(
+    ctx: click.Context,
+    profile: str | None,
+    regions: tuple[str, ...],
+    endpoint_url: str | None,
+    role_arn: str | None,
+    max_workers: int,
+    out: str | None,
+    data_dir: str | None,
+    output: str,
+) -> None:
+    """Collect the account's ECS estate into a snapshot file.
+
+    Reads ECS, IAM, CloudTrail, CloudWatch, CloudWatch Logs, EventBridge, ECR, the security groups
+    and subnets services use, and Secrets Manager / SSM metadata (never values). APIs that refuse
+    access are recorded as "not collected" and the run goes on. Checks and reports work offline
+    on the saved snapshot.
+
+    \b
+    Examples:
+      ecsguard inventory --region ap-northeast-1 -o prod.json.gz
+      ecsguard inventory --profile audit --region all
+      ecsguard inventory diff yesterday.json.gz today.json.gz
+    """
+    if ctx.invoked_subcommand:
+        return
+    options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
+    snapshot = run_inventory(AwsSession(options), show_progress=output == "table")
+    if out == "-":
+        stdout.file.buffer.write(snapshots.dumps(snapshot) + b"\n")  # type: ignore[attr-defined]
+        return
+    path = snapshots.save(snapshot, Path(out) if out else default_path(data_dir, snapshot))
+    verbose = ctx.find_root().obj.get("verbose", 0) if ctx.find_root().obj else 0
+    render_summary(snapshot, path, output, verbose)
+
+
+def run_inventory(session: AwsSession, show_progress: bool = True) -> snapshots.Snapshot:
+    """Collect with a progress bar on stderr (hidden when stderr is not a terminal)."""
+    regions = session.resolve_regions()  # fail on bad input before drawing anything
+    session.identity()
+    with Progress(
+        TextColumn("collecting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not show_progress,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        return collect(session, regions, progress=progress)
+
+
+def default_path(explicit_dir: str | None, snapshot: snapshots.Snapshot) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return data_dir(explicit_dir) / "snapshots" / f"{snapshot.account}-{stamp}.json.gz"
+
+
+def summary(snapshot: snapshots.Snapshot, path: Path | None) -> dict[str, Any]:
+    return {
+        "account": snapshot.account,
+        "regions": sorted(snapshot.regions),
+        "snapshot": str(path) if path else None,
+        "resources": snapshot.counts(),
+        "not_collected": [str(gap) for gap in snapshot.gaps],
+        "api_calls": snapshot.api.total_calls,
+        "http_requests": snapshot.api.http_requests,
+        "retries": snapshot.api.retries,
+        "seconds": snapshot.duration_seconds,
+    }
+
+
+def render_summary(
+    snapshot: snapshots.Snapshot, path: Path | None, output: str, verbose: int
+) -> None:
+    if output == "json":
+        data = summary(snapshot, path)
+        if verbose:
+            data["api_calls_by_operation"] = snapshot.api.calls
+        print_json(data)
+        return
+    rows = []
+    for region, name, section in snapshot.sections():
+        for field in type(section).keys:
+            count = len(getattr(section, field))
+            if count:
+                rows.append((region, f"{name}.{field}", count))
+    stdout.print(table(f"Account {snapshot.account}", ["region", "resources", "count"], rows))
+    for gap in snapshot.gaps:
+        stdout.print(str(gap), style="yellow", markup=False, highlight=False)
+    stdout.print(
+        f"{snapshot.api.total_calls} API calls ({snapshot.api.retries} retries) in "
+        f"{snapshot.duration_seconds:.1f} s; snapshot written to {path}",
+        markup=False,
+        highlight=False,
+    )
+    if verbose:
+        stdout.print(
+            table(
+                "API calls by operation",
+                ["operation", "calls"],
+                sorted(snapshot.api.calls.items()),
+            )
+        )
+
+
+@inventory.command("diff")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option(
+    "--include-tasks", is_flag=True, help="Also list tasks that started or stopped (state, noisy)."
+)
+@output_option
+def diff_command(old: str, new: str, include_tasks: bool, output: str) -> None:
+    """List resources added, removed and changed between two snapshots.
+
+    Exit status is 0 when nothing changed and 1 when something did, like diff(1).
+    """
+    changes = diff(snapshots.load(old), snapshots.load(new), include_ephemeral=include_tasks)
+    if output == "json":
+        print_json([c.as_dict() for c in changes])
+    elif not changes:
+        stdout.print("no changes", markup=False)
+    else:
+        rows = [(c.change, c.kind, c.region, c.key, "\n".join(c.fields[:20])) for c in changes]
+        stdout.print(table(None, ["change", "kind", "region", "resource", "fields"], rows))
+    if changes:
+        raise click.exceptions.Exit(1)
