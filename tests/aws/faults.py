@@ -8,7 +8,7 @@ for real and retries it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.awsrequest import AWSResponse
 
@@ -23,7 +23,7 @@ class _Raw:
 
 class _Http:
     status_code = 400
-    headers: dict[str, str] = {}
+    headers: ClassVar[dict[str, str]] = {}
     content = b""
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.aws.faults import refuse, throttle
 
 import ecsguard.aws.collectors  # noqa: F401  (registers the collectors)
 from ecsguard.aws.collect import COLLECTORS, CollectContext, RunState, UndeclaredAction, collect
-from ecsguard.aws.snapshot import RegionInventory
 from ecsguard.aws.session import AwsOptions, AwsSession
-from tests.aws.faults import refuse, throttle
+from ecsguard.aws.snapshot import RegionInventory
 
 REGION = "ap-northeast-1"
 
@@ -28,7 +28,7 @@ def test_access_denied_is_recorded_and_the_run_continues(seeded, aws_env) -> Non
     gaps = [str(g) for g in snap.gaps]
     assert "not collected: AccessDeniedException on ecs:ListServices in ap-northeast-1" in gaps
     assert (
-        "not collected: AccessDenied on iam:GetAccountAuthorizationDetails in ap-northeast-1"
+        "not collected: AccessDenied on iam:GetAccountAuthorizationDetails in global"
         in gaps
     )
     ecs = snap.regions[REGION].ecs

@@ -165,7 +165,7 @@ class CollectContext:
                     Gap(
                         service=service,
                         action=action,
-                        region=self.region,
+                        region=self.gap_region,
                         error_code=code,
                         message=message,
                     )
@@ -204,7 +204,7 @@ class CollectContext:
                 Gap(
                     service=service,
                     action=action,
-                    region=self.region,
+                    region=self.gap_region,
                     error_code=code,
                     message=err.response.get("Error", {}).get("Message", ""),
                 )
@@ -214,6 +214,11 @@ class CollectContext:
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Run `fn` over items on the shared fan-out pool (bounded), keeping order."""
         return list(self.run.pool.map(fn, items))
+
+    @property
+    def gap_region(self) -> str:
+        """Where a gap is reported: the region, or "global" for global services such as IAM."""
+        return "global" if self.spec.scope == "global" else self.region
 
     def _check_declared(self, service: str, action: str) -> None:
         if f"{service}:{action}" not in self.spec.actions:

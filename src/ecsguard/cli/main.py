@@ -1,4 +1,4 @@
-"""The `ecsguard` command: global flags, command groups, and one-line errors instead of tracebacks."""
+"""The `ecsguard` command: global flags, command groups, one-line errors instead of tracebacks."""
 
 from __future__ import annotations
 

@@ -66,13 +66,15 @@ def _access_keys(ctx: CollectContext, user: str) -> list[dict[str, Any]]:
 
 def _credential_report(ctx: CollectContext) -> list[dict[str, Any]]:
     deadline = time.monotonic() + REPORT_WAIT_SECONDS
+    pause = 0.2  # reports usually take seconds; poll quickly first, then back off
     while True:
         state = ctx.call("iam", "GenerateCredentialReport")
         if state is None:
             return []
         if state.get("State") == "COMPLETE" or time.monotonic() > deadline:
             break
-        time.sleep(1.0)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
     reply = ctx.call("iam", "GetCredentialReport", ok=["ReportNotPresent", "ReportInProgress"])
     if not reply:
         return []

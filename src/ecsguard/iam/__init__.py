@@ -1,0 +1,1 @@
+"""IAM governance: policy model and evaluation, tiers, escalation paths, stray identities."""
