@@ -109,8 +109,10 @@ def main() -> None:
         seeding = AwsSession(AwsOptions(regions=(REGION,), endpoint_url=server.endpoint))
         started = time.perf_counter()
         generate(seeding, args.clusters, args.services, args.revisions)
-        print(f"generated {args.services} services, {args.services * args.revisions} revisions "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"generated {args.services} services, {args.services * args.revisions} revisions "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         runs = {workers: measure(server.endpoint, workers) for workers in (1, 8)}
     snap, _ = runs[8]
     minimum = minimum_ecs_calls(snap)

@@ -218,7 +218,7 @@ class ApiStats(BaseModel):
 
 class Snapshot(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    format: Literal["ecsguard-snapshot"] = SNAPSHOT_FORMAT
+    format: Literal["ecsguard-snapshot"] = "ecsguard-snapshot"
     version: int = SNAPSHOT_VERSION
     ecsguard_version: str = __version__
     account: str

@@ -8,7 +8,7 @@ import click
 from rich.text import Text
 
 from ecsguard import __version__
-from ecsguard.cli import demo, iam, inventory
+from ecsguard.cli import audit, demo, iam, inventory
 from ecsguard.cli.common import stderr
 from ecsguard.core.errors import UserError
 
@@ -31,6 +31,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 
 cli.add_command(inventory.inventory)  # registration: one line per command group
+cli.add_command(audit.audit)
 cli.add_command(iam.iam)
 cli.add_command(demo.demo)
 

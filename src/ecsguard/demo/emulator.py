@@ -7,6 +7,7 @@ block. Its output goes to a temporary log file, never a pipe, so a chatty server
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,9 +16,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from ecsguard.core.errors import UserError
 
@@ -31,6 +33,29 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def set_transition(endpoint: str, model_name: str, transition: Mapping[str, object]) -> None:
+    """Configure how a moto model's status advances (moto's state manager, over HTTP).
+
+    Example: `{"progression": "manual", "times": 10**9}` keeps ECS tasks RUNNING however often they
+    are described (by default each DescribeTasks moves a running task one step towards STOPPED).
+    """
+    body = json.dumps({"model_name": model_name, "transition": dict(transition)}).encode()
+    request = urllib.request.Request(
+        f"{endpoint.rstrip('/')}/moto-api/state-manager/set-transition",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except (urllib.error.URLError, OSError) as err:
+        raise UserError(
+            f"cannot configure the emulated AWS server at {endpoint}: {err}",
+            "is it a moto server? (`ecsguard demo` starts one)",
+        ) from None
 
 
 class MotoServer:
@@ -62,7 +87,7 @@ class MotoServer:
         )
         self.log_path: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     # -- what clients need ------------------------------------------------------------------
     @property
@@ -107,7 +132,7 @@ class MotoServer:
                 env=env,
             )
         except OSError as err:
-            self._close_log()
+            self.stop()
             raise UserError(
                 f"cannot start the emulated AWS server on port {self.port}: {err.strerror or err}",
                 "check that moto[server] is installed in this Python environment",
@@ -128,17 +153,10 @@ class MotoServer:
                 raise UserError(
                     f"the emulated AWS server on port {self.port} exited with status {code}"
                     + (f": {tail}" if tail else ""),
-                    "see the message above; is moto[server] installed and the port free?",
+                    "check that moto[server] is installed and that the port is free",
                 )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as reply:
-                    if reply.status < 500:
-                        return
-            except urllib.error.HTTPError as err:
-                if err.code < 500:
-                    return
-            except (urllib.error.URLError, OSError):
-                pass
+            if self._answers(url) and self._listening():
+                return
             if time.monotonic() > deadline:
                 tail = self.log_tail()
                 self.stop()
@@ -149,6 +167,26 @@ class MotoServer:
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
+
+    @staticmethod
+    def _answers(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                return bool(reply.status < 500)
+        except urllib.error.HTTPError as err:
+            return err.code < 500
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _listening(self) -> bool:
+        """Our process says it listens: the answer did not come from another program's server."""
+        if self.log_path is None:
+            return False
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        return "Running on" in text
 
     def log_tail(self, lines: int = 3, width: int = 300) -> str:
         """The last lines the server wrote, joined on one line (for error messages)."""
@@ -162,6 +200,7 @@ class MotoServer:
         return tail[-width:]
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Terminate the server (kill it if it lingers) and remove its log file."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -171,6 +210,8 @@ class MotoServer:
                 proc.kill()
                 proc.wait(timeout=timeout)
         self._close_log()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
 
     def _close_log(self) -> None:
         if self._log is not None:
@@ -187,5 +228,3 @@ class MotoServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)

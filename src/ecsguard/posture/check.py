@@ -81,7 +81,9 @@ class Check:
 CHECKS: Registry[Check] = Registry("check")
 
 
-def check(**meta: Any) -> Callable[[Callable[..., Iterable[Result]]], Callable[..., Iterable[Result]]]:
+def check(
+    **meta: Any,
+) -> Callable[[Callable[..., Iterable[Result]]], Callable[..., Iterable[Result]]]:
     """Register a check; the keyword arguments are its CheckMeta (texts as {"en":..,"ja":..})."""
     parsed = CheckMeta.model_validate(meta)
 

@@ -91,9 +91,7 @@ class CheckContext:
 
     @cached_property
     def security_groups_by_id(self) -> dict[str, Resource]:
-        return {
-            sg["GroupId"]: sg for _, inv in self.regions() for sg in inv.ec2.security_groups
-        }
+        return {sg["GroupId"]: sg for _, inv in self.regions() for sg in inv.ec2.security_groups}
 
     @cached_property
     def subnets_by_id(self) -> dict[str, Resource]:

@@ -52,15 +52,20 @@ def run(
 def _run_one(chk: Check, ctx: CheckContext) -> list[Finding]:
     meta = chk.meta
     blind = {
-        gap.region: gap
-        for gap in ctx.snapshot.gaps
-        if f"{gap.service}:{gap.action}" in meta.needs
+        gap.region: gap for gap in ctx.snapshot.gaps if f"{gap.service}:{gap.action}" in meta.needs
     }
     try:
         results = list(chk.fn(ctx))
     except Exception as err:  # a check that breaks must not hide the others' findings
-        return [_finding(ctx, chk, Result(f"arn:aws:::{ctx.account}", "global", False), Status.ERROR,
-                         f"check failed: {type(err).__name__}: {err}")]
+        return [
+            _finding(
+                ctx,
+                chk,
+                Result(f"arn:aws:::{ctx.account}", "global", False),
+                Status.ERROR,
+                f"check failed: {type(err).__name__}: {err}",
+            )
+        ]
     findings = [
         _finding(ctx, chk, r, Status.PASS if r.passed else Status.FAIL)
         for r in results

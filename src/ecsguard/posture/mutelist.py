@@ -75,7 +75,9 @@ def load_mutelist(path: str | Path) -> Mutelist:
     try:
         text = source.read_text()
     except OSError as err:
-        raise UserError(f"cannot read mutelist {source}: {err.strerror}", "check the path") from None
+        raise UserError(
+            f"cannot read mutelist {source}: {err.strerror}", "check the path"
+        ) from None
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
@@ -111,6 +113,4 @@ def _tags_of(item: dict[str, Any]) -> dict[str, str]:
     raw = item.get("tags") or item.get("Tags") or []
     if isinstance(raw, dict):
         return {str(k): str(v) for k, v in raw.items()}
-    return {
-        str(t.get("key", t.get("Key"))): str(t.get("value", t.get("Value"))) for t in raw
-    }
+    return {str(t.get("key", t.get("Key"))): str(t.get("value", t.get("Value"))) for t in raw}

@@ -1,0 +1,193 @@
+"""`ecsguard audit`: run the posture checks on a live account or a saved snapshot."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from ecsguard import __version__
+from ecsguard.aws import snapshot as snapshots
+from ecsguard.aws.session import AwsSession
+from ecsguard.cli.common import aws_options, make_aws_options, print_json, stderr, stdout, table
+from ecsguard.cli.inventory import default_path, run_inventory
+from ecsguard.core.models import Finding, Pillar, Severity, Status
+from ecsguard.posture import engine
+from ecsguard.posture.baseline import compare, load_baseline
+from ecsguard.posture.mutelist import load_mutelist
+from ecsguard.report.base import Report, render
+
+FORMATS = ["table", "json", "csv", "ocsf", "sarif", "html"]
+SEVERITIES = [s.value for s in Severity]
+
+
+def _ids(values: tuple[str, ...]) -> list[str]:
+    """Accept both `--checks a,b` and `--checks a --checks b`."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@click.group(invoke_without_command=True)
+@aws_options
+@click.option(
+    "--snapshot",
+    "snapshot_file",
+    type=click.Path(dir_okay=False),
+    help="Audit this saved snapshot instead of calling AWS.",
+)
+@click.option("--output", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the report here instead of stdout.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "ja"]),
+    default="en",
+    show_default=True,
+    help="Report language.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITIES),
+    help="Exit 1 when a FAIL (not muted) of this severity or higher is found.",
+)
+@click.option("--checks", multiple=True, help="Only these check ids (comma-separated or repeated).")
+@click.option("--exclude-checks", multiple=True, help="Skip these check ids.")
+@click.option(
+    "--severity", type=click.Choice(SEVERITIES), help="Only checks of this severity or higher."
+)
+@click.option(
+    "--mutelist",
+    type=click.Path(dir_okay=False),
+    help="YAML of accepted risks (check, resource glob, tags, reason, expires).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False),
+    help="An earlier `--output json` report: mark findings new, unchanged, resolved.",
+)
+@click.option("--data-dir", envvar="ECSGUARD_DATA", help="Where live audits save the snapshot.")
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    profile: str | None,
+    regions: tuple[str, ...],
+    endpoint_url: str | None,
+    role_arn: str | None,
+    max_workers: int,
+    snapshot_file: str | None,
+    output: str,
+    out: str | None,
+    lang: str,
+    fail_on: str | None,
+    checks: tuple[str, ...],
+    exclude_checks: tuple[str, ...],
+    severity: str | None,
+    mutelist: str | None,
+    baseline: str | None,
+    data_dir: str | None,
+) -> None:
+    """Check the ECS estate against best practice; findings carry evidence and remediation.
+
+    Covers the customer's side of the shared responsibility model in four pillars: security
+    (ECS, ECR, network), IAM, logging and monitoring, with FSBP and CIS control ids. Checks never
+    call AWS: a live audit collects a snapshot first (saved under DATA_DIR/snapshots).
+
+    \b
+    Examples:
+      ecsguard audit --region ap-northeast-1 --fail-on high
+      ecsguard audit --snapshot prod.json.gz --output html -o report.html --lang ja
+      ecsguard audit --snapshot prod.json.gz --output json -o today.json --baseline last.json
+      ecsguard audit checks
+    """
+    if ctx.invoked_subcommand:
+        return
+    selected = engine.select(
+        _ids(checks), _ids(exclude_checks), Severity(severity) if severity else None
+    )
+    mutes = load_mutelist(mutelist) if mutelist else None
+    previous = load_baseline(baseline) if baseline else None
+    for entry in mutes.expired() if mutes else []:
+        stderr.print(
+            f"warning: mutelist entry for {entry.check} expired on {entry.expires} "
+            "and no longer mutes",
+            style="yellow",
+            markup=False,
+            highlight=False,
+        )
+    if snapshot_file:
+        snap = snapshots.load(snapshot_file)
+    else:
+        options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
+        snap = run_inventory(AwsSession(options))
+        snapshots.save(snap, default_path(data_dir, snap))
+    findings = engine.run(snap, selected, mutes, lang=lang)
+    marks, resolved = compare(findings, previous) if previous is not None else ({}, [])
+    report = Report(
+        findings=findings,
+        account=snap.account,
+        regions=sorted(snap.regions),
+        collected_at=snap.collected_at,
+        lang=lang,
+        checks={c.meta.id: c.meta for c in selected},
+        baseline=marks,
+        resolved=resolved,
+        gaps=[str(g) for g in snap.gaps],
+        ecsguard_version=__version__,
+    )
+    data = render(report, output)
+    if out and out != "-":
+        Path(out).write_bytes(data)
+        print_summary(findings, marks, resolved, to_stderr=False)
+        stdout.print(f"report written to {out}", markup=False, highlight=False)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        if output != "table":
+            print_summary(findings, marks, resolved, to_stderr=True)
+    if fail_on and failing_at(findings, Severity(fail_on)):
+        raise click.exceptions.Exit(1)
+
+
+def failing_at(findings: list[Finding], threshold: Severity) -> list[Finding]:
+    return [f for f in findings if f.status == Status.FAIL and f.severity.rank <= threshold.rank]
+
+
+def print_summary(
+    findings: list[Finding],
+    marks: dict[tuple[str, str], str],
+    resolved: list[Finding],
+    to_stderr: bool,
+) -> None:
+    console = stderr if to_stderr else stdout
+    failed = Counter((f.pillar, f.severity) for f in findings if f.status == Status.FAIL)
+    statuses = Counter(f.status for f in findings)
+    rows = [[p.value, *(failed[(p, s)] or "" for s in Severity)] for p in Pillar]
+    console.print(table("Failed checks by pillar and severity", ["pillar", *SEVERITIES], rows))
+    line = ", ".join(f"{statuses[s]} {s.value}" for s in Status if statuses[s])
+    if marks:
+        new = sum(1 for mark in marks.values() if mark == "new")
+        line += f"; {new} new, {len(marks) - new} unchanged, {len(resolved)} resolved"
+    console.print(line, markup=False, highlight=False)
+
+
+@audit.command("checks")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
+def list_checks(output: str, lang: str) -> None:
+    """List the check catalogue: id, severity, pillar, controls, title."""
+    metas = [c.meta for c in engine.select()]
+    if output == "json":
+        print_json([m.model_dump(mode="json") for m in metas])
+        return
+    rows = [
+        (m.id, m.severity.value, m.pillar.value, " ".join(m.controls), m.title.get(lang))
+        for m in metas
+    ]
+    stdout.print(
+        table(f"{len(metas)} checks", ["id", "severity", "pillar", "controls", "title"], rows)
+    )

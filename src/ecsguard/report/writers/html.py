@@ -1,0 +1,704 @@
+"""`--output html`: one self-contained, printable page for people, in English or Japanese.
+
+Nothing is loaded at view time: CSS and JS are inline, charts are SVG computed here, fonts are the
+system's. Everything from AWS or a finding is untrusted and only ever reaches the page through
+Jinja's autoescape (attribute values included). The only script is a constant; its one input is a
+`<script type="application/json">` block written with `tojson` (which escapes < > & ' as \\u
+sequences), read with `textContent` and `JSON.parse`, and it writes with `textContent` only. A
+Content-Security-Policy pins the style and the script by hash, so even an injection that slipped
+past escaping could neither run a script nor load anything. Without JS the page is complete: only
+the filters (hidden then) do nothing.
+
+Sections: header, summary charts, findings (filters by pillar, severity, status and, with a
+baseline, "new"; evidence, remediation, description and controls in a <details> per finding),
+resolved findings (with a baseline), "not collected" gaps, and the shared responsibility statement
+with this account's evidence per pillar.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import re
+from collections import Counter, defaultdict
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, StrictUndefined, Template
+from markupsafe import Markup
+
+from ecsguard.core.models import Finding, Pillar, Severity, Status
+from ecsguard.report import i18n
+from ecsguard.report.base import Report, writer
+from ecsguard.report.writers.ocsf import utc
+from ecsguard.report.writers.table import fail_counts, short_name
+
+STATUS_ORDER = [Status.FAIL, Status.MUTED, Status.ERROR, Status.NOT_ASSESSED, Status.PASS]
+
+CSS = """
+:root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--panel:#f6f8fa;
+--critical:#7d1a1a;--high:#cf222e;--medium:#bc6c00;--low:#0969da;--info:#6e7781;
+--pass:#1a7f37;--fail:#cf222e;--other:#8c959f;}
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;color:var(--ink);background:var(--bg);line-height:1.5;font-size:15px;
+font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Hiragino Sans",
+"Hiragino Kaku Gothic ProN","Yu Gothic UI","Yu Gothic",Meiryo,"Noto Sans CJK JP","Noto Sans JP",
+sans-serif}
+main,header.top{max-width:1180px;margin:0 auto;padding:0 24px}
+header.top{padding-top:24px;border-bottom:1px solid var(--line)}
+h1{font-size:1.6em;margin:0 0 8px}
+h2{font-size:1.3em;margin:32px 0 12px;padding-bottom:4px;border-bottom:1px solid var(--line)}
+h3{font-size:1.05em;margin:20px 0 8px}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0 0 12px}
+dl.meta dt{color:var(--muted)}
+dl.meta dd{margin:0;overflow-wrap:anywhere}
+nav.toc{margin:8px 0 16px}
+nav.toc a{margin-right:16px;color:var(--low)}
+[hidden]{display:none!important}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
+.card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:110px;
+background:var(--panel)}
+.card b{display:block;font-size:1.5em}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}
+figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:12px}
+figcaption{font-weight:600;margin-bottom:6px}
+svg{width:100%;height:auto;display:block}
+svg text{font-size:11px;fill:var(--ink)}
+svg .axis{stroke:var(--line)}
+.sev-critical{fill:var(--critical);background:var(--critical)}
+.sev-high{fill:var(--high);background:var(--high)}
+.sev-medium{fill:var(--medium);background:var(--medium)}
+.sev-low{fill:var(--low);background:var(--low)}
+.sev-info{fill:var(--info);background:var(--info)}
+.donut-bg{fill:none;stroke:var(--line)}
+.donut-fail{fill:none;stroke:var(--fail)}
+.donut-pass{fill:none;stroke:var(--pass)}
+.donut-none{fill:none;stroke:var(--other)}
+svg text.big{font-size:15px;font-weight:600}
+.legend{display:flex;flex-wrap:wrap;gap:10px;font-size:.85em;color:var(--muted);margin-top:6px}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+form.filters{display:flex;flex-wrap:wrap;gap:12px;align-items:center;padding:10px;
+background:var(--panel);border:1px solid var(--line);border-radius:6px}
+form.filters label{display:flex;gap:6px;align-items:center}
+.no-js form.filters,.no-js #shown{display:none}
+#shown{color:var(--muted);margin:6px 0}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;vertical-align:top;padding:6px 8px;border-bottom:1px solid var(--line)}
+th{background:var(--panel);font-weight:600}
+table.findings tr.more td{border-bottom:2px solid var(--line);padding-top:0}
+td.res{overflow-wrap:anywhere}
+.id{display:block;color:var(--muted);font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,
+monospace;font-size:.85em}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:var(--panel);padding:8px;
+border-radius:4px;margin:4px 0}
+details summary{cursor:pointer;color:var(--low)}
+details dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:8px 0}
+details dt{color:var(--muted)}
+details dd{margin:0;overflow-wrap:anywhere}
+.badge{display:inline-block;padding:0 8px;border-radius:10px;font-size:.8em;font-weight:600;
+color:#fff;white-space:nowrap}
+.st-PASS{background:var(--pass)}
+.st-FAIL{background:var(--fail)}
+.st-MUTED,.st-NOT_ASSESSED,.st-ERROR{background:var(--other)}
+.mark-new{color:var(--fail);font-weight:600}
+.pillars{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:16px}
+.pillar{border:1px solid var(--line);border-radius:6px;padding:12px}
+.pillar h4{margin:0 0 6px;font-size:1em}
+.pillar ul{padding-left:18px;margin:6px 0}
+.evidence{background:var(--panel);border-radius:4px;padding:8px;margin-top:8px}
+.evidence dl{display:grid;grid-template-columns:1fr max-content;gap:2px 12px;margin:0}
+.evidence dd{margin:0;text-align:right;font-weight:600}
+.controls{font-size:.85em;color:var(--muted);margin-top:6px;overflow-wrap:anywhere}
+.two{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}
+.note{color:var(--muted);font-size:.9em}
+footer{max-width:1180px;margin:32px auto;padding:12px 24px;border-top:1px solid var(--line);
+color:var(--muted);font-size:.85em}
+@media print{
+body{font-size:10.5pt}
+main,header.top,footer{max-width:none;padding:0}
+nav.toc,form.filters,#shown{display:none!important}
+tbody.finding,figure,.pillar,.card,tr{break-inside:avoid}
+h2{break-after:avoid}
+section.sr{break-before:page}
+a[href^="https:"]::after{content:" (" attr(href) ")";font-size:.8em;color:var(--muted)}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+}
+"""
+
+JS = """
+(function () {
+  "use strict";
+  document.documentElement.classList.remove("no-js");
+  var source = document.getElementById("ecsguard-data");
+  var form = document.getElementById("filters");
+  var counter = document.getElementById("shown");
+  if (!source || !form || !counter) { return; }
+  var data = JSON.parse(source.textContent);
+  var rows = Array.prototype.slice.call(document.querySelectorAll("tbody.finding"));
+  function chosen(name) {
+    var field = form.elements.namedItem(name);
+    if (!field) { return ""; }
+    return field.type === "checkbox" ? (field.checked ? "new" : "") : field.value;
+  }
+  function apply() {
+    var want = {pillar: chosen("pillar"), severity: chosen("severity"),
+                status: chosen("status"), mark: chosen("mark")};
+    var shown = 0;
+    rows.forEach(function (row) {
+      var keep = Object.keys(want).every(function (key) {
+        return !want[key] || row.getAttribute("data-" + key) === want[key];
+      });
+      row.hidden = !keep;
+      if (keep) { shown += 1; }
+    });
+    counter.textContent = data.labels.shown
+      .replace("{shown}", String(shown)).replace("{total}", String(rows.length));
+  }
+  form.addEventListener("change", apply);
+  form.addEventListener("submit", function (event) { event.preventDefault(); });
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) {
+      d.open = true;
+    });
+  });
+  apply();
+})();
+"""
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="{{ lang }}" class="no-js">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<meta name="referrer" content="no-referrer">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="ecsguard {{ meta.version }}">
+<title>{{ L.title }} · {{ meta.account }}</title>
+<style>{{ css }}</style>
+</head>
+<body>
+<header class="top">
+<h1>{{ L.title }}</h1>
+<dl class="meta">
+<dt>{{ L.account }}</dt><dd>{{ meta.account }}</dd>
+<dt>{{ L.regions }}</dt><dd>{{ meta.regions|join(", ") or "-" }}</dd>
+<dt>{{ L.collected_at }}</dt>
+<dd><time datetime="{{ meta.collected_at }}">{{ meta.collected_at }}</time></dd>
+<dt>{{ L.version }}</dt><dd>{{ meta.version or "-" }}</dd>
+</dl>
+<nav class="toc">
+<a href="#summary">{{ L.summary }}</a>
+<a href="#findings">{{ L.findings }}</a>
+{% if baseline %}<a href="#resolved">{{ L.resolved }}</a>{% endif %}
+<a href="#not-collected">{{ L.not_collected }}</a>
+<a href="#responsibility">{{ L.sr_title }}</a>
+</nav>
+</header>
+<main>
+<section id="summary">
+<h2>{{ L.summary }}</h2>
+<div class="cards">
+{% for card in status_cards %}
+<div class="card"><span class="badge st-{{ card.status }}">{{ card.label }}</span>
+<b>{{ card.count }}</b></div>
+{% endfor %}
+</div>
+{% if baseline %}<p>{{ baseline.line }}</p>{% endif %}
+<div class="charts">
+<figure>
+<figcaption>{{ L.chart_fail_severity }}</figcaption>
+<svg viewBox="0 0 {{ sev_chart.width }} {{ sev_chart.height }}" role="img" aria-labelledby="c1">
+<title id="c1">{{ L.chart_fail_severity }}</title>
+<line class="axis" x1="0" y1="{{ sev_chart.base }}" x2="{{ sev_chart.width }}"
+ y2="{{ sev_chart.base }}"/>
+{% for bar in sev_chart.bars %}
+<rect class="sev-{{ bar.severity }}" x="{{ bar.x }}" y="{{ bar.y }}" width="{{ bar.w }}"
+ height="{{ bar.h }}"><title>{{ bar.label }}: {{ bar.count }}</title></rect>
+<text x="{{ bar.cx }}" y="{{ bar.y - 4 }}" text-anchor="middle">{{ bar.count }}</text>
+<text x="{{ bar.cx }}" y="{{ sev_chart.base + 16 }}" text-anchor="middle">{{ bar.label }}</text>
+{% endfor %}
+</svg>
+</figure>
+<figure>
+<figcaption>{{ L.chart_fail_pillar }}</figcaption>
+<svg viewBox="0 0 {{ pillar_chart.width }} {{ pillar_chart.height }}" role="img"
+ aria-labelledby="c2">
+<title id="c2">{{ L.chart_fail_pillar }}</title>
+{% for row in pillar_chart.rows %}
+<text x="0" y="{{ row.y + 14 }}">{{ row.label }}</text>
+{% for seg in row.segments %}
+<rect class="sev-{{ seg.severity }}" x="{{ seg.x }}" y="{{ row.y }}" width="{{ seg.w }}"
+ height="20"><title>{{ row.label }} · {{ seg.label }}: {{ seg.count }}</title></rect>
+{% endfor %}
+<text x="{{ row.end + 6 }}" y="{{ row.y + 14 }}">{{ row.total }}</text>
+{% endfor %}
+</svg>
+<div class="legend">
+{% for item in legend %}
+<span><i class="sev-{{ item.severity }}"></i>{{ item.label }}</span>
+{% endfor %}
+</div>
+</figure>
+<figure>
+<figcaption>{{ L.chart_pass_rate }}</figcaption>
+<svg viewBox="0 0 {{ donuts.width }} {{ donuts.height }}" role="img" aria-labelledby="c3">
+<title id="c3">{{ L.chart_pass_rate }}</title>
+{% for d in donuts.rings %}
+<g><title>{{ d.label }}: {{ d.detail }}</title>
+{% if d.rate is none %}
+<circle class="donut-none" cx="{{ d.cx }}" cy="{{ d.cy }}" r="{{ donuts.r }}"
+ stroke-width="{{ donuts.stroke }}"/>
+{% else %}
+<circle class="donut-fail" cx="{{ d.cx }}" cy="{{ d.cy }}" r="{{ donuts.r }}"
+ stroke-width="{{ donuts.stroke }}"/>
+<circle class="donut-pass" cx="{{ d.cx }}" cy="{{ d.cy }}" r="{{ donuts.r }}"
+ stroke-width="{{ donuts.stroke }}" stroke-dasharray="{{ d.dash }}"
+ transform="rotate(-90 {{ d.cx }} {{ d.cy }})"/>
+{% endif %}
+<text class="big" x="{{ d.cx }}" y="{{ d.cy + 5 }}" text-anchor="middle">{{ d.text }}</text>
+<text x="{{ d.cx }}" y="{{ d.cy + donuts.r + 22 }}" text-anchor="middle">{{ d.label }}</text>
+</g>
+{% endfor %}
+</svg>
+</figure>
+</div>
+</section>
+
+<section id="findings">
+<h2>{{ L.findings }}</h2>
+<form id="filters" class="filters" aria-label="{{ L.filters }}">
+{% for f in filters %}
+<label>{{ f.label }}
+<select name="{{ f.name }}">
+<option value="">{{ L.all }}</option>
+{% for value, text in f.options %}<option value="{{ value }}">{{ text }}</option>{% endfor %}
+</select></label>
+{% endfor %}
+{% if baseline %}
+<label><input type="checkbox" name="mark" value="new"> {{ L.new_only }}</label>
+{% endif %}
+</form>
+<p id="shown" aria-live="polite"></p>
+{% if rows %}
+<table class="findings">
+<thead><tr>
+<th>{{ L.status }}</th><th>{{ L.severity }}</th><th>{{ L.pillar }}</th><th>{{ L.check }}</th>
+<th>{{ L.resource }}</th><th>{{ L.region }}</th>
+{% if baseline %}<th>{{ L.baseline }}</th>{% endif %}
+</tr></thead>
+{% for r in rows %}
+<tbody class="finding" data-status="{{ r.status }}" data-severity="{{ r.severity }}"
+ data-pillar="{{ r.pillar }}" data-mark="{{ r.mark }}">
+<tr>
+<td><span class="badge st-{{ r.status }}">{{ r.status_label }}</span></td>
+<td>{{ r.severity_label }}</td>
+<td>{{ r.pillar_label }}</td>
+<td>{{ r.title }}<span class="id">{{ r.check_id }}</span></td>
+<td class="res" title="{{ r.resource_arn }}">{{ r.resource }}</td>
+<td>{{ r.region }}</td>
+{% if baseline %}<td class="mark-{{ r.mark }}">{{ r.mark_label }}</td>{% endif %}
+</tr>
+<tr class="more"><td colspan="{{ 7 if baseline else 6 }}">
+<details>
+<summary>{{ r.summary }}</summary>
+<dl>
+<dt>{{ L.evidence }}</dt><dd><pre>{{ r.message }}</pre></dd>
+<dt>{{ L.resource }}</dt><dd><code>{{ r.resource_arn }}</code>
+{% if r.resource_type %}<span class="note">({{ r.resource_type }})</span>{% endif %}</dd>
+{% if r.mute_reason %}<dt>{{ L.mute_reason }}</dt><dd>{{ r.mute_reason }}</dd>{% endif %}
+<dt>{{ L.remediation }}</dt><dd>{{ r.remediation }}</dd>
+{% if r.description %}<dt>{{ L.description }}</dt><dd>{{ r.description }}</dd>{% endif %}
+<dt>{{ L.controls }}</dt><dd>{{ r.controls|join(", ") or "-" }}</dd>
+</dl>
+</details>
+</td></tr>
+</tbody>
+{% endfor %}
+</table>
+{% else %}
+<p>{{ L.no_findings }}</p>
+{% endif %}
+</section>
+
+{% if baseline %}
+<section id="resolved">
+<h2>{{ L.resolved }}</h2>
+{% if resolved %}
+<table>
+<thead><tr><th>{{ L.severity }}</th><th>{{ L.check }}</th><th>{{ L.resource }}</th>
+<th>{{ L.region }}</th></tr></thead>
+<tbody>
+{% for r in resolved %}
+<tr><td>{{ r.severity_label }}</td><td>{{ r.title }}<span class="id">{{ r.check_id }}</span></td>
+<td class="res"><code>{{ r.resource_arn }}</code></td><td>{{ r.region }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% else %}
+<p>{{ L.resolved_none }}</p>
+{% endif %}
+</section>
+{% endif %}
+
+<section id="not-collected">
+<h2>{{ L.not_collected }}</h2>
+{% if gaps %}
+<p>{{ L.not_collected_intro }}</p>
+<ul>{% for gap in gaps %}<li><code>{{ gap }}</code></li>{% endfor %}</ul>
+{% else %}
+<p>{{ L.not_collected_none }}</p>
+{% endif %}
+</section>
+
+<section id="responsibility" class="sr">
+<h2>{{ L.sr_title }}</h2>
+{% for p in L.sr_intro %}<p>{{ p }}</p>{% endfor %}
+<h3>{{ L.sr_matrix_title }}</h3>
+<table class="matrix">
+<thead><tr>{% for h in L.sr_matrix_head %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in L.sr_matrix_rows %}
+<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}
+</tbody>
+</table>
+<div class="two">
+<div>
+<h3>{{ L.sr_aws_title }}</h3>
+<ul>{% for item in L.sr_aws_items %}<li>{{ item }}</li>{% endfor %}</ul>
+{% for p in L.sr_aws_evidence %}<p>{{ p }}</p>{% endfor %}
+<p>{{ L.sr_links_title }}:</p>
+<ul>
+{% for link in links %}
+<li><a href="{{ link.url }}" rel="noopener noreferrer">{{ link.label }}</a></li>
+{% endfor %}
+</ul>
+</div>
+<div>
+<h3>{{ L.sr_customer_title }}</h3>
+{% for p in L.sr_customer_intro %}<p>{{ p }}</p>{% endfor %}
+</div>
+</div>
+<div class="pillars">
+{% for p in pillars %}
+<div class="pillar">
+<h4>{{ p.label }}</h4>
+<ul>{% for item in p.bullets %}<li>{{ item }}</li>{% endfor %}</ul>
+<div class="evidence">
+<b>{{ L.sr_evidence }}</b>
+<dl>
+<dt>{{ L.sr_checks_passed }}</dt><dd>{{ p.checks_passed }}</dd>
+<dt>{{ L.sr_checks_failed }}</dt><dd>{{ p.checks_failed }}</dd>
+<dt>{{ L.sr_checks_other }}</dt><dd>{{ p.checks_other }}</dd>
+</dl>
+<div>{{ p.findings_line }}</div>
+<div class="controls">{{ L.sr_controls }}: {{ p.controls|join(", ") or L.sr_controls_none }}</div>
+</div>
+</div>
+{% endfor %}
+</div>
+{% for p in L.sr_note %}<p class="note">{{ p }}</p>{% endfor %}
+</section>
+</main>
+<footer>{{ L.print_note }}</footer>
+<script type="application/json" id="ecsguard-data">{{ data|tojson }}</script>
+<script>{{ js }}</script>
+</body>
+</html>
+"""
+
+
+def _sha256(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+
+CSP = (
+    "default-src 'none'; "
+    f"style-src {_sha256(CSS)}; script-src {_sha256(JS)}; "
+    "img-src data:; base-uri 'none'; form-action 'none'"
+)
+
+
+@cache
+def _template() -> Template:
+    env = Environment(
+        autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    return env.from_string(TEMPLATE)
+
+
+def _order(finding: Finding) -> tuple[int, int, str, str, str]:
+    return (
+        STATUS_ORDER.index(finding.status),
+        finding.severity.rank,
+        finding.check_id,
+        finding.region,
+        finding.resource_arn,
+    )
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit and line == text.strip() else line[: limit - 1] + "…"
+
+
+def _row(report: Report, finding: Finding) -> dict[str, Any]:
+    lang = report.lang
+    meta = report.checks.get(finding.check_id)
+    mark = report.baseline.get((finding.check_id, finding.resource_arn), "")
+    return {
+        "status": finding.status.value,
+        "status_label": i18n.label(lang, "statuses", finding.status.value),
+        "severity": finding.severity.value,
+        "severity_label": i18n.label(lang, "severities", finding.severity.value),
+        "pillar": finding.pillar.value,
+        "pillar_label": i18n.label(lang, "pillars", finding.pillar.value),
+        "check_id": finding.check_id,
+        "title": finding.title,
+        "resource": short_name(finding.resource_arn),
+        "resource_arn": finding.resource_arn,
+        "resource_type": finding.resource_type,
+        "region": finding.region,
+        "message": finding.message,
+        "summary": _shorten(finding.message or finding.title),
+        "remediation": finding.remediation,
+        "description": meta.description.get(lang) if meta else "",
+        "controls": list(finding.controls),
+        "mute_reason": finding.mute_reason or "",
+        "mark": mark,
+        "mark_label": i18n.label(lang, "marks", mark) if mark else "",
+    }
+
+
+def _severity_chart(report: Report) -> dict[str, Any]:
+    counts = Counter(f.severity for f in report.findings if f.status == Status.FAIL)
+    width, height, base, top = 340, 190, 160, 20
+    biggest = max(counts.values(), default=0) or 1
+    slot = width / len(Severity)
+    bars = []
+    for n, severity in enumerate(Severity):
+        h = round((base - top) * counts[severity] / biggest, 1)
+        x = round(n * slot + slot * 0.2, 1)
+        bars.append(
+            {
+                "severity": severity.value,
+                "label": i18n.label(report.lang, "severities", severity.value),
+                "count": counts[severity],
+                "x": x,
+                "w": round(slot * 0.6, 1),
+                "cx": round(n * slot + slot / 2, 1),
+                "y": round(base - h, 1),
+                "h": h,
+            }
+        )
+    return {"width": width, "height": height, "base": base, "bars": bars}
+
+
+def _pillar_chart(report: Report) -> dict[str, Any]:
+    counts = fail_counts(report.findings)
+    totals = {p: sum(counts[(p, s)] for s in Severity) for p in Pillar}
+    width, left, right, row_h = 360, 120, 40, 30
+    span = width - left - right
+    biggest = max(totals.values(), default=0) or 1
+    rows = []
+    for n, pillar in enumerate(Pillar):
+        label = i18n.label(report.lang, "pillars", pillar.value)
+        x, segments = float(left), []
+        for severity in Severity:
+            count = counts[(pillar, severity)]
+            if not count:
+                continue
+            w = round(span * count / biggest, 1)
+            segments.append(
+                {
+                    "severity": severity.value,
+                    "label": i18n.label(report.lang, "severities", severity.value),
+                    "count": count,
+                    "x": round(x, 1),
+                    "w": w,
+                }
+            )
+            x += w
+        rows.append(
+            {
+                "label": label,
+                "y": 10 + n * row_h,
+                "segments": segments,
+                "total": totals[pillar],
+                "end": round(x, 1),
+            }
+        )
+    return {"width": width, "height": 20 + len(Pillar) * row_h, "rows": rows}
+
+
+def _donuts(report: Report) -> dict[str, Any]:
+    lang = report.lang
+    r, stroke, slot = 30.0, 10, 90
+    circumference = 2 * math.pi * r
+    rings = []
+    for n, pillar in enumerate(Pillar):
+        statuses = Counter(f.status for f in report.findings if f.pillar == pillar)
+        passed, failed = statuses[Status.PASS], statuses[Status.FAIL]
+        judged = passed + failed
+        rate = passed / judged if judged else None
+        detail = (
+            i18n.text(lang, "pass_rate_detail").format(passed=passed, failed=failed)
+            if judged
+            else i18n.text(lang, "pass_rate_none")
+        )
+        arc = round(circumference * rate, 2) if rate is not None else 0.0
+        rings.append(
+            {
+                "label": i18n.label(lang, "pillars", pillar.value),
+                "cx": slot / 2 + n * slot,
+                "cy": 50,
+                "rate": rate,
+                "text": f"{round(rate * 100)}%" if rate is not None else "–",
+                "dash": f"{arc} {round(circumference, 2)}",
+                "detail": detail,
+            }
+        )
+    return {"width": slot * len(Pillar), "height": 120, "r": r, "stroke": stroke, "rings": rings}
+
+
+def _natural(control: str) -> list[tuple[int, str]]:
+    """Sort key that puts CIS:4.9 before CIS:4.10."""
+    return [
+        (int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", control)
+    ]
+
+
+def _pillar_evidence(report: Report) -> list[dict[str, Any]]:
+    lang = report.lang
+    by_check: dict[str, list[Finding]] = defaultdict(list)
+    for finding in report.findings:
+        by_check[finding.check_id].append(finding)
+    pillar_of = {check_id: meta.pillar for check_id, meta in report.checks.items()}
+    for check_id, group in by_check.items():
+        pillar_of.setdefault(check_id, group[0].pillar)
+    bullets = i18n.strings(lang)["sr_pillar_items"]
+    out = []
+    for pillar in Pillar:
+        passed = failed = other = 0
+        controls: set[str] = set()
+        statuses: Counter[Status] = Counter()
+        for check_id in sorted(c for c, p in pillar_of.items() if p == pillar):
+            group = by_check.get(check_id, [])
+            if not group:
+                continue
+            kinds = {f.status for f in group}
+            statuses.update(f.status for f in group)
+            if Status.FAIL in kinds:
+                failed += 1
+            elif kinds == {Status.PASS}:
+                passed += 1
+            else:
+                other += 1
+            if kinds & {Status.PASS, Status.FAIL, Status.MUTED}:
+                meta = report.checks.get(check_id)
+                controls.update(meta.controls if meta else group[0].controls)
+        out.append(
+            {
+                "label": i18n.label(lang, "pillars", pillar.value),
+                "bullets": bullets[pillar.value],
+                "checks_passed": passed,
+                "checks_failed": failed,
+                "checks_other": other,
+                "findings_line": i18n.text(lang, "sr_findings").format(
+                    passed=statuses[Status.PASS], failed=statuses[Status.FAIL]
+                ),
+                "controls": sorted(controls, key=_natural),
+            }
+        )
+    return out
+
+
+def context(report: Report) -> dict[str, Any]:
+    """Everything the template shows, as plain values (the template escapes all of them)."""
+    lang = report.lang if report.lang in i18n.LANGUAGES else "en"
+    strings = i18n.strings(lang)
+    statuses = Counter(f.status for f in report.findings)
+    collected = utc(report.collected_at).isoformat(timespec="seconds").replace("+00:00", "Z")
+    baseline = None
+    if report.baseline:
+        new = sum(1 for mark in report.baseline.values() if mark == "new")
+        baseline = {
+            "line": strings["baseline_counts"].format(
+                new=new, unchanged=len(report.baseline) - new, resolved=len(report.resolved)
+            )
+        }
+    filters = [
+        {
+            "name": "pillar",
+            "label": strings["pillar"],
+            "options": [(p.value, i18n.label(lang, "pillars", p.value)) for p in Pillar],
+        },
+        {
+            "name": "severity",
+            "label": strings["severity"],
+            "options": [(s.value, i18n.label(lang, "severities", s.value)) for s in Severity],
+        },
+        {
+            "name": "status",
+            "label": strings["status"],
+            "options": [(s.value, i18n.label(lang, "statuses", s.value)) for s in STATUS_ORDER],
+        },
+    ]
+    counts = fail_counts(report.findings)
+    return {
+        "lang": lang,
+        "L": strings,
+        "csp": CSP,
+        "css": Markup(CSS),  # a constant of this module, never data
+        "js": Markup(JS),  # a constant of this module, never data
+        "meta": {
+            "account": report.account,
+            "regions": list(report.regions),
+            "collected_at": collected,
+            "version": report.ecsguard_version,
+        },
+        "status_cards": [
+            {
+                "status": s.value,
+                "label": i18n.label(lang, "statuses", s.value),
+                "count": statuses[s],
+            }
+            for s in STATUS_ORDER
+        ],
+        "baseline": baseline,
+        "sev_chart": _severity_chart(report),
+        "pillar_chart": _pillar_chart(report),
+        "legend": [
+            {"severity": s.value, "label": i18n.label(lang, "severities", s.value)}
+            for s in Severity
+        ],
+        "donuts": _donuts(report),
+        "filters": filters,
+        "rows": [_row(report, f) for f in sorted(report.findings, key=_order)],
+        "resolved": [
+            _row(report, f)
+            for f in sorted(report.resolved, key=lambda f: (f.severity.rank, f.check_id))
+        ],
+        "gaps": list(report.gaps),
+        "pillars": _pillar_evidence(report),
+        "links": [{"label": strings[key], "url": url} for key, url in i18n.LINKS.items()],
+        "data": {
+            "labels": {"shown": strings["shown"]},
+            "account": report.account,
+            "regions": list(report.regions),
+            "collected_at": collected,
+            "statuses": {s.value: statuses[s] for s in Status},
+            "failed": {
+                p.value: {s.value: counts[(p, s)] for s in Severity if counts[(p, s)]}
+                for p in Pillar
+            },
+        },
+    }
+
+
+@writer("html")
+def write_html(report: Report) -> bytes:
+    return _template().render(**context(report)).encode("utf-8")
