@@ -30,6 +30,8 @@ bench: install
 
 docs: install  ## regenerate generated references
 	$(VENV)/bin/ecsguard iam auditor-policy > docs/iam-policy.json
+	$(VENV)/bin/ecsguard audit checks --output markdown > docs/checks.md
+	$(VENV)/bin/ecsguard audit checks --output markdown --lang ja > docs/checks.ja.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -91,8 +91,14 @@ def minimum_ecs_calls(snap: Snapshot) -> dict[str, int]:
     }
 
 
-def measure(endpoint: str, workers: int) -> tuple[Snapshot, float]:
+def measure(endpoint: str, workers: int, latency_ms: float = 0.0) -> tuple[Snapshot, float]:
+    """Collect once; `latency_ms` adds a network round trip per HTTP request, since moto on
+    loopback answers in microseconds where a real region is tens of milliseconds away."""
     session = AwsSession(AwsOptions(regions=(REGION,), endpoint_url=endpoint, max_workers=workers))
+    if latency_ms:
+        session._session.events.register(
+            "before-send", lambda **_: time.sleep(latency_ms / 1000) or None
+        )
     started = time.perf_counter()
     snap = collect(session)
     return snap, time.perf_counter() - started
@@ -103,6 +109,12 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--revisions", type=int, default=3)
     parser.add_argument("--clusters", type=int, default=10)
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=25.0,
+        help="simulated round trip per request for the latency runs",
+    )
     args = parser.parse_args()
     with MotoServer() as server:
         os.environ.update(server.env())
@@ -113,8 +125,12 @@ def main() -> None:
             f"generated {args.services} services, {args.services * args.revisions} revisions "
             f"in {time.perf_counter() - started:.1f} s"
         )
-        runs = {workers: measure(server.endpoint, workers) for workers in (1, 8)}
-    snap, _ = runs[8]
+        runs = {
+            (workers, latency): measure(server.endpoint, workers, latency)
+            for workers in (1, 8)
+            for latency in (0.0, args.latency_ms)
+        }
+    snap, _ = runs[(8, 0.0)]
     minimum = minimum_ecs_calls(snap)
     rows = [
         {"operation": op, "calls": snap.api.calls.get(op, 0), "minimum_on_aws": need}
@@ -123,8 +139,12 @@ def main() -> None:
     report = {
         "services": len(snap.regions[REGION].ecs.services),
         "task_definitions": len(snap.regions[REGION].ecs.task_definitions),
-        "wall_seconds": {f"{w}_workers": round(t, 2) for w, (_, t) in runs.items()},
-        "speedup_8_vs_1": round(runs[1][1] / runs[8][1], 2),
+        "wall_seconds": {
+            f"{w}_workers_{int(lat)}ms_rtt": round(t, 2) for (w, lat), (_, t) in runs.items()
+        },
+        "speedup_8_vs_1_at_rtt": round(
+            runs[(1, args.latency_ms)][1] / runs[(8, args.latency_ms)][1], 2
+        ),
         "api_calls_total": snap.api.total_calls,
         "ecs_calls": sum(r["calls"] for r in rows),
         "ecs_minimum_on_aws": sum(minimum.values()),

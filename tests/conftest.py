@@ -56,3 +56,12 @@ def seeded(moto_server: MotoServer) -> tuple[MotoServer, dict[str, Any]]:
     """The session's server with the demo estate in it, and the seeding summary."""
     session = AwsSession(AwsOptions(regions=(REGION,), endpoint_url=moto_server.endpoint))
     return moto_server, seed(session, load_estate())
+
+
+@pytest.fixture(scope="session")
+def demo_snapshot(seeded: tuple[MotoServer, dict[str, Any]]) -> Any:
+    """The seeded estate collected once by the real collectors (read-only for tests)."""
+    from ecsguard.aws.collect import collect
+
+    server, _ = seeded
+    return collect(AwsSession(AwsOptions(regions=(REGION,), endpoint_url=server.endpoint)))

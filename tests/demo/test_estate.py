@@ -36,6 +36,10 @@ REQUIRED_PLANTED = {
     "public-ip-service",
     "no-deployment-circuit-breaker",
     "container-insights-disabled",
+    "root-without-mfa",
+    "ecr-basic-scanning",
+    "task-stopped-oom",
+    "task-stopped-health-check",
 }
 
 
@@ -135,13 +139,31 @@ def test_locate_rejects_unknown_kinds_and_names(estate: dict[str, Any]) -> None:
         locate(estate, "bucket:nope")
     with pytest.raises(UserError, match="nothing at 'iam_user:nobody'"):
         locate(estate, "iam_user:nobody")
+    with pytest.raises(UserError, match="nothing at 'account:admin'"):
+        locate(estate, "account:admin")
 
 
-def test_per_service_alarms_expand_for_prod(estate: dict[str, Any]) -> None:
-    names = {a["AlarmName"] for a in expand_alarms(estate)}
-    prod = [s["serviceName"] for s in estate["ecs"]["services"] if s["cluster"] == "prod"]
-    assert {f"prod-{s}-cpu-high" for s in prod} <= names
-    assert not any(n.startswith("staging-") for n in names)
+def test_locate_finds_the_one_registry_and_the_root_user(estate: dict[str, Any]) -> None:
+    assert locate(estate, "ecr_registry:default") == {"scanType": "BASIC", "rules": []}
+    assert locate(estate, "account:root") == {"mfa": False}
+    without = {"format": "ecsguard-estate"}
+    with pytest.raises(UserError, match="nothing at 'ecr_registry:default'"):
+        locate(without, "ecr_registry:default")
+
+
+def test_per_service_alarms_expand_for_every_service(estate: dict[str, Any]) -> None:
+    alarms = {a["AlarmName"]: a for a in expand_alarms(estate)}
+    for service in estate["ecs"]["services"]:
+        prefix = f"{service['cluster']}-{service['serviceName']}"
+        for kind in ("cpu-high", "memory-high", "tasks-missing"):
+            assert f"{prefix}-{kind}" in alarms
+    missing = alarms["staging-api-tasks-missing"]
+    dimensions = missing["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"]
+    assert dimensions == [
+        {"Name": "ClusterName", "Value": "staging"},
+        {"Name": "ServiceName", "Value": "api"},
+    ]
+    assert missing["AlarmActions"] == ["${topic:ops-alerts}"]
 
 
 def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
@@ -233,11 +255,15 @@ def test_tasks_run_and_stay_running(seeded: tuple[MotoServer, dict[str, int]]) -
         tasks = ecs.describe_tasks(cluster="prod", tasks=arns)["tasks"]
     states = Counter(t["lastStatus"] for t in tasks)
     assert states["RUNNING"] >= 10 and states["STOPPED"] >= 2, states
-    reasons = {t.get("stoppedReason") for t in tasks if t["lastStatus"] == "STOPPED"}
-    assert "OutOfMemoryError: Container killed due to memory usage" in reasons
-    assert "Task failed container health checks" in reasons
+    reasons = {t["group"]: t.get("stoppedReason") for t in tasks if t["lastStatus"] == "STOPPED"}
+    assert reasons["service:orders"] == "Task failed container health checks"
+    assert "OutOfMemoryError" not in reasons["service:api"], "the api is in good practice"
     api = [t for t in tasks if t["group"] == "service:api"]
     assert {t["taskDefinitionArn"].rsplit(":", 1)[1] for t in api} == {"3", "4"}
+    batch = ecs.list_tasks(cluster="batch", serviceName="image-resizer")["taskArns"]
+    resizer = ecs.describe_tasks(cluster="batch", tasks=batch)["tasks"]
+    oom = [t for t in resizer if "OutOfMemoryError" in t.get("stoppedReason", "")]
+    assert len(oom) == 2
 
 
 def test_stray_key_really_sits_in_the_task_definition(
@@ -266,10 +292,17 @@ def test_planted_iam_mistakes(seeded: tuple[MotoServer, dict[str, int]]) -> None
     assert [p["PolicyArn"] for p in role] == [admin]
     assert iam.list_mfa_devices(UserName="watanabe.ryo")["MFADevices"] == []
     assert iam.list_mfa_devices(UserName="tanaka.yuki")["MFADevices"]
-    deploy = iam.list_attached_user_policies(UserName="ci-deployer")["AttachedPolicies"]
+    # people and bots get permissions through groups; only the stray bot has a policy of its own
+    for user in ("ci-deployer", "service-admin"):
+        assert iam.list_attached_user_policies(UserName=user)["AttachedPolicies"] == []
+        assert iam.list_user_policies(UserName=user)["PolicyNames"] == []
+    deploy = iam.list_attached_group_policies(GroupName="ci")["AttachedPolicies"]
     assert [p["PolicyName"] for p in deploy] == ["ci-deploy"]
-    full = iam.list_attached_user_policies(UserName="service-admin")["AttachedPolicies"]
-    assert full[0]["PolicyName"] == "AmazonECS_FullAccess"
+    assert [u["UserName"] for u in iam.get_group(GroupName="ci")["Users"]] == ["ci-deployer"]
+    full = iam.list_attached_group_policies(GroupName="ecs-admins")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in full] == ["AmazonECS_FullAccess"]
+    assert iam.list_user_policies(UserName="legacy-batch-bot")["PolicyNames"] == ["legacy-reports"]
+    assert iam.get_account_summary()["SummaryMap"]["AccountMFAEnabled"] == 0  # root-without-mfa
 
 
 def test_planted_logging_and_network_mistakes(seeded: tuple[MotoServer, dict[str, int]]) -> None:
@@ -284,7 +317,8 @@ def test_planted_logging_and_network_mistakes(seeded: tuple[MotoServer, dict[str
     groups = session.client("logs", REGION).describe_log_groups(logGroupNamePrefix="/ecs/")
     by_name = {g["logGroupName"]: g for g in groups["logGroups"]}
     assert "retentionInDays" not in by_name["/ecs/image-resizer"]
-    assert by_name["/ecs/payments"]["kmsKeyId"].startswith("arn:aws:kms:")
+    assert all(g["kmsKeyId"].startswith("arn:aws:kms:") for g in by_name.values()), "all ECS"
+    assert all(g.get("retentionInDays") for n, g in by_name.items() if n != "/ecs/image-resizer")
     ec2 = session.client("ec2", REGION)
     sg = ec2.describe_security_groups(
         Filters=[{"Name": "group-name", "Values": ["batch-instances"]}]
@@ -301,6 +335,8 @@ def test_planted_logging_and_network_mistakes(seeded: tuple[MotoServer, dict[str
     assert repos["shop/image-resizer"]["imageScanningConfiguration"]["scanOnPush"] is False
     assert repos["shop/image-resizer"]["imageTagMutability"] == "MUTABLE"
     assert repos["shop/api"]["imageTagMutability"] == "IMMUTABLE"
+    scanning = session.client("ecr", REGION).get_registry_scanning_configuration()
+    assert scanning["scanningConfiguration"]["scanType"] == "BASIC"
 
 
 def test_monitoring_and_secrets_exist(seeded: tuple[MotoServer, dict[str, int]]) -> None:
@@ -310,6 +346,16 @@ def test_monitoring_and_secrets_exist(seeded: tuple[MotoServer, dict[str, int]])
     names = {a["AlarmName"]: a for a in alarms}
     assert "prod-api-cpu-high" in names
     assert names["prod-orders-memory-high"]["StateValue"] == "ALARM"
+    queries = {q["Id"]: q for q in names["batch-email-worker-tasks-missing"]["Metrics"]}
+    assert queries["missing"]["Expression"] == "desired - running"
+    assert queries["running"]["MetricStat"]["Metric"]["MetricName"] == "RunningTaskCount"
+    providers = session.client("ecs", REGION).describe_capacity_providers(
+        capacityProviders=["batch-ec2"]
+    )["capacityProviders"]
+    assert providers[0]["autoScalingGroupProvider"]["managedTerminationProtection"] == "ENABLED"
+    key = session.client("kms", REGION).describe_key(KeyId="alias/logs")["KeyMetadata"]["KeyId"]
+    policy = session.client("kms", REGION).get_key_policy(KeyId=key, PolicyName="default")
+    assert "logs.ap-northeast-1.amazonaws.com" in policy["Policy"]
     events = session.client("events", REGION)
     rules = {r["Name"] for r in events.list_rules()["Rules"]}
     assert {"ecs-task-stopped", "security-iam-changes", "nightly-report"} <= rules

@@ -148,3 +148,133 @@ def test_public_ip_in_public_subnet_from_a_task_set() -> None:
 
 def test_public_subnet_check_without_services_yields_nothing() -> None:
     assert findings(snapshot(ec2={"subnets": [subnet("subnet-pub", True)]}), SUBNET) == []
+
+
+# -- container instances: their groups guard the bridge- and host-mode tasks on them -------------
+
+
+def cluster_arn(name: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}"
+
+
+def td_arn(family: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:1"
+
+
+def ec2_service(name: str, cluster: str, family: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{name}",
+        "serviceName": name,
+        "clusterArn": cluster_arn(cluster),
+        "taskDefinition": td_arn(family),
+        **fields,
+    }
+
+
+def instances_of(cluster: str, *groups: str, instance: str = "i-1") -> dict[str, Any]:
+    """Sections for one container instance of `cluster` on an EC2 instance with `groups`."""
+    return {
+        "container_instances": [{"clusterArn": cluster_arn(cluster), "ec2InstanceId": instance}],
+        "instances": [{"InstanceId": instance, "SecurityGroups": [{"GroupId": g} for g in groups]}],
+    }
+
+
+def estate_on_ec2(services: list[dict[str, Any]], cluster: str = "batch") -> dict[str, Any]:
+    """A snapshot's sections: `services`, task definitions in each network mode, one EC2 container
+    instance of `cluster` in group sg-hosts (SSH open to the world) and sg-own (an awsvpc group)."""
+    modes = {"bridged": "bridge", "hosted": "host", "vpc": "awsvpc", "unset": None}
+    tds = [
+        {"taskDefinitionArn": td_arn(f), **({"networkMode": m} if m else {})}
+        for f, m in modes.items()
+    ]
+    parts = instances_of(cluster, "sg-hosts")
+    clusters = [
+        {
+            "clusterArn": cluster_arn(cluster),
+            "defaultCapacityProviderStrategy": [{"capacityProvider": "batch-ec2", "weight": 1}],
+        }
+    ]
+    return {
+        "ecs": {
+            "clusters": clusters,
+            "services": services,
+            "task_definitions": tds,
+            "container_instances": parts["container_instances"],
+        },
+        "ec2": {
+            "instances": parts["instances"],
+            "security_groups": [
+                group("sg-hosts", rule("tcp", 22, 22, "0.0.0.0/0")),
+                group("sg-own", rule("tcp", 8080, 8080, "10.0.0.0/8")),
+            ],
+        },
+    }
+
+
+def test_container_instance_group_names_the_ec2_services_using_the_instance_network() -> None:
+    services = [
+        ec2_service("worker", "batch", "bridged", launchType="EC2"),
+        ec2_service("agent", "batch", "hosted", launchType="EC2"),
+        ec2_service("legacy", "batch", "unset", launchType="EC2"),  # no mode: bridge
+        # the cluster's default strategy puts it on the EC2 capacity provider
+        ec2_service("default-strategy", "batch", "bridged"),
+        # awsvpc on EC2 uses its own group, Fargate never touches the instances
+        ec2_service(
+            "search",
+            "batch",
+            "vpc",
+            launchType="EC2",
+            networkConfiguration={"awsvpcConfiguration": {"securityGroups": ["sg-own"]}},
+        ),
+        ec2_service(
+            "spot",
+            "batch",
+            "bridged",
+            capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}],
+        ),
+        ec2_service("fargate", "batch", "vpc", launchType="FARGATE"),
+    ]
+    sections = estate_on_ec2(services)
+    result = by_group(snapshot(**sections))
+    assert result["sg-hosts"].status == Status.FAIL
+    assert result["sg-hosts"].message == (
+        "open to the internet: 0.0.0.0/0 → tcp 22 (22 SSH) (used by batch/agent, "
+        "batch/default-strategy, batch/legacy, batch/worker)"
+    )
+    assert result["sg-own"].status == Status.PASS
+    assert result["sg-own"].message.endswith("(used by batch/search)")
+
+
+def test_container_instance_group_without_services_names_the_cluster() -> None:
+    awsvpc_only = [
+        ec2_service(
+            "search",
+            "prod",
+            "vpc",
+            launchType="EC2",
+            networkConfiguration={"awsvpcConfiguration": {"securityGroups": ["sg-own"]}},
+        )
+    ]
+    sections = estate_on_ec2(awsvpc_only, cluster="prod")
+    result = by_group(snapshot(**sections))
+    assert result["sg-hosts"].message == (
+        "open to the internet: 0.0.0.0/0 → tcp 22 (22 SSH) "
+        "(used by container instances of cluster prod)"
+    )
+    sections["ec2"]["security_groups"][0] = group("sg-hosts", rule("tcp", 443, 443, "0.0.0.0/0"))
+    ja = by_group(snapshot(**sections), "ja")
+    assert ja["sg-hosts"].status == Status.PASS
+    assert ja["sg-hosts"].message == (
+        "インターネットに開放された管理用ポートはない"
+        "（使用サービス: クラスター prod のコンテナインスタンス）"
+    )
+
+
+def test_container_instances_whose_ec2_instance_was_not_collected_map_nothing() -> None:
+    sections = estate_on_ec2([ec2_service("worker", "batch", "bridged", launchType="EC2")])
+    sections["ec2"]["instances"] = []  # e.g. DescribeInstances denied
+    result = by_group(snapshot(**sections))
+    assert result["sg-hosts"].message.endswith("(used by -)")
+    # instances but no security groups collected: nothing to assess
+    del sections["ec2"]["security_groups"]
+    assert findings(snapshot(**sections), ADMIN) == []

@@ -43,6 +43,7 @@ class Section(BaseModel):
 class EcsSection(Section):
     clusters: list[Resource] = Field(default_factory=list)
     capacity_providers: list[Resource] = Field(default_factory=list)
+    container_instances: list[Resource] = Field(default_factory=list)
     services: list[Resource] = Field(default_factory=list)
     task_definitions: list[Resource] = Field(default_factory=list)
     tasks: list[Resource] = Field(default_factory=list)
@@ -50,6 +51,7 @@ class EcsSection(Section):
     keys: ClassVar[dict[str, str]] = {
         "clusters": "clusterArn",
         "capacity_providers": "capacityProviderArn|name",
+        "container_instances": "containerInstanceArn",
         "services": "serviceArn",
         "task_definitions": "taskDefinitionArn",
         "tasks": "taskArn",
@@ -65,6 +67,9 @@ class EcsSection(Section):
             "activeServicesCount",
             "statistics",
             "registeredContainerInstancesCount",
+            "remainingResources",
+            "agentConnected",
+            "version",
             "updatedAt",
         }
     )
@@ -162,9 +167,15 @@ class EcrSection(Section):
 
 
 class Ec2Section(Section):
+    instances: list[Resource] = Field(default_factory=list)
     security_groups: list[Resource] = Field(default_factory=list)
     subnets: list[Resource] = Field(default_factory=list)
-    keys: ClassVar[dict[str, str]] = {"security_groups": "GroupId", "subnets": "SubnetId"}
+    keys: ClassVar[dict[str, str]] = {
+        "instances": "InstanceId",
+        "security_groups": "GroupId",
+        "subnets": "SubnetId",
+    }
+    volatile: ClassVar[frozenset[str]] = frozenset({"State", "StateTransitionReason"})
 
 
 class SecretsManagerSection(Section):

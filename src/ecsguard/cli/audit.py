@@ -8,16 +8,17 @@ from pathlib import Path
 
 import click
 
-from ecsguard import __version__
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.session import AwsSession
 from ecsguard.cli.common import aws_options, make_aws_options, print_json, stderr, stdout, table
 from ecsguard.cli.inventory import default_path, run_inventory
 from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.posture import engine
-from ecsguard.posture.baseline import compare, load_baseline
+from ecsguard.posture.audit import audit as run_audit
+from ecsguard.posture.baseline import load_baseline
+from ecsguard.posture.catalogue import markdown
 from ecsguard.posture.mutelist import load_mutelist
-from ecsguard.report.base import Report, render
+from ecsguard.report.base import render
 
 FORMATS = ["table", "json", "csv", "ocsf", "sarif", "html"]
 SEVERITIES = [s.value for s in Severity]
@@ -125,20 +126,8 @@ def audit(
         options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
         snap = run_inventory(AwsSession(options))
         snapshots.save(snap, default_path(data_dir, snap))
-    findings = engine.run(snap, selected, mutes, lang=lang)
-    marks, resolved = compare(findings, previous) if previous is not None else ({}, [])
-    report = Report(
-        findings=findings,
-        account=snap.account,
-        regions=sorted(snap.regions),
-        collected_at=snap.collected_at,
-        lang=lang,
-        checks={c.meta.id: c.meta for c in selected},
-        baseline=marks,
-        resolved=resolved,
-        gaps=[str(g) for g in snap.gaps],
-        ecsguard_version=__version__,
-    )
+    report = run_audit(snap, selected, mutes, lang, previous)
+    findings, marks, resolved = report.findings, report.baseline, report.resolved
     data = render(report, output)
     if out and out != "-":
         Path(out).write_bytes(data)
@@ -176,13 +165,18 @@ def print_summary(
 
 
 @audit.command("checks")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--output", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True
+)
 @click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
 def list_checks(output: str, lang: str) -> None:
     """List the check catalogue: id, severity, pillar, controls, title."""
     metas = [c.meta for c in engine.select()]
     if output == "json":
         print_json([m.model_dump(mode="json") for m in metas])
+        return
+    if output == "markdown":
+        sys.stdout.write(markdown(lang))
         return
     rows = [
         (m.id, m.severity.value, m.pillar.value, " ".join(m.controls), m.title.get(lang))

@@ -10,9 +10,12 @@ import click
 
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.session import AwsOptions, AwsSession
+from ecsguard.cli.audit import print_summary
 from ecsguard.cli.common import stderr, stdout
 from ecsguard.cli.inventory import render_summary, run_inventory
 from ecsguard.core.config import data_dir as resolve_data_dir
+from ecsguard.posture.audit import audit
+from ecsguard.report.base import render
 
 DEMO_REGION = "ap-northeast-1"
 
@@ -61,6 +64,7 @@ def demo(ctx: click.Context, once: bool, estate: str | None, data_dir: str | Non
         snapshot = run_inventory(session)
         path = snapshots.save(snapshot, target_dir / "snapshots" / "demo.json.gz")
         render_summary(snapshot, path, "table", verbose)
+        write_audit_reports(snapshot, target_dir / "reports")
         if once:
             return
         stdout.print(
@@ -74,3 +78,16 @@ def demo(ctx: click.Context, once: bool, estate: str | None, data_dir: str | Non
                 time.sleep(3600)
         except KeyboardInterrupt:
             stderr.print("stopping the emulator", markup=False)
+
+
+def write_audit_reports(snapshot: snapshots.Snapshot, folder: Path) -> None:
+    """The audit step of the demo: summary on screen, self-contained reports on disk."""
+    report = audit(snapshot)
+    print_summary(report.findings, {}, [], to_stderr=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang in ("en", "ja"):
+        localized = report if lang == "en" else audit(snapshot, lang=lang)
+        path = folder / f"audit-{lang}.html"
+        path.write_bytes(render(localized, "html"))
+        stdout.print(f"audit report ({lang}): {path}", markup=False, highlight=False)
+    (folder / "audit.json").write_bytes(render(report, "json"))

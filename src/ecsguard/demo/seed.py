@@ -126,6 +126,9 @@ def locate(estate: dict[str, Any], where: str) -> dict[str, Any]:
             for s in estate.get("ecs", {}).get("services", [])
         ),
         "ecr_repository": lambda: _named(estate, ("ecr", "repositories"), "repositoryName"),
+        # one registry per account and region, and one root user per account
+        "ecr_registry": lambda: iter([("default", estate.get("ecr", {}).get("registry_scanning"))]),
+        "account": lambda: iter([("root", estate.get("iam", {}).get("root"))]),
         "log_group": lambda: _named(estate, ("logs", "log_groups"), "logGroupName"),
         "trail": lambda: _named(estate, ("cloudtrail", "trails"), "Name"),
         "security_group": lambda: _named(estate, ("ec2", "security_groups"), "name"),
@@ -145,7 +148,7 @@ def locate(estate: dict[str, Any], where: str) -> dict[str, Any]:
             f"estate: unknown locator kind {kind!r} in {where!r}", f"use one of {known}"
         )
     for key, item in finders[kind]():
-        if key == name:
+        if key == name and item is not None:
             return item
     raise UserError(f"estate: nothing at {where!r}", _FIX_HINT)
 
@@ -365,12 +368,11 @@ class _Seeder:
     def kms(self) -> None:
         for key in self.estate.get("kms", {}).get("keys", []):
             what = f"KMS key {key['name']}"
+            params: dict[str, Any] = {"Description": key.get("Description", key["name"])}
+            if key.get("Policy"):
+                params["Policy"] = json.dumps(self.refs.resolve(key["Policy"], what))
             meta = self.call(
-                "kms",
-                "create_key",
-                what,
-                Description=key.get("Description", key["name"]),
-                Tags=self.tags(key, "TagKey", "TagValue"),
+                "kms", "create_key", what, Tags=self.tags(key, "TagKey", "TagValue"), **params
             )["KeyMetadata"]
             self.call(
                 "kms",
@@ -755,6 +757,11 @@ class _Seeder:
                     if image.startswith(registry + "/") and ":" in image:
                         repo, _, tag = image[len(registry) + 1 :].rpartition(":")
                         wanted.setdefault(repo, set()).add(tag)
+        scanning = self.estate.get("ecr", {}).get("registry_scanning")
+        if scanning is not None:
+            self.call(
+                "ecr", "put_registry_scanning_configuration", "ECR registry scanning", **scanning
+            )
         for repo in self.estate.get("ecr", {}).get("repositories", []):
             name = repo["repositoryName"]
             what = f"ECR repository {name}"

@@ -264,12 +264,17 @@ def allows(statements: Iterable[StatementLike], action: str) -> bool:
 
 #: full access, or full control of IAM (which grants itself anything in one call)
 ADMIN_ACTIONS = ("*", "iam:*")
+#: CIS 1.16's "full administrative privileges": every action on every resource
+FULL_ADMIN = ("*",)
 
 
-def admin_grant(statements: Iterable[S]) -> tuple[str, S] | None:
-    """(action, statement) for the first of `*` or `iam:*` the statements grant, or None."""
+def admin_grant(
+    statements: Iterable[S], actions: tuple[str, ...] = ADMIN_ACTIONS
+) -> tuple[str, S] | None:
+    """(action, statement) for the first of `actions` (default `*`, then `iam:*`) the
+    statements grant, or None."""
     items = list(statements)
-    for action in ADMIN_ACTIONS:
+    for action in actions:
         if (grant := granted_by(items, action)) is not None:
             return action, grant
     return None

@@ -1,4 +1,5 @@
-"""EC2: the security groups and subnets that ECS services and tasks use (not the whole VPC)."""
+"""EC2: the container instances behind EC2 capacity, and the security groups and subnets that
+ECS services, tasks and those instances use (not the whole VPC)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,24 @@ MAX_IDS = 200  # ids per request we send; keeps request size modest
 @collector(
     "ec2",
     needs=["ecs"],
-    actions=["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"],
+    actions=["ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets"],
 )
 def collect_ec2(ctx: CollectContext) -> Ec2Section:
     groups, subnets = used_network(ctx.inventory.ecs)
     section = Ec2Section()
+    instance_ids = sorted(
+        {i["ec2InstanceId"] for i in ctx.inventory.ecs.container_instances if "ec2InstanceId" in i}
+    )
+    for batch in chunks(instance_ids, MAX_IDS):
+        reservations = ctx.pages(
+            "ec2", "DescribeInstances", "Reservations", InstanceIds=list(batch)
+        )
+        for reservation in reservations:
+            for instance in reservation.get("Instances", []):
+                section.instances.append(instance)
+                groups.update(g["GroupId"] for g in instance.get("SecurityGroups", []))
+                if instance.get("SubnetId"):
+                    subnets.add(instance["SubnetId"])
     for batch in chunks(sorted(groups), MAX_IDS):
         section.security_groups.extend(
             ctx.pages("ec2", "DescribeSecurityGroups", "SecurityGroups", GroupIds=list(batch))

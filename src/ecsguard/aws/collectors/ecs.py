@@ -1,5 +1,5 @@
-"""ECS: clusters, capacity providers, services (with task sets), every ACTIVE task definition
-revision, running and recently stopped tasks, account settings.
+"""ECS: clusters, capacity providers, container instances, services (with task sets), every
+ACTIVE task definition revision, running and recently stopped tasks, account settings.
 
 Calls are batched at each API's maximum (describe_clusters 100, describe_services 10,
 describe_tasks 100); describe_task_definition takes one revision per call, so those fan out.
@@ -29,6 +29,8 @@ BUILTIN_PROVIDERS = frozenset({"FARGATE", "FARGATE_SPOT"})
         "ecs:ListTasks",
         "ecs:DescribeTasks",
         "ecs:ListAccountSettings",
+        "ecs:ListContainerInstances",
+        "ecs:DescribeContainerInstances",
     ],
 )
 def collect_ecs(ctx: CollectContext) -> EcsSection:
@@ -40,9 +42,10 @@ def collect_ecs(ctx: CollectContext) -> EcsSection:
     section.capacity_providers = _capacity_providers(ctx, section.clusters)
 
     per_cluster = ctx.map(lambda arn: _cluster_workload(ctx, arn), cluster_arns)
-    for services, tasks in per_cluster:
+    for services, tasks, instances in per_cluster:
         section.services.extend(services)
         section.tasks.extend(tasks)
+        section.container_instances.extend(instances)
 
     family_arns = ctx.pages("ecs", "ListTaskDefinitions", "taskDefinitionArns", status="ACTIVE")
     section.task_definitions = [
@@ -73,7 +76,7 @@ def _capacity_providers(
 
 def _cluster_workload(
     ctx: CollectContext, cluster_arn: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     services: list[dict[str, Any]] = []
     arns = ctx.pages("ecs", "ListServices", "serviceArns", cluster=cluster_arn)
     for batch in chunks(arns, 10):
@@ -91,7 +94,23 @@ def _cluster_workload(
                 "ecs", "DescribeTasks", cluster=cluster_arn, tasks=list(batch), include=["TAGS"]
             )
             tasks.extend(reply["tasks"] if reply else [])
-    return services, tasks
+    # EC2 capacity: the instances' security groups guard bridge- and host-mode tasks.
+    instances: list[dict[str, Any]] = []
+    instance_arns = ctx.pages(
+        "ecs", "ListContainerInstances", "containerInstanceArns", cluster=cluster_arn
+    )
+    for batch in chunks(instance_arns, 100):
+        reply = ctx.call(
+            "ecs",
+            "DescribeContainerInstances",
+            cluster=cluster_arn,
+            containerInstances=list(batch),
+            include=["TAGS"],
+        )
+        for instance in reply["containerInstances"] if reply else []:
+            instance["clusterArn"] = cluster_arn
+            instances.append(instance)
+    return services, tasks, instances
 
 
 def _task_definition(ctx: CollectContext, arn: str) -> dict[str, Any] | None:

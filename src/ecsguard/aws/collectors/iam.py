@@ -42,7 +42,7 @@ def collect_iam(ctx: CollectContext) -> IamSection:
     section.roles = [_decode_documents(r) for r in details["RoleDetailList"]]
     # AWS-managed policies nobody uses add megabytes and no evidence: keep attached ones only.
     section.policies = [
-        _decode_documents(p)
+        _named(_decode_documents(p))
         for p in details["Policies"]
         if p.get("AttachmentCount", 0) > 0 or not p.get("Arn", "").startswith("arn:aws:iam::aws:")
     ]
@@ -54,6 +54,12 @@ def collect_iam(ctx: CollectContext) -> IamSection:
     summary = ctx.call("iam", "GetAccountSummary")
     section.account_summary = summary["SummaryMap"] if summary else {}
     return section
+
+
+def _named(policy: dict[str, Any]) -> dict[str, Any]:
+    # Some emulators omit PolicyName; the ARN's last segment is the name by definition.
+    policy.setdefault("PolicyName", policy.get("Arn", "").rsplit("/", 1)[-1])
+    return policy
 
 
 def _access_keys(ctx: CollectContext, user: str) -> list[dict[str, Any]]:

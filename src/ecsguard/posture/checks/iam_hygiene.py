@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ecsguard.iam.policy import Source, Sourced, admin_grant, statements_of
+from ecsguard.iam.policy import FULL_ADMIN, Source, Sourced, admin_grant, statements_of
 from ecsguard.posture.check import Result, check
 from ecsguard.posture.context import CheckContext, Resource
 
@@ -131,11 +131,12 @@ def _unused(ctx: CheckContext, cred: _Credential) -> str | None:
 
 
 def _direct_admin_policies(ctx: CheckContext, principal: Resource) -> list[str]:
-    """Evidence for each policy attached to the principal itself that alone is admin-equivalent."""
+    """Evidence for each policy attached to the principal itself that alone grants `*:*`
+    (CIS 1.16's full administrator)."""
     by_policy: dict[Source, list[Sourced]] = {}
     for item in statements_of({**principal, "GroupList": []}, ctx.snapshot.iam):
         by_policy.setdefault(item.source, []).append(item)
-    grants = (admin_grant(items) for items in by_policy.values())
+    grants = (admin_grant(items, actions=FULL_ADMIN) for items in by_policy.values())
     return [f"{grant[1]}: {grant[0]}" for grant in grants if grant]
 
 
@@ -416,12 +417,14 @@ def access_key_rotation(ctx: CheckContext) -> Iterator[Result]:
 
 _ADMIN_TEXTS = {
     "description": {
-        "en": "A policy granting every action (`*:*`) or every IAM action on every resource makes "
-        "whoever holds it an administrator. CIS asks that no such policy be attached; "
-        "administration belongs in roles assumed for the task, with MFA.",
-        "ja": "全アクション（`*:*`）または IAM の全アクションを全リソースに許可するポリシーは、"
-        "保持者を管理者にする。CIS はこのようなポリシーをアタッチしないよう求めている。管理作業は"
-        "MFA 付きで引き受けるロールで行う。",
+        "en": "A policy granting every action on every resource (`*:*`) makes whoever holds it a "
+        "full administrator. CIS asks that no such policy be attached; administration belongs "
+        "in roles assumed for the task, with MFA. IAM-only rights (`iam:*`) are the IAM "
+        "administrators' tier and are judged by the IAM analysis, not by this check.",
+        "ja": "全リソースに全アクション（`*:*`）を許可するポリシーは、保持者を完全な管理者にする。"
+        "CIS はこのようなポリシーをアタッチしないよう求めている。管理作業は MFA 付きで引き受ける"
+        "ロールで行う。IAM のみの権限（`iam:*`）は IAM 管理者の層であり、このチェックではなく IAM "
+        "分析で評価する。",
     },
     "remediation": {
         "en": "Detach the policy; grant administrators a role they assume (with MFA) or an IAM "
@@ -444,12 +447,12 @@ _ADMIN_TEXTS = {
         "ja": "IAM ユーザーに管理者ポリシーが直接アタッチされていない",
     },
     fail={
-        "en": "user {user} has admin-equivalent policies: {policies}",
-        "ja": "ユーザー {user} に管理者相当のポリシーがある: {policies}",
+        "en": "user {user} has full administrator policies: {policies}",
+        "ja": "ユーザー {user} に完全な管理者ポリシー（*:*）がある: {policies}",
     },
     passed={
-        "en": "user {user} has no admin-equivalent policy of its own",
-        "ja": "ユーザー {user} 自身に管理者相当のポリシーはない",
+        "en": "user {user} has no full administrator policy of its own",
+        "ja": "ユーザー {user} 自身に完全な管理者ポリシーはない",
     },
     **_ADMIN_TEXTS,
 )
@@ -472,12 +475,13 @@ def user_admin_policy(ctx: CheckContext) -> Iterator[Result]:
         "ja": "IAM グループに管理者ポリシーがアタッチされていない",
     },
     fail={
-        "en": "group {group} (members: {members}) has admin-equivalent policies: {policies}",
-        "ja": "グループ {group}（メンバー: {members}）に管理者相当のポリシーがある: {policies}",
+        "en": "group {group} (members: {members}) has full administrator policies: {policies}",
+        "ja": "グループ {group}（メンバー: {members}）に完全な管理者ポリシー（*:*）がある: "
+        "{policies}",
     },
     passed={
-        "en": "group {group} has no admin-equivalent policy",
-        "ja": "グループ {group} に管理者相当のポリシーはない",
+        "en": "group {group} has no full administrator policy",
+        "ja": "グループ {group} に完全な管理者ポリシーはない",
     },
     **_ADMIN_TEXTS,
 )

@@ -1,5 +1,6 @@
-"""Network exposure of ECS services: security groups open to the internet on administrative ports,
-and services that get public IPs in public subnets."""
+"""Network exposure of ECS services: security groups (of services, and of the container instances
+that bridge- and host-mode tasks share) open to the internet on administrative ports, and services
+that get public IPs in public subnets."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ ADMIN_PORTS: dict[int, str] = {
 }
 _PORT_PROTOCOLS = {"tcp": "tcp", "6": "tcp", "udp": "udp", "17": "udp"}
 _ALL_TRAFFIC = ("all traffic", "全トラフィック")
+_FARGATE_PROVIDERS = frozenset({"FARGATE", "FARGATE_SPOT"})
+#: network modes in which a task has no interface of its own: the instance's security groups
+#: guard it (no mode set means bridge on Linux, "default" is Windows' NAT mode)
+_INSTANCE_NETWORK_MODES = frozenset({"bridge", "host", "default", ""})
 
 
 def _vpc_configs(service: Resource) -> list[Resource]:
@@ -52,14 +57,75 @@ def _vpc_configs(service: Resource) -> list[Resource]:
     return [c for c in configs if c]
 
 
+def _cluster_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _on_instance_network(
+    ctx: CheckContext, service: Resource, clusters: dict[str, Resource]
+) -> bool:
+    """The service's tasks run on EC2 container instances and use the instances' network
+    (bridge or host mode), so the instances' security groups are theirs too."""
+    strategy = service.get("capacityProviderStrategy") or []
+    if not service.get("launchType") and not strategy:  # the cluster's default strategy applies
+        cluster = clusters.get(service.get("clusterArn", ""), {})
+        strategy = cluster.get("defaultCapacityProviderStrategy") or []
+    providers = {item.get("capacityProvider") for item in strategy}
+    on_ec2 = service.get("launchType") == "EC2" or bool(providers - _FARGATE_PROVIDERS)
+    if not on_ec2:
+        return False
+    _, td = ctx.task_definitions_by_arn.get(service.get("taskDefinition", ""), ("", None))
+    if td is None:  # revision not collected: awsvpc services carry their own network settings
+        return not _vpc_configs(service)
+    return str(td.get("networkMode") or "") in _INSTANCE_NETWORK_MODES
+
+
+def _instance_groups(instance: Resource) -> set[str]:
+    """Security groups on any of an EC2 instance's network interfaces."""
+    groups = {g["GroupId"] for g in instance.get("SecurityGroups") or [] if g.get("GroupId")}
+    for interface in instance.get("NetworkInterfaces") or []:
+        groups |= {g["GroupId"] for g in interface.get("Groups") or [] if g.get("GroupId")}
+    return groups
+
+
 def _services_by_group(ctx: CheckContext) -> dict[str, list[str]]:
-    """Security group id -> "cluster/service" of every service that uses it."""
+    """Security group id -> who uses it: "cluster/service" of every service whose tasks it
+    guards (its own awsvpc groups, or the groups of the container instances its bridge- or
+    host-mode tasks run on), else "container instances of cluster X"."""
     users: dict[str, set[str]] = {}
+    clusters: dict[str, Resource] = {}
+    instances: dict[str, Resource] = {}
+    for _, inv in ctx.regions():
+        clusters.update((c["clusterArn"], c) for c in inv.ecs.clusters if c.get("clusterArn"))
+        instances.update((i["InstanceId"], i) for i in inv.ec2.instances if i.get("InstanceId"))
+    on_instances: dict[str, set[str]] = {}  # cluster ARN -> services on its instances' network
     for _, service in ctx.services():
-        name = f"{service.get('clusterArn', '').rsplit('/', 1)[-1]}/{service['serviceName']}"
+        cluster = service.get("clusterArn", "")
+        name = f"{_cluster_name(cluster)}/{service['serviceName']}"
         for config in _vpc_configs(service):
             for group in config.get("securityGroups", []):
                 users.setdefault(group, set()).add(name)
+        if _on_instance_network(ctx, service, clusters):
+            on_instances.setdefault(cluster, set()).add(name)
+    instance_users: dict[str, set[str]] = {}
+    for _, inv in ctx.regions():
+        for container_instance in inv.ecs.container_instances:
+            cluster = container_instance.get("clusterArn", "")
+            instance = instances.get(container_instance.get("ec2InstanceId", ""), {})
+            for group in _instance_groups(instance):
+                services = on_instances.get(cluster)
+                if services:
+                    users.setdefault(group, set()).update(services)
+                else:
+                    instance_users.setdefault(group, set()).add(_cluster_name(cluster))
+    label = (
+        "クラスター {} のコンテナインスタンス"
+        if ctx.lang == "ja"
+        else "container instances of cluster {}"
+    )
+    for group, cluster_names in instance_users.items():
+        if not users.get(group):  # named only when no service maps to the group
+            users[group] = {label.format(c) for c in cluster_names}
     return {group: sorted(names) for group, names in users.items()}
 
 
@@ -98,7 +164,12 @@ def _open_rules(ctx: CheckContext, group: Resource) -> list[str]:
     pillar="security",
     resource_type="AWS::EC2::SecurityGroup",
     controls=["CIS:5.2", "CIS:5.3"],
-    needs=("ec2:DescribeSecurityGroups", "ecs:DescribeServices"),
+    needs=(
+        "ec2:DescribeSecurityGroups",
+        "ecs:DescribeServices",
+        "ecs:DescribeContainerInstances",
+        "ec2:DescribeInstances",
+    ),
     title={
         "en": "Security groups of ECS services do not open administrative ports to the internet",
         "ja": "ECS サービスのセキュリティグループが管理用ポートをインターネットに開放していない",
@@ -108,13 +179,19 @@ def _open_rules(ctx: CheckContext, group: Resource) -> list[str]:
         "Telnet, VNC, WinRM, SMB), a Docker API or a database lets anyone on the internet try it; "
         "these ports are scanned within minutes. Rules allowing all traffic count too. HTTP and "
         "HTTPS open to the world are expected for load balancers and are not flagged, nor are "
-        "generic application ports such as 8080. Only the security groups ECS services use are "
-        "evaluated.",
+        "generic application ports such as 8080. Evaluated are the security groups ECS services "
+        "use and those of the EC2 container instances, which guard every bridge- and host-mode "
+        "task on them; an instance group is reported with the EC2 services of its cluster in "
+        "those modes (awsvpc services have their own groups), or as the container instances of "
+        "the cluster when none runs there.",
         "ja": "0.0.0.0/0 や ::/0 から管理用ポート（SSH、RDP、Telnet、VNC、WinRM、SMB）、Docker "
         "API、データベースへのインバウンドルールは、インターネット上の誰でも接続を試せる状態で"
         "あり、数分でスキャンされる。全トラフィック許可のルールも対象。ロードバランサー向けの "
         "HTTP/HTTPS の全開放や 8080 などの一般的なアプリケーションポートは対象外。評価するのは "
-        "ECS サービスが使うセキュリティグループのみ。",
+        "ECS サービスが使うセキュリティグループと、EC2 コンテナインスタンスのセキュリティグループ"
+        "（その上の bridge・host モードのタスクすべてを守る）。インスタンスのグループは、同じ"
+        "クラスターでそれらのモードで動く EC2 サービス（awsvpc のサービスは自身のグループを持つ）"
+        "とともに、該当がなければクラスターのコンテナインスタンスとして報告する。",
     },
     remediation={
         "en": "Remove the rule or narrow its source to known CIDRs or a security group (for "
