@@ -5,8 +5,7 @@ from typing import Any
 import orjson
 from tests.report.sample import ACCOUNT, ROLE_ARN, SERVICE_ARN, TD_ARN, report
 
-from ecsguard.report.base import render
-from ecsguard.report.writers.ocsf import finding_uid
+from ecsguard.report.base import finding_uid, render
 
 
 def _events(**kwargs: Any) -> list[dict[str, Any]]:

@@ -7,8 +7,7 @@ from typing import Any
 import orjson
 from tests.report.sample import GAP, HOSTILE_ARN, ROLE_ARN, SERVICE_ARN, TD_ARN, report
 
-from ecsguard.report.base import render
-from ecsguard.report.writers.ocsf import finding_uid
+from ecsguard.report.base import finding_uid, render
 
 
 def _log(**kwargs: Any) -> dict[str, Any]:

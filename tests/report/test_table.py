@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 from tests.report.sample import FORMULA, XSS, report
 
-from ecsguard.report.base import render
-from ecsguard.report.writers.table import short_name
+from ecsguard.report.base import render, short_name
 
 
 @pytest.fixture(autouse=True)

@@ -156,22 +156,10 @@ class CollectContext:
         try:
             return plain(getattr(client, xform_name(action))(**params))
         except bce.ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
-            if code in ok:
+            if err.response.get("Error", {}).get("Code", "") in ok:
                 return None
-            if code in ACCESS_DENIED or code in THROTTLED:
-                message = err.response.get("Error", {}).get("Message", "")
-                self.run.add_gap(
-                    Gap(
-                        service=service,
-                        action=action,
-                        region=self.gap_region,
-                        error_code=code,
-                        message=message,
-                    )
-                )
-                return None
-            raise
+            self._record_gap(service, action, err)
+            return None
 
     def pages(self, service: str, action: str, key: str, **params: Any) -> list[Any]:
         """Every item under `key` across all pages (see `pages_by`)."""
@@ -197,19 +185,23 @@ class CollectContext:
                 for key in keys:
                     items[key].extend(plain(page.get(key, [])))
         except bce.ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
-            if code not in ACCESS_DENIED and code not in THROTTLED:
-                raise
-            self.run.add_gap(
-                Gap(
-                    service=service,
-                    action=action,
-                    region=self.gap_region,
-                    error_code=code,
-                    message=err.response.get("Error", {}).get("Message", ""),
-                )
-            )
+            self._record_gap(service, action, err)
         return items
+
+    def _record_gap(self, service: str, action: str, err: bce.ClientError) -> None:
+        """AccessDenied or exhausted throttling becomes a Gap; any other error propagates."""
+        info = err.response.get("Error", {})
+        code = info.get("Code", "")
+        if code not in ACCESS_DENIED and code not in THROTTLED:
+            raise err
+        gap = Gap(
+            service=service,
+            action=action,
+            region=self.gap_region,
+            error_code=code,
+            message=info.get("Message", ""),
+        )
+        self.run.add_gap(gap)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Run `fn` over items on the shared fan-out pool (bounded), keeping order."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecsguard import __version__
 from ecsguard.core.errors import SnapshotError
+from ecsguard.core.files import first_error
 
 SNAPSHOT_FORMAT = "ecsguard-snapshot"
 SNAPSHOT_VERSION = 1
@@ -317,9 +318,7 @@ def load(path: Path | str) -> Snapshot:
     try:
         return Snapshot.model_validate(doc)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
         raise SnapshotError(
-            f"snapshot {source} is corrupt at {where}: {first['msg']}",
+            f"snapshot {source} is corrupt at {first_error(err)}",
             "collect a new one with `ecsguard inventory`",
         ) from None

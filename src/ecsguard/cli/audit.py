@@ -18,7 +18,7 @@ from ecsguard.posture.audit import audit as run_audit
 from ecsguard.posture.baseline import load_baseline
 from ecsguard.posture.catalogue import markdown
 from ecsguard.posture.mutelist import load_mutelist
-from ecsguard.report.base import render
+from ecsguard.report.base import fail_counts, render
 
 FORMATS = ["table", "json", "csv", "ocsf", "sarif", "html"]
 SEVERITIES = [s.value for s in Severity]
@@ -153,7 +153,7 @@ def print_summary(
     to_stderr: bool,
 ) -> None:
     console = stderr if to_stderr else stdout
-    failed = Counter((f.pillar, f.severity) for f in findings if f.status == Status.FAIL)
+    failed = fail_counts(findings)
     statuses = Counter(f.status for f in findings)
     rows = [[p.value, *(failed[(p, s)] or "" for s in Severity)] for p in Pillar]
     console.print(table("Failed checks by pillar and severity", ["pillar", *SEVERITIES], rows))

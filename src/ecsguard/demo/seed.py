@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import yaml
-
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import parse_yaml
 from ecsguard.demo.emulator import set_transition
 
 if TYPE_CHECKING:
@@ -69,13 +68,7 @@ def load_estate(path: str | Path | None = None) -> dict[str, Any]:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as err:
             raise UserError(f"cannot read estate file {name}: {err.strerror or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark is not None else name
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{where}: invalid YAML: {problem}", _FIX_HINT) from None
+    data = parse_yaml(text, name, "", _FIX_HINT)
     if not isinstance(data, dict) or data.get("format") != ESTATE_FORMAT:
         raise UserError(f"{name}: not an estate file (expected `format: {ESTATE_FORMAT}`)")
     return data

@@ -8,6 +8,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import first_error
 from ecsguard.core.models import Finding, Status
 
 _FINDINGS = TypeAdapter(list[Finding])
@@ -30,10 +31,8 @@ def load_baseline(path: str | Path) -> list[Finding]:
     try:
         return _FINDINGS.validate_python(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
         raise UserError(
-            f"baseline {source} is not a findings list: {where}: {first['msg']}", hint
+            f"baseline {source} is not a findings list: {first_error(err)}", hint
         ) from None
 
 

@@ -19,6 +19,13 @@ def family_and_revision(arn: str) -> tuple[str, int]:
     return family, int(revision) if revision.isdigit() else 0
 
 
+def alarm_metrics(alarm: Resource) -> list[Resource]:
+    """Every metric an alarm watches: its own, or those of its metric-math queries."""
+    if alarm.get("MetricName"):
+        return [alarm]
+    return [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if q.get("MetricStat")]
+
+
 @dataclass
 class CheckContext:
     snapshot: Snapshot

@@ -18,11 +18,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecsguard.aws.snapshot import Snapshot
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import first_error, parse_yaml
 from ecsguard.core.models import Finding, Status
 
 
@@ -78,20 +78,12 @@ def load_mutelist(path: str | Path) -> Mutelist:
         raise UserError(
             f"cannot read mutelist {source}: {err.strerror}", "check the path"
         ) from None
-    try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else str(source)
-        problem = getattr(err, "problem", None) or str(err)
-        raise UserError(f"mutelist {where}: invalid YAML: {problem}", "fix the syntax") from None
+    doc = parse_yaml(text, str(source), "mutelist") or {}
     try:
         return Mutelist.model_validate(doc)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
         raise UserError(
-            f"mutelist {source}: {where}: {first['msg']}",
+            f"mutelist {source}: {first_error(err)}",
             "each entry needs check and reason; optional resource, tags, expires (YYYY-MM-DD)",
         ) from None
 

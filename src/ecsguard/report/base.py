@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from ecsguard.core.models import Finding
+from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.core.registry import Registry
 from ecsguard.posture.check import CheckMeta
 
@@ -27,6 +30,53 @@ class Report:
     #: "not collected: ..." lines from the snapshot
     gaps: list[str] = field(default_factory=list)
     ecsguard_version: str = ""
+
+
+# -- helpers every writer shares ---------------------------------------------------------
+
+
+def sort_key(finding: Finding) -> tuple[str, str, str, str]:
+    """The order every machine-readable writer uses."""
+    return (finding.check_id, finding.region, finding.resource_arn, finding.status.value)
+
+
+def records(report: Report) -> list[dict[str, Any]]:
+    """The findings as plain dicts, with `baseline` when the report has one."""
+    rows = []
+    for finding in sorted(report.findings, key=sort_key):
+        row = finding.model_dump(mode="json")
+        if report.baseline:
+            row["baseline"] = report.baseline.get((finding.check_id, finding.resource_arn))
+        rows.append(row)
+    return rows
+
+
+def utc(moment: datetime) -> datetime:
+    """An aware UTC time (a naive one is taken as UTC, as snapshots write it)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def finding_uid(check_id: str, resource_arn: str) -> str:
+    """The same id for the same check on the same resource, in every audit and format."""
+    return hashlib.sha256(f"{check_id}\x00{resource_arn}".encode()).hexdigest()
+
+
+def short_name(arn: str) -> str:
+    """The readable end of an ARN: `service/prod/web` -> `prod/web`; other strings unchanged."""
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn":
+        return arn
+    resource = parts[5]
+    if not resource:
+        return parts[4] or arn
+    _, sep, rest = resource.partition("/")
+    return rest if sep and rest else resource
+
+
+def fail_counts(findings: list[Finding]) -> Counter[tuple[Pillar, Severity]]:
+    return Counter((f.pillar, f.severity) for f in findings if f.status == Status.FAIL)
 
 
 Writer = Callable[[Report], bytes]

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from ecsguard.posture.check import Result, check
-from ecsguard.posture.context import CheckContext, Resource
+from ecsguard.posture.context import CheckContext, Resource, alarm_metrics
 
 TRAIL = "AWS::CloudTrail::Trail"
 LOG_GROUP = "AWS::Logs::LogGroup"
@@ -516,13 +516,6 @@ def _missing(watch: Watch, pattern: str) -> list[str]:
     ]
 
 
-def _alarm_metrics(alarm: Resource) -> list[Resource]:
-    """Every metric an alarm watches: its own, or those of its metric-math queries."""
-    if alarm.get("MetricName"):
-        return [alarm]
-    return [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if q.get("MetricStat")]
-
-
 def _notifies(alarm: Resource) -> bool:
     return bool(alarm.get("AlarmActions")) and alarm.get("ActionsEnabled") is not False
 
@@ -560,7 +553,7 @@ def _alarms_on(ctx: CheckContext, region: str, flt: Resource) -> list[str]:
         a.get("AlarmName", "")
         for a in ctx.snapshot.regions[region].cloudwatch.metric_alarms
         if _notifies(a)
-        and any((m.get("Namespace"), m.get("MetricName")) in metrics for m in _alarm_metrics(a))
+        and any((m.get("Namespace"), m.get("MetricName")) in metrics for m in alarm_metrics(a))
     )
 
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from ecsguard.posture.check import Result, check
-from ecsguard.posture.context import CheckContext, Resource
+from ecsguard.posture.context import CheckContext, Resource, alarm_metrics
 
 NEEDS_ALARMS = ("cloudwatch:DescribeAlarms",)
 
@@ -26,13 +26,6 @@ LABELS = {
 }
 
 
-def _alarm_metrics(alarm: Resource) -> list[Resource]:
-    """Every metric an alarm watches: its own, or those of its metric-math queries."""
-    if alarm.get("MetricName"):
-        return [alarm]
-    return [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if q.get("MetricStat")]
-
-
 def _only_scales(alarm: Resource) -> bool:
     """Target-tracking and step-scaling alarms act on capacity, and tell nobody."""
     actions = alarm.get("AlarmActions") or []
@@ -46,7 +39,7 @@ def _service_alarms(ctx: CheckContext) -> dict[tuple[str, str, str], dict[str, l
         for alarm in sorted(inv.cloudwatch.metric_alarms, key=lambda a: a.get("AlarmName", "")):
             if _only_scales(alarm):
                 continue
-            for metric in _alarm_metrics(alarm):
+            for metric in alarm_metrics(alarm):
                 dims = {d.get("Name"): d.get("Value") for d in metric.get("Dimensions", [])}
                 where = (region, str(dims.get("ClusterName")), str(dims.get("ServiceName")))
                 measured = (metric.get("Namespace"), metric.get("MetricName"))

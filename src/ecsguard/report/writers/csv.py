@@ -13,8 +13,7 @@ import io
 from typing import Any
 
 from ecsguard.core.models import Finding
-from ecsguard.report.base import Report, writer
-from ecsguard.report.writers.json import records
+from ecsguard.report.base import Report, records, writer
 
 COLUMNS = [*Finding.model_fields]
 FORMULA_STARTS = ("=", "+", "-", "@")

@@ -30,9 +30,7 @@ from markupsafe import Markup
 
 from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.report import i18n
-from ecsguard.report.base import Report, writer
-from ecsguard.report.writers.ocsf import utc
-from ecsguard.report.writers.table import fail_counts, short_name
+from ecsguard.report.base import Report, fail_counts, short_name, utc, writer
 
 STATUS_ORDER = [Status.FAIL, Status.MUTED, Status.ERROR, Status.NOT_ASSESSED, Status.PASS]
 

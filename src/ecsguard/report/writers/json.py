@@ -9,28 +9,9 @@ deterministic: findings sorted by (check, region, resource, status), UTF-8 with 
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from ecsguard.core.models import Finding
-from ecsguard.report.base import Report, writer
-
-
-def sort_key(finding: Finding) -> tuple[str, str, str, str]:
-    """The order every machine-readable writer uses."""
-    return (finding.check_id, finding.region, finding.resource_arn, finding.status.value)
-
-
-def records(report: Report) -> list[dict[str, Any]]:
-    """The findings as plain dicts, with `baseline` when the report has one."""
-    rows = []
-    for finding in sorted(report.findings, key=sort_key):
-        row = finding.model_dump(mode="json")
-        if report.baseline:
-            row["baseline"] = report.baseline.get((finding.check_id, finding.resource_arn))
-        rows.append(row)
-    return rows
+from ecsguard.report.base import Report, records, writer
 
 
 @writer("json")

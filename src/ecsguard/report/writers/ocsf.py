@@ -14,16 +14,12 @@ Mapping (OCSF 1.3, profiles cloud and datetime):
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from ecsguard.core.models import Finding, Severity, Status
-from ecsguard.report.base import Report, writer
-from ecsguard.report.writers.json import sort_key
-from ecsguard.report.writers.table import short_name
+from ecsguard.report.base import Report, finding_uid, short_name, sort_key, utc, writer
 
 OCSF_VERSION = "1.3.0"
 CLASS_UID = 2003
@@ -50,18 +46,6 @@ STANDARDS = {
     "SecurityHub": "AWS Security Hub controls",
 }
 DEFAULT_STANDARD = "ecsguard ECS best practices"
-
-
-def utc(moment: datetime) -> datetime:
-    """An aware UTC time (a naive one is taken as UTC, as snapshots write it)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def finding_uid(check_id: str, resource_arn: str) -> str:
-    """The same id for the same check on the same resource, in every audit and format."""
-    return hashlib.sha256(f"{check_id}\x00{resource_arn}".encode()).hexdigest()
 
 
 def standards(controls: list[str]) -> list[str]:

@@ -22,11 +22,8 @@ import orjson
 
 from ecsguard.core.models import Finding, Severity, Status
 from ecsguard.posture.check import CheckMeta
-from ecsguard.report.base import Report, writer
+from ecsguard.report.base import Report, finding_uid, short_name, sort_key, utc, writer
 from ecsguard.report.i18n import text
-from ecsguard.report.writers.json import sort_key
-from ecsguard.report.writers.ocsf import finding_uid, utc
-from ecsguard.report.writers.table import short_name
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.report import i18n
-from ecsguard.report.base import Report, writer
+from ecsguard.report.base import Report, fail_counts, short_name, writer
 
 DEFAULT_WIDTH = 120
 #: C0 and C1 control characters (but tab and newline) print as \xNN: an AWS string must not be
@@ -33,22 +33,6 @@ _CONTROLS = {
 def plain(value: str) -> Text:
     """Untrusted text as a rich Text: no markup, no control characters."""
     return Text(value.translate(_CONTROLS))
-
-
-def short_name(arn: str) -> str:
-    """The readable end of an ARN: `service/prod/web` -> `prod/web`; other strings unchanged."""
-    parts = arn.split(":", 5)
-    if len(parts) < 6 or parts[0] != "arn":
-        return arn
-    resource = parts[5]
-    if not resource:
-        return parts[4] or arn
-    _, sep, rest = resource.partition("/")
-    return rest if sep and rest else resource
-
-
-def fail_counts(findings: list[Finding]) -> Counter[tuple[Pillar, Severity]]:
-    return Counter((f.pillar, f.severity) for f in findings if f.status == Status.FAIL)
 
 
 def severity_order(finding: Finding) -> tuple[int, str, str, str]:
