@@ -88,7 +88,18 @@ def minimum_ecs_calls(snap: Snapshot) -> dict[str, int]:
             max(1, math.ceil(tasks.get((a, s), 0) / 100)) for a in arns for s in ("RUN", "STOPPED")
         ),
         "ecs:DescribeTasks": sum(math.ceil(n / 100) for n in tasks.values()),
+        "ecs:ListContainerInstances": len(arns),
+        "ecs:DescribeContainerInstances": sum(
+            math.ceil(n / 100) for n in _per_cluster_count(ecs.container_instances).values()
+        ),
     }
+
+
+def _per_cluster_count(items: list[dict[str, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["clusterArn"]] = counts.get(item["clusterArn"], 0) + 1
+    return counts
 
 
 def measure(endpoint: str, workers: int, latency_ms: float = 0.0) -> tuple[Snapshot, float]:
