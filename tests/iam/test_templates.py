@@ -1,4 +1,4 @@
-"""Least-privilege templates: scoped resources, PassRole to ECS tasks only, filled from a snapshot."""
+"""Least-privilege templates: scoped resources, PassRole to ECS only, filled from a snapshot."""
 
 from __future__ import annotations
 
