@@ -227,6 +227,19 @@ def _own_statements(principal: Mapping[str, Any], iam: Any, group: str = "") -> 
             yield Sourced(source, statement)
 
 
+def managed_policy_statements(arn: str, iam: Any) -> list[Sourced] | None:
+    """The statements of one managed policy (its default version in `iam.policies`, or the
+    known AWS content) with their Source, or None when its document is not available. For
+    documents attached in other ways than `statements_of` reads, such as permissions boundaries."""
+    document, assumed = _documents(iam).get(arn), False
+    if document is None and (known := _known_name(arn)) is not None:
+        document, assumed = KNOWN_AWS_POLICIES[known], True
+    if document is None:
+        return None
+    source = Source(arn.rsplit("/", 1)[-1], "managed", arn=arn, assumed=assumed)
+    return [Sourced(source, statement) for statement in parse_statements(document)]
+
+
 def _documents(iam: Any) -> dict[str, Any]:
     """Policy ARN -> the document of its default version, for policies that have one."""
     documents = {}
