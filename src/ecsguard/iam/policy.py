@@ -375,7 +375,9 @@ def _path(name: str, summary: str, *steps: str | tuple[str, ...]) -> EscalationP
 PASS = "iam:PassRole"
 #: After Rhino Security Labs' catalogue of AWS IAM privilege escalation methods, plus the ECS route
 #: this product cares most about. Single IAM actions escalate on their own: the principal can point
-#: them at itself (or a group it is in, or a role it can reach).
+#: them at itself (or a group it is in, or a role it can reach). ECS routes that depend on what
+#: runs in the account (exec into a task with a stronger role, RunTask of an existing definition)
+#: are judged against the snapshot in iam/escalation.py, not here.
 ESCALATION_PATHS: tuple[EscalationPath, ...] = (
     _path(
         "ecs-deploy-passrole",
@@ -456,6 +458,26 @@ ESCALATION_PATHS: tuple[EscalationPath, ...] = (
         "deploy a stack under any passable role",
         PASS,
         "cloudformation:CreateStack",
+    ),
+    _path(
+        "cloudformation-passrole-change-set",
+        "execute a change set under any passable role",
+        PASS,
+        "cloudformation:CreateChangeSet",
+        "cloudformation:ExecuteChangeSet",
+    ),
+    _path(
+        "ec2-user-data-restart",
+        "rewrite an instance's user data and restart it, as its instance role",
+        "ec2:ModifyInstanceAttribute",
+        "ec2:StopInstances",
+        "ec2:StartInstances",
+    ),
+    _path(
+        "ec2-launch-template-version",
+        "add a launch template version whose instances run under its role",
+        "ec2:CreateLaunchTemplateVersion",
+        "ec2:ModifyLaunchTemplate",
     ),
     _path(
         "datapipeline-passrole",
