@@ -30,6 +30,10 @@ class Report:
     #: "not collected: ..." lines from the snapshot
     gaps: list[str] = field(default_factory=list)
     ecsguard_version: str = ""
+    #: the IAM analysis (`ecsguard.iam.account.analyze_account`) for the HTML report's IAM
+    #: section, best built with `ecsguard.iam.render.html_section` (which adds the map as data);
+    #: None: no IAM section. The other writers do not show it.
+    iam: dict[str, Any] | None = None
 
 
 # -- helpers every writer shares ---------------------------------------------------------

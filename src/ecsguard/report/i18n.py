@@ -160,6 +160,49 @@ EN: dict[str, Any] = {
     "link_artifact": "AWS Artifact user guide",
     "link_srm": "AWS shared responsibility model",
     "link_ecs_srm": "Shared responsibility model for Amazon ECS",
+    # IAM governance (`ecsguard iam report` and the HTML report's IAM section)
+    "iam_title": "IAM governance",
+    "iam_headline": "{principals} principals; {admin} admin-equivalent, {outside} of them outside "
+    "the IAM-administrator tier",
+    "iam_principals": "Principals",
+    "iam_admin_equivalent": "Admin-equivalent",
+    "iam_outside_admin": "Admin-equivalent outside the IAM-administrator tier",
+    "iam_escalation_paths": "Escalation paths",
+    "iam_stray": "Stray identities",
+    "iam_chart_tiers": "Principals by tier",
+    "iam_name": "Name",
+    "iam_type": "Type",
+    "iam_tier": "Tier",
+    "iam_tier_role": "Tier / role",
+    "iam_admin": "Admin",
+    "iam_stray_reasons": "Stray reasons",
+    "iam_used_by": "Used by",
+    "iam_last_used": "Last used",
+    "iam_yes": "yes",
+    "iam_via": "via",
+    "iam_gains": "gains",
+    "iam_conditional": "conditional: a Condition decides it",
+    "iam_narrowed": "narrowed",
+    "iam_no_principals": "No principals.",
+    "iam_map": "Services and their identities",
+    "iam_map_note": "Left: ECS services and tasks. Middle: the roles and users they run under; "
+    "dashed lines come from the principals that can deploy them. Right: each principal's policies.",
+    "iam_map_missing": "The service-to-identity map was not included in this report.",
+    "iam_least_privilege": "Least privilege",
+    "iam_least_privilege_intro": "For each service, this prints a least-privilege policy for the "
+    "CI/CD principal that deploys it: PassRole limited to the service's roles and to ECS tasks, "
+    "and resources named wherever the action allows. Compare it with what the principal has now.",
+    "iam_least_privilege_tiers": "Other tiers: --tier deployer, operator, workload (the task "
+    "execution role), service-admin, iam-admin.",
+    "iam_snapshot_placeholder": "FILE is the snapshot this report was made from.",
+    "iam_no_services": "No ECS services in this account.",
+    "iam_tier_notes": {
+        "over-privileged": "has rights beyond what its job needs",
+        "iam-admin": "creates and removes principals and changes their rights",
+        "service-admin": "full ECS, and read access to IAM for inventory",
+        "service-user": "deploys, operates or runs in ECS with the minimum for its job",
+        "unrelated": "no ECS role",
+    },
 }
 
 JA: dict[str, Any] = {
@@ -313,9 +356,54 @@ JA: dict[str, Any] = {
     "link_artifact": "AWS Artifact ユーザーガイド",
     "link_srm": "AWS 責任共有モデル",
     "link_ecs_srm": "Amazon ECS の責任共有モデル",
+    "iam_title": "IAM ガバナンス",
+    "iam_headline": "プリンシパル {principals} 件、うち管理者相当 {admin} 件"
+    "（IAM 管理者層の外に {outside} 件）",
+    "iam_principals": "プリンシパル",
+    "iam_admin_equivalent": "管理者相当",
+    "iam_outside_admin": "IAM 管理者層の外にある管理者相当",
+    "iam_escalation_paths": "権限昇格パス",
+    "iam_stray": "放置された ID",
+    "iam_chart_tiers": "層別のプリンシパル数",
+    "iam_name": "名前",
+    "iam_type": "種類",
+    "iam_tier": "層",
+    "iam_tier_role": "層 / 役割",
+    "iam_admin": "管理者相当",
+    "iam_stray_reasons": "放置の理由",
+    "iam_used_by": "利用元",
+    "iam_last_used": "最終使用",
+    "iam_yes": "はい",
+    "iam_via": "経由",
+    "iam_gains": "得られる権限",
+    "iam_conditional": "条件付き: Condition により成否が決まる",
+    "iam_narrowed": "範囲の限定",
+    "iam_no_principals": "プリンシパルはありません。",
+    "iam_map": "サービスと ID の対応",
+    "iam_map_note": "左: ECS のサービスとタスク。中央: それらが使うロールとユーザー（破線は"
+    "デプロイできるプリンシパルから）。右: 各プリンシパルのポリシー。",
+    "iam_map_missing": "このレポートにはサービスと ID の対応図が含まれていません。",
+    "iam_least_privilege": "最小権限",
+    "iam_least_privilege_intro": "サービスごとに、デプロイする CI/CD プリンシパル向けの最小権限"
+    "ポリシーを出力するコマンドです。PassRole はサービスのロールと ECS タスクに限定し、"
+    "アクションが対応する場合はリソースを指定します。現在の権限と比較してください。",
+    "iam_least_privilege_tiers": "ほかの層: --tier deployer、operator、workload（タスク実行"
+    "ロール）、service-admin、iam-admin。",
+    "iam_snapshot_placeholder": "FILE はこのレポートの元になったスナップショットです。",
+    "iam_no_services": "このアカウントには ECS サービスがありません。",
+    "iam_tier_notes": {
+        "over-privileged": "役割に必要な範囲を超える権限を持つ",
+        "iam-admin": "プリンシパルの作成・削除と権限の変更を行う",
+        "service-admin": "ECS のすべての操作と、棚卸しのための IAM の読み取り",
+        "service-user": "ECS でのデプロイ・運用・実行に必要な最小限の権限",
+        "unrelated": "ECS での役割なし",
+    },
 }
 
 LANGUAGES: dict[str, dict[str, Any]] = {"en": EN, "ja": JA}
+
+#: the IAM tiers (`ecsguard.iam.account`), in order of concern; the names are identifiers
+IAM_TIERS = ("over-privileged", "iam-admin", "service-admin", "service-user", "unrelated")
 
 #: documentation the HTML report links to (plain links, opened by the reader, never loaded)
 LINKS = {

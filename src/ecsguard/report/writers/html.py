@@ -11,8 +11,15 @@ the filters (hidden then) do nothing.
 
 Sections: header, summary charts, findings (filters by pillar, severity, status and, with a
 baseline, "new"; evidence, remediation, description and controls in a <details> per finding),
-resolved findings (with a baseline), "not collected" gaps, and the shared responsibility statement
-with this account's evidence per pillar.
+resolved findings (with a baseline), IAM governance (when the report has an IAM analysis: headline
+figures, principals by tier, every principal with its escalation paths, stray reasons and uses, the
+service-to-identity map, least-privilege commands), "not collected" gaps, and the shared
+responsibility statement with this account's evidence per pillar.
+
+The identity map is the one piece of markup not written by the template: `ecsguard.iam.graph.to_svg`
+draws it with every text XML-escaped. It is embedded inline (so its tooltips work and its text can
+be searched) only after `_inline_svg` has parsed it and found nothing but drawing elements: no
+script, no foreignObject, no event attribute, no link, no style.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ import base64
 import hashlib
 import math
 import re
+import shlex
+import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -29,6 +39,9 @@ from jinja2 import Environment, StrictUndefined, Template
 from markupsafe import Markup
 
 from ecsguard.core.models import Finding, Pillar, Severity, Status
+from ecsguard.iam import render as iam_render
+from ecsguard.iam.graph import to_svg
+from ecsguard.iam.usage import IdentityMap, describe_uses
 from ecsguard.report import i18n
 from ecsguard.report.base import Report, fail_counts, short_name, utc, writer
 
@@ -112,6 +125,20 @@ color:#fff;white-space:nowrap}
 .controls{font-size:.85em;color:var(--muted);margin-top:6px;overflow-wrap:anywhere}
 .two{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:16px}
 .note{color:var(--muted);font-size:.9em}
+.tier-over-privileged{fill:var(--high);background:var(--high)}
+.tier-iam-admin{fill:#8250df;background:#8250df}
+.tier-service-admin{fill:var(--low);background:var(--low)}
+.tier-service-user{fill:var(--pass);background:var(--pass)}
+.tier-unrelated,.tier-other{fill:var(--other);background:var(--other)}
+table.principals ul{margin:0;padding-left:16px}
+table.principals td{overflow-wrap:break-word}
+table.principals th,table.principals td.flag{white-space:nowrap}
+figure.narrow{max-width:480px}
+.map{overflow-x:auto;border:1px solid var(--line);border-radius:6px;padding:8px}
+.map svg{min-width:760px}
+ul.commands{list-style:none;padding:0}
+ul.commands code{display:block;background:var(--panel);padding:6px 8px;border-radius:4px;
+margin:4px 0;overflow-wrap:anywhere}
 footer{max-width:1180px;margin:32px auto;padding:12px 24px;border-top:1px solid var(--line);
 color:var(--muted);font-size:.85em}
 @media print{
@@ -191,6 +218,7 @@ TEMPLATE = """<!DOCTYPE html>
 <a href="#summary">{{ L.summary }}</a>
 <a href="#findings">{{ L.findings }}</a>
 {% if baseline %}<a href="#resolved">{{ L.resolved }}</a>{% endif %}
+{% if iam %}<a href="#iam">{{ L.iam_title }}</a>{% endif %}
 <a href="#not-collected">{{ L.not_collected }}</a>
 <a href="#responsibility">{{ L.sr_title }}</a>
 </nav>
@@ -338,6 +366,104 @@ TEMPLATE = """<!DOCTYPE html>
 {% else %}
 <p>{{ L.resolved_none }}</p>
 {% endif %}
+</section>
+{% endif %}
+
+{% if iam %}
+<section id="iam">
+<h2>{{ L.iam_title }}</h2>
+<p><b>{{ iam.headline }}</b></p>
+<div class="cards">
+{% for card in iam.cards %}
+<div class="card">{{ card.label }}<b>{{ card.count }}</b></div>
+{% endfor %}
+</div>
+<figure class="narrow">
+<figcaption>{{ L.iam_chart_tiers }}</figcaption>
+<svg viewBox="0 0 {{ iam.chart.width }} {{ iam.chart.height }}" role="img" aria-labelledby="c4">
+<title id="c4">{{ L.iam_chart_tiers }}</title>
+{% for row in iam.chart.rows %}
+<g><title>{{ row.tier }}: {{ row.count }}{% if row.note %} · {{ row.note }}{% endif %}</title>
+<text x="0" y="{{ row.y + 14 }}">{{ row.tier }}</text>
+<rect class="tier-{{ row.css }}" x="{{ iam.chart.left }}" y="{{ row.y }}" width="{{ row.w }}"
+ height="20"/>
+<text x="{{ iam.chart.left + row.w + 6 }}" y="{{ row.y + 14 }}">{{ row.count }}</text>
+</g>
+{% endfor %}
+</svg>
+</figure>
+<h3>{{ L.iam_principals }}</h3>
+{% if iam.rows %}
+<table class="principals">
+<thead><tr>
+<th>{{ L.iam_name }}</th><th>{{ L.iam_tier }}</th><th>{{ L.iam_admin_equivalent }}</th>
+<th>{{ L.iam_escalation_paths }}</th><th>{{ L.iam_stray_reasons }}</th>
+<th>{{ L.iam_used_by }}</th><th>{{ L.iam_last_used }}</th>
+</tr></thead>
+<tbody>
+{% for p in iam.rows %}
+<tr>
+<td title="{{ p.arn }}">{{ p.name }}<span class="id">{{ p.type }}</span></td>
+<td><span class="badge tier-{{ p.css }}">{{ p.tier }}</span>
+{% if p.role %}<span class="id">{{ p.role }}</span>{% endif %}
+{% if p.tier_reasons %}
+<ul class="note">{% for r in p.tier_reasons %}<li>{{ r }}</li>{% endfor %}</ul>
+{% endif %}
+</td>
+<td class="flag">{{ L.iam_yes if p.admin_equivalent else "-" }}</td>
+<td>
+{% if p.paths %}
+<ul>
+{% for path in p.paths %}
+<li><b>{{ path.method }}</b>
+{% for action in path.actions %}<br><code>{{ action }}</code>{% endfor %}
+{% if path.via %}<br><span title="{{ path.via_arns }}">{{ L.iam_via }}: {{ path.via }}</span>
+{% endif %}
+{% if path.gains %}<br><span title="{{ path.gains_arn }}">{{ L.iam_gains }}: {{ path.gains }}</span>
+{% endif %}
+{% if path.conditional %}<br><span class="note">{{ L.iam_conditional }}</span>{% endif %}
+{% if path.narrowed %}<br><span class="note">{{ L.iam_narrowed }}{% if path.narrowed_detail %}:
+{{ path.narrowed_detail }}{% endif %}</span>{% endif %}
+</li>
+{% endfor %}
+</ul>
+{% else %}-{% endif %}
+</td>
+<td>
+{% if p.stray %}
+<ul>{% for r in p.stray %}<li>{{ r }}</li>{% endfor %}</ul>
+{% else %}-{% endif %}
+</td>
+<td>
+{% if p.used_by %}
+<ul>{% for u in p.used_by %}<li>{{ u }}</li>{% endfor %}</ul>
+{% else %}-{% endif %}
+</td>
+<td>{% if p.last_used %}<span title="{{ p.last_used }}">{{ p.last_used_day }}</span>
+{% else %}-{% endif %}</td>
+</tr>
+{% endfor %}
+</tbody>
+</table>
+{% else %}
+<p>{{ L.iam_no_principals }}</p>
+{% endif %}
+<h3>{{ L.iam_map }}</h3>
+{% if iam.map_svg %}
+<p class="note">{{ L.iam_map_note }}</p>
+<div class="map">{{ iam.map_svg }}</div>
+{% else %}
+<p class="note">{{ L.iam_map_missing }}</p>
+{% endif %}
+<h3>{{ L.iam_least_privilege }}</h3>
+<p>{{ L.iam_least_privilege_intro }}</p>
+{% if iam.commands %}
+<ul class="commands">{% for c in iam.commands %}<li><code>{{ c }}</code></li>{% endfor %}</ul>
+{% if iam.placeholder %}<p class="note">{{ L.iam_snapshot_placeholder }}</p>{% endif %}
+{% else %}
+<p>{{ L.iam_no_services }}</p>
+{% endif %}
+<p class="note">{{ L.iam_least_privilege_tiers }}</p>
 </section>
 {% endif %}
 
@@ -614,6 +740,142 @@ def _pillar_evidence(report: Report) -> list[dict[str, Any]]:
     return out
 
 
+# -- the IAM section ---------------------------------------------------------------------
+
+#: what an identity map SVG may hold (local names): drawing, text and tooltips, nothing active
+_SVG_ELEMENTS = frozenset({"svg", "g", "title", "text", "rect", "path", "line"})
+
+
+def _inline_svg(svg: str) -> Markup:
+    """`svg` as markup to embed in the page, after checking it holds only drawing elements.
+
+    Marking it Markup is safe because `to_svg` XML-escapes every text it writes and builds its
+    attributes from numbers and constants; this check makes that a verified property rather than
+    a promise, so a future change to the drawing cannot smuggle a script into the report."""
+    root = ET.fromstring(svg)
+    for element in root.iter():
+        name = element.tag.rpartition("}")[2]
+        if name not in _SVG_ELEMENTS:
+            raise ValueError(f"identity map SVG holds a <{name}> element")
+        for attribute in element.attrib:
+            local = attribute.rpartition("}")[2].lower()
+            if local.startswith("on") or local in ("href", "style", "src"):
+                raise ValueError(f"identity map SVG has a {attribute!r} attribute")
+    return Markup(svg)  # checked above; see the docstring
+
+
+def _tier_css(tier: str) -> str:
+    return tier if tier in i18n.IAM_TIERS else "other"
+
+
+def _tier_chart(counts: Mapping[str, int], lang: str) -> dict[str, Any]:
+    notes = i18n.strings(lang)["iam_tier_notes"]
+    width, left, right, row_h = 360, 120, 40, 30
+    biggest = max(counts.values(), default=0) or 1
+    rows = [
+        {
+            "tier": tier,
+            "css": _tier_css(tier),
+            "note": notes.get(tier, ""),
+            "count": count,
+            "y": 10 + n * row_h,
+            "w": round((width - left - right) * count / biggest, 1),
+        }
+        for n, (tier, count) in enumerate(counts.items())
+    ]
+    return {"width": width, "height": 20 + len(rows) * row_h, "left": left, "rows": rows}
+
+
+def _iam_row(principal: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    words = iam_render.words
+    paths = []
+    for path in principal.get("escalation_paths", []):
+        narrowed = path.get("narrowed")
+        via = [words(v) for v in path.get("via", [])]
+        gains = words(path.get("gains", ""))
+        paths.append(
+            {
+                "method": words(path.get("method", "?")),
+                "actions": [words(a) for a in path.get("actions", [])],
+                # role names read better in a table cell; the ARNs are in the tooltip
+                "via": ", ".join(short_name(v) for v in via),
+                "via_arns": ", ".join(via),
+                "gains": short_name(gains),
+                "gains_arn": gains,
+                "conditional": bool(path.get("conditional")),
+                "narrowed": bool(narrowed),
+                "narrowed_detail": "" if narrowed is True else words(narrowed),
+            }
+        )
+    tier = str(principal.get("tier", ""))
+    last_used = words(principal.get("last_used"))
+    return {
+        "arn": str(principal.get("arn", "")),
+        "name": str(principal.get("name", "")),
+        "type": str(principal.get("type", "")),
+        "tier": tier,
+        "css": _tier_css(tier),
+        "role": words(principal.get("role")),
+        "tier_reasons": [words(r) for r in principal.get("tier_reasons", [])],
+        "admin_equivalent": bool(principal.get("admin_equivalent")),
+        "paths": paths,
+        "stray": [iam_render.reason_text(r, lang) for r in principal.get("stray_reasons", [])],
+        "used_by": describe_uses(iam_render.uses(principal), lang),
+        "last_used": last_used,
+        # the day is enough in a table; the whole time is in the tooltip
+        "last_used_day": last_used[:10] if re.match(r"\d{4}-\d\d-\d\dT", last_used) else last_used,
+    }
+
+
+def _services(iam: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(cluster, service) of every ECS service: from the map when the report has it, else from
+    the principals' uses."""
+    if "identity_map" in iam:
+        found = {(s["cluster"], s["service"]) for s in iam["identity_map"].get("services", [])}
+    else:
+        found = {
+            (u.cluster, u.service)
+            for p in iam.get("principals", [])
+            for u in iam_render.uses(p)
+            if u.service
+        }
+    return sorted(found)
+
+
+def _template_command(cluster: str, service: str, snapshot_file: str) -> str:
+    # names are quoted for a shell: the line is meant to be copied
+    return (
+        f"ecsguard iam template --tier ci --cluster {shlex.quote(cluster)}"
+        f" --service {shlex.quote(service)}"
+        f" --snapshot {shlex.quote(snapshot_file) if snapshot_file else 'FILE'}"
+    )
+
+
+def _iam_section(iam: Mapping[str, Any], lang: str) -> dict[str, Any]:
+    strings = i18n.strings(lang)
+    numbers = iam_render.figures(iam)
+    snapshot_file = str(iam.get("snapshot_file") or "")
+    imap = iam.get("identity_map")
+    return {
+        "headline": iam_render.headline(iam, lang),
+        "cards": [
+            {"label": strings[label], "count": numbers[key]}
+            for key, label in (
+                ("principals", "iam_principals"),
+                ("admin_equivalent", "iam_admin_equivalent"),
+                ("admin_equivalent_outside_iam_admin", "iam_outside_admin"),
+                ("escalation_paths", "iam_escalation_paths"),
+                ("stray", "iam_stray"),
+            )
+        ],
+        "chart": _tier_chart(iam_render.by_tier(iam), lang),
+        "rows": [_iam_row(p, lang) for p in iam_render.by_concern(iam.get("principals", []))],
+        "map_svg": _inline_svg(to_svg(IdentityMap.from_dict(imap))) if imap else None,
+        "commands": [_template_command(c, s, snapshot_file) for c, s in _services(iam)],
+        "placeholder": not snapshot_file,
+    }
+
+
 def context(report: Report) -> dict[str, Any]:
     """Everything the template shows, as plain values (the template escapes all of them)."""
     lang = report.lang if report.lang in i18n.LANGUAGES else "en"
@@ -681,6 +943,7 @@ def context(report: Report) -> dict[str, Any]:
             for f in sorted(report.resolved, key=lambda f: (f.severity.rank, f.check_id))
         ],
         "gaps": list(report.gaps),
+        "iam": _iam_section(report.iam, lang) if report.iam is not None else None,
         "pillars": _pillar_evidence(report),
         "links": [{"label": strings[key], "url": url} for key, url in i18n.LINKS.items()],
         "data": {
