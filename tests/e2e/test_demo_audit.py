@@ -75,7 +75,8 @@ def test_every_planted_mistake_is_found(
     missed = [
         entry["id"]
         for entry in load_estate()["planted"]
-        if not any(concerns(f, entry, demo_snapshot) for f in failed)
+        if entry.get("found_by", "audit") == "audit"  # others: the IAM report's tests
+        and not any(concerns(f, entry, demo_snapshot) for f in failed)
     ]
     assert missed == []
 

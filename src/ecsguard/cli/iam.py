@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ecsguard.aws.collect import auditor_policy
-from ecsguard.cli.common import print_json
+from ecsguard.cli.common import aws_options, make_aws_options, print_json, stdout
 from ecsguard.core.errors import UserError
+
+if TYPE_CHECKING:
+    from ecsguard.aws.snapshot import Snapshot
 
 
 @click.group()
@@ -17,6 +23,8 @@ def iam() -> None:
 
     \b
     Examples:
+      ecsguard iam report --snapshot snap.json.gz
+      ecsguard iam who-can iam:PassRole --snapshot snap.json.gz
       ecsguard iam template --tier ci --cluster prod --service api --snapshot snap.json.gz
       ecsguard iam suggest ci-deployer --cloudtrail ./AWSLogs --snapshot snap.json.gz
       ecsguard iam analyze-policy policy.json
@@ -150,3 +158,166 @@ def analyze_policy_command(files: tuple[str, ...]) -> None:
 
     stdin_text = sys.stdin.read() if "-" in files else None
     print_json(analyze_files(list(files), stdin_text))
+
+
+@iam.command("report")
+@aws_options
+@click.option(
+    "--snapshot",
+    "snapshot_file",
+    type=click.Path(dir_okay=False),
+    help="Analyse this saved snapshot instead of calling AWS.",
+)
+@click.option(
+    "--authorization-details",
+    type=click.Path(dir_okay=False),
+    help="Analyse the output of `aws iam get-account-authorization-details` alone.",
+)
+@click.option(
+    "--cloudtrail",
+    type=click.Path(exists=True),
+    help="CloudTrail log files: evidence of long-lived keys used from containers.",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["table", "json", "csv", "dot", "html"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the report here instead of stdout.",
+)
+@click.option("--lang", type=click.Choice(["en", "ja"]), default="en", show_default=True)
+@click.option("--data-dir", envvar="ECSGUARD_DATA", help="Where live runs save the snapshot.")
+def report_command(
+    profile: str | None,
+    regions: tuple[str, ...],
+    endpoint_url: str | None,
+    role_arn: str | None,
+    max_workers: int,
+    snapshot_file: str | None,
+    authorization_details: str | None,
+    cloudtrail: str | None,
+    output: str,
+    out: str | None,
+    lang: str,
+    data_dir: str | None,
+) -> None:
+    """Every principal with its tier, escalation paths, stray reasons and where it is used.
+
+    Tiers come from effective permissions, not names: iam-admin, service-admin, service-user
+    (deployer, operator, ci, workload), unrelated, over-privileged. The headline says how many
+    principals are admin-equivalent and how many of those sit outside the IAM-administrator
+    tier. `--output dot` draws the service-to-identity map for Graphviz; `--output html` writes
+    the audit report with its IAM section.
+    """
+    snap = _iam_snapshot(
+        profile,
+        regions,
+        endpoint_url,
+        role_arn,
+        max_workers,
+        snapshot_file,
+        authorization_details,
+        data_dir,
+    )
+    from ecsguard.iam import render
+    from ecsguard.iam.account import analyze_account
+    from ecsguard.iam.suggest import read_cloudtrail
+
+    records = list(read_cloudtrail(cloudtrail)) if cloudtrail else None
+    analysis = analyze_account(snap, cloudtrail=records)
+    if output == "dot":
+        data = render.dot(snap).encode()
+    elif output == "html":
+        from ecsguard.posture.audit import audit
+        from ecsguard.posture.engine import select
+        from ecsguard.report.base import render as render_report
+
+        iam_checks = [c for c in select() if c.meta.pillar == "iam"]
+        report = audit(snap, iam_checks, lang=lang)
+        section = render.html_section(analysis, snap, snapshot_file or "")
+        data = render_report(replace(report, iam=section), "html")
+    else:
+        data = {
+            "table": lambda: render.table(analysis, lang),
+            "json": lambda: render.json(analysis),
+            "csv": lambda: render.csv(analysis),
+        }[output]()
+    _write(data, out)
+
+
+@iam.command("who-can")
+@click.argument("action")
+@click.argument("resource", default="*")
+@click.option(
+    "--snapshot",
+    "snapshot_file",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="The snapshot to answer from (`ecsguard inventory -o FILE`).",
+)
+def who_can_command(action: str, resource: str, snapshot_file: str) -> None:
+    """Which principals can do ACTION on RESOURCE (default any), directly or in one hop.
+
+    One hop: through a role they can assume, or pass to ECS (or another compute service) and run
+    code under. Each answer names the deciding path.
+
+    \b
+    Example:
+      ecsguard iam who-can iam:CreateUser --snapshot snap.json.gz
+      ecsguard iam who-can ecs:UpdateService \\
+        arn:aws:ecs:ap-northeast-1:123456789012:service/prod/api --snapshot snap.json.gz
+    """
+    from ecsguard.aws import snapshot as snapshots
+    from ecsguard.iam import actions
+    from ecsguard.iam.escalation import who_can
+
+    if ":" not in action or not actions.expand(action):
+        raise UserError(
+            f"unknown IAM action {action!r}", "write it as service:Action, e.g. ecs:UpdateService"
+        )
+    print_json(who_can(action, resource, snapshots.load(snapshot_file)))
+
+
+def _iam_snapshot(
+    profile: str | None,
+    regions: tuple[str, ...],
+    endpoint_url: str | None,
+    role_arn: str | None,
+    max_workers: int,
+    snapshot_file: str | None,
+    authorization_details: str | None,
+    data_dir: str | None,
+) -> Snapshot:
+    from ecsguard.aws import snapshot as snapshots
+
+    if snapshot_file and authorization_details:
+        raise UserError(
+            "--snapshot and --authorization-details exclude each other", "give one source"
+        )
+    if snapshot_file:
+        return snapshots.load(snapshot_file)
+    if authorization_details:
+        from ecsguard.iam.account import snapshot_from_authorization_details
+
+        return snapshot_from_authorization_details(authorization_details)
+    from ecsguard.aws.session import AwsSession
+    from ecsguard.cli.inventory import default_path, run_inventory
+
+    options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
+    snap = run_inventory(AwsSession(options))
+    snapshots.save(snap, default_path(data_dir, snap))
+    return snap
+
+
+def _write(data: bytes, out: str | None) -> None:
+    if out and out != "-":
+        Path(out).write_bytes(data)
+        stdout.print(f"report written to {out}", markup=False, highlight=False)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
