@@ -170,7 +170,7 @@ def test_japanese_section() -> None:
     assert "over-privileged" in body  # tier names stay identifiers
     assert "FILE はこのレポートの元になったスナップショットです。" in body
     headings = [h.strip() for h in re.findall(r"<h2>(.*?)</h2>", text)]
-    assert headings[:3] == ["概要", "検出結果", "IAM ガバナンス"]
+    assert headings[:3] == ["概要", "IAM ガバナンス", "検出結果"]
 
 
 def test_an_empty_analysis_says_so() -> None:

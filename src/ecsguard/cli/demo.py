@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -64,7 +65,7 @@ def demo(ctx: click.Context, once: bool, estate: str | None, data_dir: str | Non
         snapshot = run_inventory(session)
         path = snapshots.save(snapshot, target_dir / "snapshots" / "demo.json.gz")
         render_summary(snapshot, path, "table", verbose)
-        write_audit_reports(snapshot, target_dir / "reports")
+        write_audit_reports(snapshot, target_dir / "reports", path)
         if once:
             return
         stdout.print(
@@ -80,14 +81,23 @@ def demo(ctx: click.Context, once: bool, estate: str | None, data_dir: str | Non
             stderr.print("stopping the emulator", markup=False)
 
 
-def write_audit_reports(snapshot: snapshots.Snapshot, folder: Path) -> None:
-    """The audit step of the demo: summary on screen, self-contained reports on disk."""
+def write_audit_reports(snapshot: snapshots.Snapshot, folder: Path, snapshot_file: Path) -> None:
+    """The audit and IAM steps of the demo: summaries on screen, reports on disk."""
+    from ecsguard.iam import render as iam_render
+    from ecsguard.iam.account import analyze_account
+
     report = audit(snapshot)
     print_summary(report.findings, {}, [], to_stderr=False)
+    analysis = analyze_account(snapshot)
+    stdout.print(iam_render.headline(analysis), markup=False, highlight=False)
+    tiers = ", ".join(f"{n} {tier}" for tier, n in iam_render.by_tier(analysis).items() if n)
+    stdout.print(f"IAM tiers: {tiers}", markup=False, highlight=False)
+    section = iam_render.html_section(analysis, snapshot, str(snapshot_file))
     folder.mkdir(parents=True, exist_ok=True)
     for lang in ("en", "ja"):
         localized = report if lang == "en" else audit(snapshot, lang=lang)
         path = folder / f"audit-{lang}.html"
-        path.write_bytes(render(localized, "html"))
-        stdout.print(f"audit report ({lang}): {path}", markup=False, highlight=False)
+        path.write_bytes(render(replace(localized, iam=section), "html"))
+        stdout.print(f"audit and IAM report ({lang}): {path}", markup=False, highlight=False)
     (folder / "audit.json").write_bytes(render(report, "json"))
+    (folder / "iam.json").write_bytes(iam_render.json(analysis))

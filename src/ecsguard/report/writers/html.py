@@ -293,82 +293,6 @@ TEMPLATE = """<!DOCTYPE html>
 </div>
 </section>
 
-<section id="findings">
-<h2>{{ L.findings }}</h2>
-<form id="filters" class="filters" aria-label="{{ L.filters }}">
-{% for f in filters %}
-<label>{{ f.label }}
-<select name="{{ f.name }}">
-<option value="">{{ L.all }}</option>
-{% for value, text in f.options %}<option value="{{ value }}">{{ text }}</option>{% endfor %}
-</select></label>
-{% endfor %}
-{% if baseline %}
-<label><input type="checkbox" name="mark" value="new"> {{ L.new_only }}</label>
-{% endif %}
-</form>
-<p id="shown" aria-live="polite"></p>
-{% if rows %}
-<table class="findings">
-<thead><tr>
-<th>{{ L.status }}</th><th>{{ L.severity }}</th><th>{{ L.pillar }}</th><th>{{ L.check }}</th>
-<th>{{ L.resource }}</th><th>{{ L.region }}</th>
-{% if baseline %}<th>{{ L.baseline }}</th>{% endif %}
-</tr></thead>
-{% for r in rows %}
-<tbody class="finding" data-status="{{ r.status }}" data-severity="{{ r.severity }}"
- data-pillar="{{ r.pillar }}" data-mark="{{ r.mark }}">
-<tr>
-<td><span class="badge st-{{ r.status }}">{{ r.status_label }}</span></td>
-<td>{{ r.severity_label }}</td>
-<td>{{ r.pillar_label }}</td>
-<td>{{ r.title }}<span class="id">{{ r.check_id }}</span></td>
-<td class="res" title="{{ r.resource_arn }}">{{ r.resource }}</td>
-<td>{{ r.region }}</td>
-{% if baseline %}<td class="mark-{{ r.mark }}">{{ r.mark_label }}</td>{% endif %}
-</tr>
-<tr class="more"><td colspan="{{ 7 if baseline else 6 }}">
-<details>
-<summary>{{ r.summary }}</summary>
-<dl>
-<dt>{{ L.evidence }}</dt><dd><pre>{{ r.message }}</pre></dd>
-<dt>{{ L.resource }}</dt><dd><code>{{ r.resource_arn }}</code>
-{% if r.resource_type %}<span class="note">({{ r.resource_type }})</span>{% endif %}</dd>
-{% if r.mute_reason %}<dt>{{ L.mute_reason }}</dt><dd>{{ r.mute_reason }}</dd>{% endif %}
-<dt>{{ L.remediation }}</dt><dd>{{ r.remediation }}</dd>
-{% if r.description %}<dt>{{ L.description }}</dt><dd>{{ r.description }}</dd>{% endif %}
-<dt>{{ L.controls }}</dt><dd>{{ r.controls|join(", ") or "-" }}</dd>
-</dl>
-</details>
-</td></tr>
-</tbody>
-{% endfor %}
-</table>
-{% else %}
-<p>{{ L.no_findings }}</p>
-{% endif %}
-</section>
-
-{% if baseline %}
-<section id="resolved">
-<h2>{{ L.resolved }}</h2>
-{% if resolved %}
-<table>
-<thead><tr><th>{{ L.severity }}</th><th>{{ L.check }}</th><th>{{ L.resource }}</th>
-<th>{{ L.region }}</th></tr></thead>
-<tbody>
-{% for r in resolved %}
-<tr><td>{{ r.severity_label }}</td><td>{{ r.title }}<span class="id">{{ r.check_id }}</span></td>
-<td class="res"><code>{{ r.resource_arn }}</code></td><td>{{ r.region }}</td></tr>
-{% endfor %}
-</tbody>
-</table>
-{% else %}
-<p>{{ L.resolved_none }}</p>
-{% endif %}
-</section>
-{% endif %}
-
 {% if iam %}
 <section id="iam">
 <h2>{{ L.iam_title }}</h2>
@@ -466,6 +390,84 @@ TEMPLATE = """<!DOCTYPE html>
 <p class="note">{{ L.iam_least_privilege_tiers }}</p>
 </section>
 {% endif %}
+
+<section id="findings">
+<h2>{{ L.findings }}</h2>
+<form id="filters" class="filters" aria-label="{{ L.filters }}">
+{% for f in filters %}
+<label>{{ f.label }}
+<select name="{{ f.name }}">
+<option value="">{{ L.all }}</option>
+{% for value, text in f.options %}<option value="{{ value }}">{{ text }}</option>{% endfor %}
+</select></label>
+{% endfor %}
+{% if baseline %}
+<label><input type="checkbox" name="mark" value="new"> {{ L.new_only }}</label>
+{% endif %}
+</form>
+<p id="shown" aria-live="polite"></p>
+{% if rows %}
+<table class="findings">
+<thead><tr>
+<th>{{ L.status }}</th><th>{{ L.severity }}</th><th>{{ L.pillar }}</th><th>{{ L.check }}</th>
+<th>{{ L.resource }}</th><th>{{ L.region }}</th>
+{% if baseline %}<th>{{ L.baseline }}</th>{% endif %}
+</tr></thead>
+{% for r in rows %}
+<tbody class="finding" data-status="{{ r.status }}" data-severity="{{ r.severity }}"
+ data-pillar="{{ r.pillar }}" data-mark="{{ r.mark }}">
+<tr>
+<td><span class="badge st-{{ r.status }}">{{ r.status_label }}</span></td>
+<td>{{ r.severity_label }}</td>
+<td>{{ r.pillar_label }}</td>
+<td>{{ r.title }}<span class="id">{{ r.check_id }}</span></td>
+<td class="res" title="{{ r.resource_arn }}">{{ r.resource }}</td>
+<td>{{ r.region }}</td>
+{% if baseline %}<td class="mark-{{ r.mark }}">{{ r.mark_label }}</td>{% endif %}
+</tr>
+<tr class="more"><td colspan="{{ 7 if baseline else 6 }}">
+<details>
+<summary>{{ r.summary }}</summary>
+<dl>
+<dt>{{ L.evidence }}</dt><dd><pre>{{ r.message }}</pre></dd>
+<dt>{{ L.resource }}</dt><dd><code>{{ r.resource_arn }}</code>
+{% if r.resource_type %}<span class="note">({{ r.resource_type }})</span>{% endif %}</dd>
+{% if r.mute_reason %}<dt>{{ L.mute_reason }}</dt><dd>{{ r.mute_reason }}</dd>{% endif %}
+<dt>{{ L.remediation }}</dt><dd>{{ r.remediation }}</dd>
+{% if r.description %}<dt>{{ L.description }}</dt><dd>{{ r.description }}</dd>{% endif %}
+<dt>{{ L.controls }}</dt><dd>{{ r.controls|join(", ") or "-" }}</dd>
+</dl>
+</details>
+</td></tr>
+</tbody>
+{% endfor %}
+</table>
+{% else %}
+<p>{{ L.no_findings }}</p>
+{% endif %}
+</section>
+
+{% if baseline %}
+<section id="resolved">
+<h2>{{ L.resolved }}</h2>
+{% if resolved %}
+<table>
+<thead><tr><th>{{ L.severity }}</th><th>{{ L.check }}</th><th>{{ L.resource }}</th>
+<th>{{ L.region }}</th></tr></thead>
+<tbody>
+{% for r in resolved %}
+<tr><td>{{ r.severity_label }}</td><td>{{ r.title }}<span class="id">{{ r.check_id }}</span></td>
+<td class="res"><code>{{ r.resource_arn }}</code></td><td>{{ r.region }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% else %}
+<p>{{ L.resolved_none }}</p>
+{% endif %}
+</section>
+{% endif %}
+
+
 
 <section id="not-collected">
 <h2>{{ L.not_collected }}</h2>
