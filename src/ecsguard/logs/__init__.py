@@ -1,0 +1,1 @@
+"""The log pipeline: receivers -> Arrow batches -> WAL -> Parquet store -> DuckDB queries."""

@@ -1,0 +1,101 @@
+"""The fixed table schemas (DESIGN.md "Tables"): every receiver produces batches of one of these.
+
+Times are UTC `timestamp[us]`. JSON-valued columns hold JSON text. `id` (logs) and `event_id`
+(cloudtrail) identify a record across WAL replays, so a replay never duplicates query results.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+LOGS = pa.schema(
+    [
+        ("time", TS),
+        ("ingest_time", TS),
+        ("account", pa.string()),
+        ("region", pa.string()),
+        ("cluster", pa.string()),
+        ("service", pa.string()),
+        ("task", pa.string()),
+        ("task_definition", pa.string()),
+        ("container", pa.string()),
+        ("stream", pa.string()),
+        ("level", pa.string()),
+        ("message", pa.string()),
+        ("fields", pa.string()),  # JSON object of parsed fields, or null
+        ("source", pa.string()),  # receiver: firelens, forward, cloudwatch, ingest, ...
+        ("id", pa.string()),
+    ]
+)
+
+CLOUDTRAIL = pa.schema(
+    [
+        ("time", TS),
+        ("event_id", pa.string()),
+        ("event_source", pa.string()),
+        ("event_name", pa.string()),
+        ("aws_region", pa.string()),
+        ("source_ip", pa.string()),
+        ("user_agent", pa.string()),
+        ("identity_type", pa.string()),
+        ("identity_arn", pa.string()),
+        ("access_key_id", pa.string()),
+        ("account", pa.string()),
+        ("error_code", pa.string()),
+        ("read_only", pa.bool_()),
+        ("request_parameters", pa.string()),
+        ("response_elements", pa.string()),
+        ("resources", pa.string()),
+    ]
+)
+
+EVENTS = pa.schema(
+    [
+        ("time", TS),
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("detail_type", pa.string()),
+        ("account", pa.string()),
+        ("region", pa.string()),
+        ("resources", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+METRICS = pa.schema(
+    [
+        ("time", TS),
+        ("namespace", pa.string()),
+        ("name", pa.string()),
+        ("dimensions", pa.string()),
+        ("value", pa.float64()),
+        ("unit", pa.string()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "logs": LOGS,
+    "cloudtrail": CLOUDTRAIL,
+    "events": EVENTS,
+    "metrics": METRICS,
+}
+
+#: the column that identifies a record, for de-duplication after a WAL replay
+ID_COLUMN = {"logs": "id", "cloudtrail": "event_id", "events": "id", "metrics": None}
+#: rows are sorted by these inside a file so row-group statistics prune
+SORT_KEYS = {
+    "logs": ["cluster", "service", "time"],
+    "cloudtrail": ["event_source", "time"],
+    "events": ["source", "time"],
+    "metrics": ["namespace", "name", "time"],
+}
+
+
+def table_schema(name: str) -> pa.Schema:
+    from ecsguard.core.errors import UserError
+
+    if name not in TABLES:
+        raise UserError(f"unknown table {name!r}", f"known: {', '.join(TABLES)}")
+    return TABLES[name]
