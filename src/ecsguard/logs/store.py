@@ -1,0 +1,203 @@
+"""The Parquet store: Hive-partitioned, zstd, sorted, atomically written files (DESIGN.md "Tables").
+
+Layout: `<data_dir>/store/<table>/dt=YYYY-MM-DD[/hour=HH]/<time>-<uuid>.parquet`. Partition
+values come from the `time` column in UTC and live only in the path (the Hive convention), so
+Athena, Trino, Spark and DuckDB read the same tree. All file access goes through `FileSystem`,
+small enough that an S3 implementation (PUT is atomic) can replace `LocalFS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ecsguard.logs.schema import SORT_KEYS, table_schema
+
+#: tables partitioned by hour as well as by day
+HOURLY = frozenset({"logs"})
+COMPRESSION = "zstd"
+
+
+class FileSystem(Protocol):
+    """Paths are '/'-separated and relative to the filesystem's root."""
+
+    def write_atomic(self, path: str, data: bytes) -> None: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def read(self, path: str) -> bytes: ...
+    def delete(self, path: str) -> None: ...
+    def uri(self, path: str) -> str:
+        """Where a query engine (DuckDB, Spark) finds `path`."""
+        ...
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalFS:
+    """A local directory. `write_atomic` is durable when it returns: temp file, fsync, rename,
+    fsync of the directory (and of any directory it had to create)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, path: str) -> Path:
+        return self.root / PurePosixPath(path)
+
+    def _makedirs(self, directory: Path) -> None:
+        missing = []
+        while not directory.exists():
+            missing.append(directory)
+            directory = directory.parent
+        for new in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                new.mkdir()
+            _fsync_dir(new.parent)  # the new entry must survive a crash too
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        target = self._path(path)
+        self._makedirs(target.parent)
+        # the temp name does not end in .parquet, so readers' globs never match it
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def read(self, path: str) -> bytes:
+        return self._path(path).read_bytes()
+
+    def delete(self, path: str) -> None:
+        target = self._path(path)
+        target.unlink(missing_ok=True)
+        # drop partition directories left empty, up to the root
+        parent = target.parent
+        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+    def uri(self, path: str) -> str:
+        return str(self._path(path))
+
+
+def _utc_naive(times: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    # the stored values are UTC instants: dropping the zone keeps them and formats them as UTC
+    return times.cast(pa.timestamp("us"))
+
+
+def partition_keys(table: str, data: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """The partition path of every row (`dt=…/hour=…` for logs, `dt=…` otherwise). A row without
+    a time goes to 1970-01-01 rather than being dropped."""
+    times = _utc_naive(data.column("time"))
+    times = pc.fill_null(times, pa.scalar(0, pa.timestamp("us")))
+    fmt = "dt=%Y-%m-%d/hour=%H" if table in HOURLY else "dt=%Y-%m-%d"
+    return pc.strftime(times, format=fmt)
+
+
+def partition_date(partition: str) -> dt.date:
+    """The day of a partition path such as `dt=2024-05-01/hour=07`."""
+    first = partition.split("/", 1)[0]
+    return dt.date.fromisoformat(first.removeprefix("dt="))
+
+
+class Store:
+    """Writes, lists, compacts and expires the Parquet files of the four tables."""
+
+    def __init__(self, data_dir: Path, fs: FileSystem | None = None) -> None:
+        self.fs: FileSystem = fs if fs is not None else LocalFS(Path(data_dir) / "store")
+
+    @staticmethod
+    def _conform(table: str, data: pa.RecordBatch | pa.Table) -> pa.Table:
+        schema = table_schema(table)
+        tbl = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        if tbl.schema != schema:
+            tbl = tbl.select(schema.names).cast(schema)
+        return tbl
+
+    def write(self, table: str, data: pa.RecordBatch | pa.Table) -> list[str]:
+        """Sort, split by partition and write one durable file per partition; their paths."""
+        tbl = self._conform(table, data)
+        if tbl.num_rows == 0:
+            return []
+        tbl = tbl.sort_by([(key, "ascending") for key in SORT_KEYS[table]])
+        keys = partition_keys(table, tbl)
+        written = []
+        for key in pc.unique(keys).to_pylist():
+            part = tbl.filter(pc.equal(keys, key))  # filter keeps the sorted order
+            written.append(self._write_file(table, key, part))
+        return written
+
+    def _write_file(self, table: str, partition: str, data: pa.Table) -> str:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = f"{table}/{partition}/{stamp}-{uuid.uuid4().hex}.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(data, sink, compression=COMPRESSION)
+        self.fs.write_atomic(path, sink.getvalue().to_pybytes())
+        return path
+
+    def files(self, table: str) -> list[str]:
+        table_schema(table)  # unknown names fail loudly
+        return [p for p in self.fs.list(table) if p.endswith(".parquet")]
+
+    def partitions(self, table: str) -> list[str]:
+        """Partition paths (`dt=…[/hour=…]`) that hold files, sorted."""
+        return sorted({p.split("/", 1)[1].rsplit("/", 1)[0] for p in self.files(table)})
+
+    def read(self, path: str) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self.fs.read(path)))
+
+    def compact(self, table: str, partition: str) -> str | None:
+        """Merge a partition's files into one sorted file; the new file's path, or None if there
+        was nothing to merge. The new file is durable before any old one is deleted, so a crash
+        in between leaves duplicates (the views de-duplicate), never a loss."""
+        old = [p for p in self.files(table) if p.startswith(f"{table}/{partition}/")]
+        if len(old) < 2:
+            return None
+        schema = table_schema(table)
+        merged = pa.concat_tables([self.read(p).cast(schema) for p in old])
+        merged = merged.sort_by([(key, "ascending") for key in SORT_KEYS[table]])
+        new = self._write_file(table, partition, merged)
+        for path in old:
+            self.fs.delete(path)
+        return new
+
+    def retention(self, table: str, days: int, now: dt.datetime) -> list[str]:
+        """Delete whole partitions whose every row is older than `now - days` (their day ended
+        by then); the deleted partition paths."""
+        cutoff = (now.astimezone(dt.UTC) - dt.timedelta(days=days)).date()
+        expired = [p for p in self.partitions(table) if partition_date(p) < cutoff]
+        for partition in expired:
+            for path in self.fs.list(f"{table}/{partition}"):
+                self.fs.delete(path)
+        return expired

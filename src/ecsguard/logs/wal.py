@@ -1,0 +1,334 @@
+"""Write-ahead log: the acknowledgement point of the log pipeline (DESIGN.md "Durability contract").
+
+Layout: `<root>/<table>/<number>.wal`, each segment a sequence of frames
+
+    magic b"EGW1" | u32 payload length | u32 CRC32(payload) | payload
+
+where the payload is one Arrow IPC stream (schema + one record batch). Each frame carries its own
+schema so any frame can be decoded alone and a torn tail loses nothing before it.
+
+`append` returns only after its frame is fsynced. Concurrent appenders share fsyncs (group commit):
+the first waiter becomes the leader, fsyncs everything written so far and wakes the others.
+
+A writer holds an exclusive `flock` on the segment it appends to, so another process (or a flusher
+in this one) can tell an active segment from a sealed one without any shared state; a SIGKILL
+releases the lock and the segment becomes sealed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import struct
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from ecsguard.core.errors import UserError
+
+MAGIC = b"EGW1"
+_HEADER = struct.Struct("<4sII")
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+_SUFFIX = ".wal"
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class WalFullError(UserError):
+    """The disk holding the WAL is full: nothing was acknowledged, the sender should retry later."""
+
+    #: seconds a receiver suggests in Retry-After
+    retry_after = 5
+
+
+def _full(exc: OSError, path: Path) -> WalFullError | OSError:
+    if exc.errno in _FULL_ERRNOS:
+        return WalFullError(
+            f"write-ahead log {path} is full ({os.strerror(exc.errno or 0)})",
+            "free space in the data directory; senders should retry later",
+        )
+    return exc
+
+
+def encode_frame(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    payload = sink.getvalue().to_pybytes()
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_frames(data: bytes) -> tuple[list[pa.RecordBatch], int]:
+    """The batches of every whole, valid frame from the start, and the byte length they span."""
+    batches: list[pa.RecordBatch] = []
+    pos = 0
+    while pos + _HEADER.size <= len(data):
+        magic, length, crc = _HEADER.unpack_from(data, pos)
+        start = pos + _HEADER.size
+        # length 0 is never written: it is what a zero-filled block after a crash looks like
+        if magic != MAGIC or length == 0 or start + length > len(data):
+            break
+        payload = data[start : start + length]
+        if zlib.crc32(payload) != crc:
+            break
+        try:
+            batch = pa.ipc.open_stream(payload).read_next_batch()
+        except (pa.ArrowInvalid, StopIteration):
+            break
+        batches.append(batch)
+        pos = start + length
+    return batches, pos
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Active:
+    """One table's open segment and its group-commit state; guarded by `cond`."""
+
+    cond: threading.Condition
+    fd: int | None = None
+    path: Path | None = None
+    size: int = 0
+    written: int = 0  # sequence number of the last frame written
+    synced: int = 0  # frames up to this number are durable
+    failed_upto: int = 0  # frames up to this number failed to become durable
+    failure: OSError | None = None
+    syncing: bool = False
+    poisoned: bool = False  # a write or fsync failed: never append to this segment again
+    next_number: int = 0  # segment numbers only grow within a process
+
+
+class Wal:
+    """Append-only, fsynced, per-table log of Arrow record batches."""
+
+    def __init__(self, root: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+        self.root = Path(root)
+        self.segment_bytes = segment_bytes
+        self.appends = 0
+        self.fsyncs = 0
+        self.torn = 0  # torn tails truncated by replay
+        self._lock = threading.Lock()
+        self._active: dict[str, _Active] = {}
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def append(self, table: str, batch: pa.RecordBatch) -> None:
+        """Write `batch` to `table`'s log; return once it is durable. Raises WalFullError."""
+        frame = encode_frame(batch)  # outside the lock: serialization is the CPU part
+        st = self._state(table)
+        with st.cond:
+            if (
+                st.fd is None
+                or st.poisoned
+                or (st.size > 0 and st.size + len(frame) > self.segment_bytes)
+            ):
+                self._roll(table, st, reopen=True)
+            assert st.fd is not None and st.path is not None
+            offset = st.size
+            try:
+                _write_all(st.fd, frame)
+            except OSError as exc:
+                # take back the partial frame so later frames never follow garbage
+                try:
+                    os.ftruncate(st.fd, offset)
+                except OSError:
+                    st.poisoned = True
+                raise _full(exc, st.path) from exc
+            st.size += len(frame)
+            st.written += 1
+            seq = st.written
+            self.appends += 1
+            self._wait_durable(st, seq)
+
+    def _wait_durable(self, st: _Active, seq: int) -> None:
+        """Group commit; called with `st.cond` held."""
+        while True:
+            if st.synced >= seq:
+                return
+            if st.failed_upto >= seq:
+                assert st.failure is not None and st.path is not None
+                raise _full(st.failure, st.path) from st.failure
+            if st.syncing:
+                st.cond.wait()
+                continue
+            st.syncing = True
+            target, fd = st.written, st.fd
+            assert fd is not None
+            error: OSError | None = None
+            st.cond.release()
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                error = exc
+            finally:
+                st.cond.acquire()
+            st.syncing = False
+            self.fsyncs += 1
+            if error is None:
+                st.synced = max(st.synced, target)
+            else:
+                self._fail(st, error)
+            st.cond.notify_all()
+
+    @staticmethod
+    def _fail(st: _Active, error: OSError) -> None:
+        # after a failed fsync the page cache may have dropped pages anywhere in the segment:
+        # every frame not yet durable fails, and the segment takes no more frames
+        st.failed_upto = st.written
+        st.failure = error
+        st.poisoned = True
+
+    def _state(self, table: str) -> _Active:
+        with self._lock:
+            if table not in self._active:
+                self._active[table] = _Active(cond=threading.Condition())
+            return self._active[table]
+
+    def _roll(self, table: str, st: _Active, *, reopen: bool) -> None:
+        """Seal the open segment (fsync, unlock, close); open a new one if `reopen`."""
+        while st.syncing:
+            st.cond.wait()
+        if st.fd is not None:
+            try:
+                os.fsync(st.fd)
+                self.fsyncs += 1
+                st.synced = st.written
+            except OSError as exc:
+                self._fail(st, exc)
+            os.close(st.fd)  # closing releases the flock: the segment is sealed
+            st.fd, st.path, st.size, st.poisoned = None, None, 0, False
+            st.cond.notify_all()
+        if reopen:
+            st.fd, st.path = self._create_segment(table, st)
+
+    def _create_segment(self, table: str, st: _Active) -> tuple[int, Path]:
+        directory = self.root / table
+        # created under a private name and locked before it is linked in place, so no flusher
+        # ever sees it unlocked
+        tmp = directory / f".{uuid.uuid4().hex}.tmp"
+        fd = -1
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            numbers = [n for n, _ in self._segments(table)]
+            number = max([st.next_number - 1, *numbers]) + 1
+            while True:
+                path = directory / f"{number:012d}{_SUFFIX}"
+                try:
+                    os.link(tmp, path)
+                    break
+                except FileExistsError:  # another process took this number
+                    number += 1
+            os.unlink(tmp)
+            _fsync_dir(directory)
+        except OSError as exc:
+            if fd >= 0:
+                os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise _full(exc, directory) from exc
+        st.next_number = number + 1
+        return fd, path
+
+    def rotate(self, table: str) -> None:
+        """Seal `table`'s open segment so a flush can take it."""
+        st = self._state(table)
+        with st.cond:
+            self._roll(table, st, reopen=False)
+
+    def close(self) -> None:
+        with self._lock:
+            tables = list(self._active)
+        for table in tables:
+            self.rotate(table)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _segments(self, table: str) -> list[tuple[int, Path]]:
+        directory = self.root / table
+        if not directory.is_dir():
+            return []
+        found = []
+        for path in directory.iterdir():
+            if path.suffix == _SUFFIX and path.stem.isdigit():
+                found.append((int(path.stem), path))
+        return sorted(found)
+
+    def segments(self, table: str) -> list[Path]:
+        """Every segment of `table`, oldest first, sealed or active."""
+        return [path for _, path in self._segments(table)]
+
+    @contextlib.contextmanager
+    def claim(self, segment: Path) -> Iterator[list[pa.RecordBatch] | None]:
+        """Lock a sealed segment and give its batches (torn tail repaired); None if it is active
+        (or claimed by another flusher) or gone. Delete it with `delete` inside the block."""
+        try:
+            fd = os.open(segment, os.O_RDWR)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield None
+                return
+            yield self._read(fd, repair=True)
+        finally:
+            os.close(fd)
+
+    def _read(self, fd: int, *, repair: bool) -> list[pa.RecordBatch]:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0)
+        batches, valid = decode_frames(data)
+        if repair and valid < len(data):
+            # a crash left a partial or corrupt frame: it was never acknowledged
+            os.ftruncate(fd, valid)
+            os.fsync(fd)
+            self.torn += 1
+        return batches
+
+    def replay(self, table: str) -> Iterator[tuple[Path, pa.RecordBatch]]:
+        """Every valid batch of `table`, oldest first. Sealed segments have a torn tail truncated
+        (counted in `torn`); active ones are read up to their last whole frame. Never raises for
+        damage."""
+        for path in self.segments(table):
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:  # flushed meanwhile
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    repair = True
+                except BlockingIOError:
+                    repair = False
+                batches = self._read(fd, repair=repair)
+            finally:
+                os.close(fd)
+            for batch in batches:
+                yield path, batch
+
+    @staticmethod
+    def delete(segment: Path) -> None:
+        segment.unlink(missing_ok=True)

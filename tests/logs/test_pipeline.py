@@ -1,0 +1,193 @@
+"""The pipeline: ingest -> WAL -> flush -> Parquet, and the DuckDB views over both."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from ecsguard.core.errors import UserError
+from ecsguard.logs.pipeline import Pipeline
+from ecsguard.logs.schema import LOGS, METRICS, TABLES
+
+T = dt.datetime(2024, 5, 1, 7, 30, tzinfo=dt.UTC)
+
+
+def logs(*ids: str | None, when: dt.datetime = T) -> pa.RecordBatch:
+    cols: dict[str, pa.Array] = {f.name: pa.nulls(len(ids), f.type) for f in LOGS}
+    cols["time"] = pa.array([when] * len(ids), LOGS.field("time").type)
+    cols["cluster"] = pa.array(["prod"] * len(ids), pa.string())
+    cols["message"] = pa.array([f"message {i}" for i in ids], pa.string())
+    cols["id"] = pa.array(list(ids), pa.string())
+    return pa.RecordBatch.from_pydict(cols, schema=LOGS)
+
+
+def ids(pipeline: Pipeline) -> list[str]:
+    rows = pipeline.connect().sql("SELECT id FROM logs ORDER BY id").fetchall()
+    return [r[0] for r in rows]
+
+
+def test_empty_store_has_typed_views(tmp_path: Path) -> None:
+    con = Pipeline(tmp_path).connect()
+    for table, schema in TABLES.items():
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        described = con.execute(f"DESCRIBE {table}").fetchall()
+        assert [r[0] for r in described[: len(schema)]] == schema.names
+        assert dict((r[0], r[1]) for r in described)["dt"] == "DATE"
+    hour = [r[1] for r in con.execute("DESCRIBE logs").fetchall() if r[0] == "hour"]
+    assert hour == ["INTEGER"]
+
+
+def test_unflushed_records_are_queryable_then_flushed(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    pipeline.ingest("logs", logs("a", "b"))
+    assert ids(pipeline) == ["a", "b"]  # straight from the WAL
+    assert pipeline.flush()["logs"] == 2
+    assert pipeline.wal.segments("logs") == []
+    assert len(pipeline.store.files("logs")) == 1
+    pipeline.ingest("logs", logs("c"))
+    con = pipeline.connect()
+    assert con.sql("SELECT id, dt, hour FROM logs ORDER BY id").fetchall() == [
+        ("a", dt.date(2024, 5, 1), 7),
+        ("b", dt.date(2024, 5, 1), 7),
+        ("c", dt.date(2024, 5, 1), 7),
+    ]
+    # the partition columns prune like any column
+    assert con.execute("SELECT count(*) FROM logs WHERE dt = DATE '2024-05-01'").fetchone() == (3,)
+
+
+def test_missing_ids_are_assigned_before_the_acknowledgement(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    pipeline.ingest("logs", logs(None, None, "given"))
+    got = ids(pipeline)
+    assert len(set(got)) == 3 and "given" in got
+    pipeline.flush()
+    assert sorted(ids(pipeline)) == sorted(got)  # the same ids after the flush
+
+
+def test_wrong_batch_is_a_user_error(tmp_path: Path) -> None:
+    bad = pa.RecordBatch.from_pydict({"time": [T]})
+    with pytest.raises(UserError, match="lacks columns"):
+        Pipeline(tmp_path).ingest("logs", bad)
+
+
+def test_crash_between_parquet_write_and_segment_delete(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    pipeline.ingest("logs", logs("a", "b"))
+    pipeline.wal.rotate("logs")
+    # what a flush does up to the crash: Parquet written, segment not deleted
+    batches = [b for _, b in pipeline.wal.replay("logs")]
+    pipeline.store.write("logs", pa.Table.from_batches(batches))
+    assert ids(pipeline) == ["a", "b"]  # in Parquet and in the WAL, shown once
+    restarted = Pipeline(tmp_path)
+    restarted.flush()  # the replay writes the records again
+    assert len(restarted.store.files("logs")) == 2
+    assert ids(restarted) == ["a", "b"]
+    # compaction interrupted the same way is also invisible
+    restarted.store.compact("logs", "dt=2024-05-01/hour=07")
+    assert ids(restarted) == ["a", "b"]
+
+
+def test_metrics_without_ids_do_not_duplicate(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "time": [T],
+            "namespace": ["ns"],
+            "name": ["cpu"],
+            "dimensions": ["{}"],
+            "value": [1.5],
+            "unit": ["Percent"],
+        },
+        schema=METRICS,
+    )
+    pipeline.ingest("metrics", batch)
+    pipeline.wal.rotate("metrics")
+    pipeline.store.write("metrics", batch)
+    assert pipeline.connect().execute("SELECT count(*) FROM metrics").fetchone() == (1,)
+
+
+def test_flush_skips_a_segment_another_writer_holds(tmp_path: Path) -> None:
+    writer = Pipeline(tmp_path)
+    writer.ingest("logs", logs("live"))
+    other = Pipeline(tmp_path)  # e.g. a second process flushing
+    assert other.flush()["logs"] == 0
+    assert ids(other) == ["live"]  # but it still sees the record
+    writer.ingest("logs", logs("more"))  # and the writer goes on
+    assert writer.flush()["logs"] == 2
+
+
+CHILD = textwrap.dedent(
+    """
+    import datetime as dt, sys
+    import pyarrow as pa
+    from ecsguard.logs.pipeline import Pipeline
+    from ecsguard.logs.schema import LOGS
+
+    run = sys.argv[2]
+    pipeline = Pipeline(sys.argv[1], segment_bytes=8192)
+    now = dt.datetime(2024, 5, 1, 7, tzinfo=dt.UTC)
+    i = 0
+    while True:
+        ids = [f"{run}-{i}-{k}" for k in range(3)]
+        cols = {f.name: pa.nulls(3, f.type) for f in LOGS}
+        cols["time"] = pa.array([now] * 3, LOGS.field("time").type)
+        cols["id"] = pa.array(ids)
+        pipeline.ingest("logs", pa.RecordBatch.from_pydict(cols, schema=LOGS))
+        print(" ".join(ids), flush=True)  # acknowledged
+        if i % 7 == 6:
+            pipeline.flush()
+        i += 1
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_no_acknowledged_record(tmp_path: Path) -> None:
+    rng = random.Random(int(os.environ.get("ECSGUARD_TEST_SEED", time.time_ns())))
+    src = Path(__file__).parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    acknowledged: list[str] = []
+    for run in range(3):
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(tmp_path), str(run)],
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        assert child.stdout is not None
+        for _ in range(rng.randint(5, 80)):
+            line = child.stdout.readline()
+            if not line.endswith("\n"):
+                break
+            acknowledged.extend(line.split())
+        time.sleep(rng.uniform(0, 0.05))  # land somewhere inside an append or a flush
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        rest = child.stdout.read()
+        child.stdout.close()
+        assert child.returncode == -signal.SIGKILL
+        acknowledged.extend(_complete_lines(rest))
+    assert len(acknowledged) >= 3 * 5 * 3
+    pipeline = Pipeline(tmp_path)
+    pipeline.flush()
+    con = pipeline.connect()
+    counts = dict(con.sql("SELECT id, count(*) FROM logs GROUP BY id").fetchall())
+    missing = [i for i in set(acknowledged) if i not in counts]
+    assert not missing
+    assert set(counts.values()) == {1}
+    assert pipeline.wal.segments("logs") == []
+
+
+def _complete_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    return [i for line in lines[:-1] for i in line.split()]  # the last piece may be cut short

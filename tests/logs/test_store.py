@@ -1,0 +1,134 @@
+"""The Parquet store: layout, sorting, atomic files, compaction, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ecsguard.core.errors import UserError
+from ecsguard.logs.schema import LOGS, METRICS
+from ecsguard.logs.store import LocalFS, Store
+
+UTC = dt.UTC
+
+
+def logs(rows: list[tuple[dt.datetime, str, str, str]]) -> pa.Table:
+    """Rows of (time, cluster, service, id)."""
+    cols: dict[str, pa.Array] = {f.name: pa.nulls(len(rows), f.type) for f in LOGS}
+    cols["time"] = pa.array([r[0] for r in rows], LOGS.field("time").type)
+    cols["cluster"] = pa.array([r[1] for r in rows], pa.string())
+    cols["service"] = pa.array([r[2] for r in rows], pa.string())
+    cols["id"] = pa.array([r[3] for r in rows], pa.string())
+    return pa.Table.from_pydict(cols, schema=LOGS)
+
+
+def metrics(times: list[dt.datetime]) -> pa.Table:
+    return pa.Table.from_pydict(
+        {
+            "time": times,
+            "namespace": ["AWS/ECS"] * len(times),
+            "name": ["CPUUtilization"] * len(times),
+            "dimensions": ["{}"] * len(times),
+            "value": [1.0] * len(times),
+            "unit": ["Percent"] * len(times),
+        },
+        schema=METRICS,
+    )
+
+
+T = dt.datetime(2024, 5, 1, 7, 59, tzinfo=UTC)
+
+
+def test_partition_layout_and_sorted_rows(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    rows = [
+        (T + dt.timedelta(minutes=2), "b", "web", "1"),  # 08:01, next hour
+        (T, "b", "api", "2"),
+        (T - dt.timedelta(minutes=1), "a", "web", "3"),
+        (T - dt.timedelta(minutes=5), "b", "api", "4"),
+        (
+            dt.datetime(2024, 5, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-9))),
+            "a",
+            "x",
+            "5",
+        ),  # 2024-05-02 08:30 UTC
+    ]
+    written = store.write("logs", logs(rows))
+    assert sorted(p.rsplit("/", 1)[0] for p in written) == [
+        "logs/dt=2024-05-01/hour=07",
+        "logs/dt=2024-05-01/hour=08",
+        "logs/dt=2024-05-02/hour=08",
+    ]
+    assert sorted(store.files("logs")) == sorted(written)
+    hour7 = next(p for p in written if "hour=07" in p)
+    data = store.read(hour7)
+    assert data.column("id").to_pylist() == ["3", "4", "2"]  # (cluster, service, time)
+    meta = pq.ParquetFile(tmp_path / "store" / hour7).metadata
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert "dt" not in data.column_names  # partition values live in the path only
+
+
+def test_daily_partitions_for_other_tables(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write("metrics", metrics([T, T + dt.timedelta(days=1)]).to_batches()[0])
+    assert store.partitions("metrics") == ["dt=2024-05-01", "dt=2024-05-02"]
+
+
+def test_file_names_are_unique_and_no_temp_files_remain(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    first = store.write("logs", logs([(T, "a", "s", "1")]))
+    second = store.write("logs", logs([(T, "a", "s", "2")]))
+    assert first != second and len(store.files("logs")) == 2
+    assert not [p for p in (tmp_path / "store").rglob("*") if p.name.startswith(".")]
+
+
+def test_empty_and_unknown(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert store.write("logs", logs([])) == []
+    assert store.files("logs") == []
+    with pytest.raises(UserError, match="unknown table"):
+        store.files("nope")
+
+
+def test_compaction_merges_into_one_sorted_file(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for i, cluster in enumerate(["c", "a", "b"]):
+        store.write("logs", logs([(T, cluster, "s", str(i))]))
+    store.write("logs", logs([(T + dt.timedelta(hours=1), "z", "s", "other")]))
+    new = store.compact("logs", "dt=2024-05-01/hour=07")
+    assert new is not None
+    part = [p for p in store.files("logs") if "hour=07" in p]
+    assert part == [new]
+    assert store.read(new).column("cluster").to_pylist() == ["a", "b", "c"]
+    assert len(store.files("logs")) == 2  # the other partition is untouched
+    assert store.compact("logs", "dt=2024-05-01/hour=07") is None  # nothing left to merge
+
+
+def test_retention_deletes_whole_old_partitions(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    days = [dt.datetime(2024, 5, d, 12, tzinfo=UTC) for d in (1, 2, 3, 4)]
+    store.write("logs", logs([(d, "a", "s", str(i)) for i, d in enumerate(days)]))
+    now = dt.datetime(2024, 5, 4, 6, tzinfo=UTC)
+    expired = store.retention("logs", days=2, now=now)  # keep 2024-05-02 06:00 onwards
+    assert expired == ["dt=2024-05-01/hour=12"]
+    assert store.partitions("logs") == [
+        "dt=2024-05-02/hour=12",
+        "dt=2024-05-03/hour=12",
+        "dt=2024-05-04/hour=12",
+    ]
+    assert not (tmp_path / "store" / "logs" / "dt=2024-05-01").exists()
+
+
+def test_localfs_interface(tmp_path: Path) -> None:
+    fs = LocalFS(tmp_path)
+    fs.write_atomic("a/b/c.bin", b"one")
+    fs.write_atomic("a/b/c.bin", b"two")  # replaced whole
+    assert fs.read("a/b/c.bin") == b"two"
+    assert fs.list("a") == ["a/b/c.bin"]
+    assert fs.list("missing") == []
+    fs.delete("a/b/c.bin")
+    assert fs.list("a") == [] and not (tmp_path / "a").exists()
