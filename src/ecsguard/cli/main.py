@@ -8,7 +8,7 @@ import click
 from rich.text import Text
 
 from ecsguard import __version__
-from ecsguard.cli import audit, demo, iam, inventory
+from ecsguard.cli import audit, demo, iam, inventory, logs
 from ecsguard.cli.common import stderr
 from ecsguard.core.errors import UserError
 
@@ -34,6 +34,8 @@ cli.add_command(inventory.inventory)  # registration: one line per command group
 cli.add_command(audit.audit)
 cli.add_command(iam.iam)
 cli.add_command(demo.demo)
+cli.add_command(logs.logs)
+cli.add_command(logs.ingest)
 
 
 def main() -> None:

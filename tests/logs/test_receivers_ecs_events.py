@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.receivers.ecs_events import parse
+from ecsguard.logs.records import ReceiverOptions
+from ecsguard.logs.schema import EVENTS
+
+DATA = Path(__file__).parents[2].parent / "shared" / "testdata" / "ecs-events"
+NOW = 1_800_000_000_000_000
+OPTS = ReceiverOptions(input_name="events.json", ingest_time_us=NOW)
+
+
+def files() -> list[Path]:
+    if not DATA.is_dir():
+        pytest.skip(f"public test data not found at {DATA}")
+    return sorted(p for p in DATA.glob("ecs-*.json"))
+
+
+def test_registered() -> None:
+    assert RECEIVERS.get("ecs_events") is parse
+
+
+def test_each_sample_event() -> None:
+    for path in files():
+        event = json.loads(path.read_bytes())
+        table, batch, problems = parse(path.read_bytes(), OPTS)
+        assert table == "events" and batch.schema == EVENTS and batch.num_rows == 1
+        row = batch.to_pylist()[0]
+        assert (row["id"], row["source"], row["detail_type"]) == (
+            event["id"],
+            "aws.ecs",
+            event["detail-type"],
+        )
+        assert json.loads(row["detail"]) == event["detail"]
+        assert json.loads(row["resources"]) == event["resources"]
+        if "time" in event:
+            assert problems == [] and row["time"].isoformat().startswith(event["time"][:19])
+        else:  # the truncated doc example has no time: ingest time, and said so
+            assert [p.kind for p in problems] == ["bad_record"]
+            assert row["time"].timestamp() * 1_000_000 == NOW
+
+
+def test_a_list_and_ndjson_batch() -> None:
+    events = [json.loads(p.read_bytes()) for p in files()]
+    as_list = parse(json.dumps(events).encode(), OPTS).batch
+    as_lines = parse("\n".join(json.dumps(e) for e in events).encode(), OPTS).batch
+    assert as_list.num_rows == len(events) and as_list.equals(as_lines)
+
+
+def test_bad_input_is_problems() -> None:
+    _, batch, problems = parse(b'{"id": "a", "time": "2024-01-01T00:00:00Z"}\n{oops\n7\n', OPTS)
+    assert batch.num_rows == 1
+    assert [p.kind for p in problems] == ["invalid_json", "bad_record"]
+    assert problems[0].where == "events.json line 2"
+
+
+def test_missing_id_gets_a_stable_hash() -> None:
+    body = b'{"source": "aws.ecs", "time": "2024-01-01T00:00:00Z", "detail": {}}'
+    first = parse(body, OPTS).batch.column("id")[0].as_py()
+    assert first and first == parse(body, OPTS).batch.column("id")[0].as_py()

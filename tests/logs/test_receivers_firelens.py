@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.receivers.firelens import cluster_name, parse, task_definition, task_parts
+from ecsguard.logs.records import ReceiverOptions
+from ecsguard.logs.schema import LOGS
+
+SAMPLES = Path(__file__).parents[2].parent / "shared" / "testdata" / "logs" / "samples"
+NOW = 1_800_000_000_000_000
+OPTS = ReceiverOptions(input_name="POST /firelens", ingest_time_us=NOW)
+
+
+def sample(name: str) -> bytes:
+    if not SAMPLES.is_dir():
+        pytest.skip(f"public test data not found at {SAMPLES}")
+    return (SAMPLES / name).read_bytes()
+
+
+def test_registered() -> None:
+    assert RECEIVERS.get("firelens") is parse
+
+
+def test_arn_helpers() -> None:
+    assert cluster_name("arn:aws:ecs:us-east-1:123:cluster/tf-ecs") == "tf-ecs"
+    assert cluster_name("mycluster") == "mycluster"
+    assert task_definition("arn:aws:ecs:us-east-1:123:task-definition/web:7") == "web:7"
+    assert task_parts("arn:aws:ecs:us-east-1:123:task/c1/abc") == ("abc", "c1", "123", "us-east-1")
+    assert task_parts("arn:aws:ecs:us-east-1:123:task/abc") == ("abc", None, "123", "us-east-1")
+
+
+def test_json_lines_body_from_the_samples() -> None:
+    table, batch, problems = parse(sample("fluentbit-http-json_lines.constructed.jsonl"), OPTS)
+    assert table == "logs" and batch.schema == LOGS and problems == []
+    ec2, fargate = batch.to_pylist()
+    assert ec2["cluster"] == "mycluster"
+    assert ec2["task"] == "3de392df-6bfa-470b-97ed-aa6f482cd7a6"
+    assert ec2["task_definition"] == "demo:7"
+    assert ec2["container"] == "ecs-demo-6-container2-a4eafbb3d4c7f1e16e00"
+    assert ec2["stream"] == "stdout" and ec2["region"] == "us-east-2"
+    assert ec2["time"].timestamp() == 1574646926.0
+    fields = json.loads(ec2["fields"])
+    assert fields["requestInfo"]["user"] == "TheDoctor"
+    assert fields["ec2_instance_id"] == "i-06bc83dbc2ac2fdf8"
+    assert fargate["cluster"] == "tf-ecs-fargate"
+    assert fargate["task"] == "9355824e63ee43d49dfbd3b33edeed7e"
+    assert fargate["task_definition"] == "httpbin-fargate:10"
+    assert fargate["account"] == "123456789"
+    assert fargate["message"].startswith("10.0.2.45 - - [25/Nov/2019")
+    assert fargate["fields"] is None
+
+
+def test_json_array_body_equals_json_lines() -> None:
+    records = [
+        json.loads(s)
+        for s in [
+            sample("firelens-record-fargate.json"),
+            sample("firelens-record-ec2-json-log.before-parse.json"),
+        ]
+    ]
+    as_array = parse(orjson.dumps(records), OPTS).batch
+    as_lines = parse(b"\n".join(orjson.dumps(r) for r in records), OPTS).batch
+    assert as_array.equals(as_lines) and as_array.num_rows == 2
+
+
+def test_before_and_after_parse_records_give_the_same_fields() -> None:
+    before = parse(
+        sample("firelens-record-ec2-json-log.before-parse.json"), OPTS
+    ).batch.to_pylist()[0]
+    after = parse(sample("firelens-record-ec2-json-log.after-parse.json"), OPTS).batch.to_pylist()[
+        0
+    ]
+    assert json.loads(before["fields"]) == json.loads(after["fields"])
+    assert before["time"].timestamp() * 1_000_000 == NOW  # no `date`: ingest time
+
+
+def test_log_json_gives_level_message_and_time() -> None:
+    log = json.dumps({"level": "error", "msg": "db down", "time": "2024-01-01T00:00:00Z"})
+    body = orjson.dumps({"date": 1.0e9, "log": log, "source": "stderr", "container_name": "app"})
+    row = parse(body, OPTS).batch.to_pylist()[0]
+    assert (row["level"], row["message"], row["container"]) == ("ERROR", "db down", "app")
+    assert row["time"].timestamp() == 1704067200
+
+
+def test_malformed_line_kept_and_counted() -> None:
+    body = sample("fluentbit-http-json_lines.constructed.jsonl") + b'\n{"log": "cut\n'
+    _, batch, problems = parse(body, OPTS)
+    assert batch.num_rows == 3
+    assert batch.column("fields").to_pylist()[2] == '{"_unparsed":true}'
+    assert [p.kind for p in problems] == ["unparsed"]
+
+
+def test_ids_stable_across_resends() -> None:
+    body = sample("fluentbit-http-json_lines.constructed.jsonl")
+    first = parse(body, OPTS).batch.column("id")
+    again = parse(body, ReceiverOptions(ingest_time_us=NOW + 5)).batch.column("id")
+    assert first.equals(again)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+firelens_keys = st.sampled_from(
+    [
+        "date",
+        "log",
+        "source",
+        "ecs_cluster",
+        "ecs_task_arn",
+        "ecs_task_definition",
+        "container_name",
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(firelens_keys | st.text(max_size=6), json_values, max_size=8), max_size=5
+    )
+)
+def test_arbitrary_objects_never_raise(records: list[dict[str, object]]) -> None:
+    # stdlib json: it writes what orjson refuses (ints beyond 64 bits, infinities)
+    body = "\n".join(json.dumps(r) for r in records).encode()
+    _, batch, _ = parse(body, OPTS)
+    assert batch.num_rows == len(records) and batch.column("time").null_count == 0
+    array = json.dumps(records).encode()
+    _, batch, problems = parse(array, OPTS)
+    try:
+        orjson.loads(array)
+    except orjson.JSONDecodeError:  # the array as a whole is kept as one unparsed record
+        assert batch.num_rows == 1 and problems[0].kind == "unparsed"
+    else:
+        assert batch.num_rows == len(records)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary())
+def test_arbitrary_bytes_never_raise(body: bytes) -> None:
+    parse(body, OPTS)
