@@ -44,6 +44,7 @@ from urllib.parse import parse_qs, urlparse
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.demo.emulator import MotoServer
 from ecsguard.demo.seed import load_estate, seed
+from peer_venv import ensure_peer  # bench/ is on sys.path when run as a script
 
 REGION = "ap-northeast-1"
 BENCH = Path(__file__).resolve().parent
@@ -287,24 +288,7 @@ def operation_of(entry: dict[str, Any]) -> str:
 
 def ensure_prowler() -> Path:
     """bench/.prowler-venv with prowler==PROWLER_VERSION; created or fixed when needed."""
-    python = PROWLER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {PROWLER_VENV} (Python {platform.python_version()})", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(PROWLER_VENV)], check=True)
-    probe = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('prowler'))"],
-        capture_output=True,
-        text=True,
-    )
-    if probe.returncode != 0 or probe.stdout.strip() != PROWLER_VERSION:
-        print(
-            f"installing prowler=={PROWLER_VERSION} into {PROWLER_VENV} (a few minutes)", flush=True
-        )
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", f"prowler=={PROWLER_VERSION}"],
-            check=True,
-        )
-    return PROWLER_VENV / "bin" / "prowler"
+    return ensure_peer(PROWLER_VENV, "prowler", PROWLER_VERSION) / "prowler"
 
 
 def tool_env(server: MotoServer) -> dict[str, str]:

@@ -48,6 +48,7 @@ from typing import Any
 from ecsguard.iam import actions, risks
 from ecsguard.iam.analyze import PolicyInput, analyze_policy, clear_caches, load_policies
 from ecsguard.iam.policy import ESCALATION_PATHS, Statement, parse_statements
+from peer_venv import ensure_peer  # bench/ is on sys.path when run as a script
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -151,25 +152,7 @@ REASONS = {
 
 def ensure_cloudsplaining() -> Path:
     """bench/.cloudsplaining-venv with the pinned Cloudsplaining; created or fixed when needed."""
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {VENV} (Python {platform.python_version()})", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    probe = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('cloudsplaining'))"],
-        capture_output=True,
-        text=True,
-    )
-    if probe.returncode != 0 or probe.stdout.strip() != CLOUDSPLAINING_VERSION:
-        print(f"installing cloudsplaining=={CLOUDSPLAINING_VERSION} into {VENV}", flush=True)
-        subprocess.run(
-            [
-                *(str(python), "-m", "pip", "install", "--quiet"),
-                f"cloudsplaining=={CLOUDSPLAINING_VERSION}",
-            ],
-            check=True,
-        )
-    return VENV / "bin" / "cloudsplaining"
+    return ensure_peer(VENV, "cloudsplaining", CLOUDSPLAINING_VERSION) / "cloudsplaining"
 
 
 def authorization_details(records: list[dict[str, Any]]) -> dict[str, Any]:

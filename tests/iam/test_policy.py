@@ -21,7 +21,7 @@ from ecsguard.iam.policy import (
     parse_statements,
     statements_of,
 )
-from ecsguard.iam.policy import _overlaps as overlaps
+from ecsguard.iam.policy import wildcards_overlap as overlaps
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 

@@ -61,6 +61,7 @@ from ecsguard.iam.policy import (
     StatementLike,
     normalize_policy,
     parse_statements,
+    wildcards_overlap,
 )
 
 DecisionKind = Literal["allow", "explicit_deny", "implicit_deny", "conditional"]
@@ -688,28 +689,11 @@ def _plain_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile(glob_regex(pattern), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
-@lru_cache(maxsize=65536)
 def _overlaps(first: str, second: str, ignore_case: bool) -> bool:
-    """Some string matches both wildcard patterns (a search over pairs of positions)."""
-    if "*" not in second and "?" not in second:
+    """Some string matches both wildcard patterns."""
+    if "*" not in second and "?" not in second:  # the common case: a plain name, one regex
         return _plain_regex(first, ignore_case).fullmatch(second) is not None
-    a, b = (first.lower(), second.lower()) if ignore_case else (first, second)
-    seen: set[tuple[int, int]] = set()
-    todo = [(0, 0)]
-    while todo:
-        i, j = todo.pop()
-        if (i, j) in seen:
-            continue
-        seen.add((i, j))
-        if i == len(a) and j == len(b):
-            return True
-        if i < len(a) and a[i] == "*":  # a star may match nothing
-            todo.append((i + 1, j))
-        if j < len(b) and b[j] == "*":
-            todo.append((i, j + 1))
-        if i < len(a) and j < len(b) and (a[i] in "*?" or b[j] in "*?" or a[i] == b[j]):
-            todo.append((i if a[i] == "*" else i + 1, j if b[j] == "*" else j + 1))
-    return False
+    return wildcards_overlap(first, second, ignore_case)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -308,7 +308,7 @@ def _grants(statement: Statement, action: str) -> bool:
     if statement.effect != "Allow" or not statement.counts:
         return False
     if statement.not_action:  # allowed unless some excluded pattern touches the action
-        return not any(_overlaps(p, action) for p in statement.actions)
+        return not any(wildcards_overlap(p, action) for p in statement.actions)
     return any(_covers(p, action) for p in statement.actions)
 
 
@@ -317,7 +317,7 @@ def _denies(statement: Statement, action: str) -> bool:
         return False
     if statement.not_action:  # denied unless the exclusions cover the whole action
         return not any(_covers(p, action) for p in statement.actions)
-    return any(_overlaps(p, action) for p in statement.actions)
+    return any(wildcards_overlap(p, action) for p in statement.actions)
 
 
 @lru_cache(maxsize=8192)
@@ -332,10 +332,11 @@ def _covers(pattern: str, action: str) -> bool:
     return _pattern(pattern).fullmatch(action) is not None
 
 
-@lru_cache(maxsize=8192)
-def _overlaps(first: str, second: str) -> bool:
-    """Whether some action matches both wildcard patterns (a walk over pairs of positions)."""
-    a, b = first.lower(), second.lower()
+@lru_cache(maxsize=65536)
+def wildcards_overlap(first: str, second: str, ignore_case: bool = True) -> bool:
+    """Whether some string matches both IAM wildcard patterns (`*`, `?`): a walk over pairs of
+    positions. Shared by the conservative helpers here and the evaluation engine."""
+    a, b = (first.lower(), second.lower()) if ignore_case else (first, second)
     seen: set[tuple[int, int]] = set()
     todo = [(0, 0)]
     while todo:
