@@ -120,6 +120,8 @@ def test_demo_once_does_the_whole_job_within_a_minute(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in run.stdout
     assert "ecs.services" in run.stdout and "Failed checks by pillar" in run.stdout
+    assert "FireLens records stored as Parquet" in run.stdout
+    assert list((tmp_path / "store" / "logs").rglob("*.parquet"))
     assert (tmp_path / "snapshots" / "demo.json.gz").exists()
     html = (tmp_path / "reports" / "audit-ja.html").read_text()
     assert '<html lang="ja"' in html

@@ -12,7 +12,7 @@ import click
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.cli.audit import print_summary
-from ecsguard.cli.common import stderr, stdout
+from ecsguard.cli.common import stderr, stdout, table
 from ecsguard.cli.inventory import render_summary, run_inventory
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.posture.audit import audit
@@ -66,6 +66,7 @@ def demo(ctx: click.Context, once: bool, estate: str | None, data_dir: str | Non
         path = snapshots.save(snapshot, target_dir / "snapshots" / "demo.json.gz")
         render_summary(snapshot, path, "table", verbose)
         write_audit_reports(snapshot, target_dir / "reports", path)
+        show_logs(snapshot, target_dir)
         if once:
             return
         stdout.print(
@@ -101,3 +102,62 @@ def write_audit_reports(snapshot: snapshots.Snapshot, folder: Path, snapshot_fil
         stdout.print(f"audit and IAM report ({lang}): {path}", markup=False, highlight=False)
     (folder / "audit.json").write_bytes(render(report, "json"))
     (folder / "iam.json").write_bytes(iam_render.json(analysis))
+
+
+def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
+    """The log step of the demo: synthetic FireLens traffic through the WAL into Parquet, then
+    the questions an operator asks first (errors by service, one request end to end)."""
+    from ecsguard.demo.traffic import firelens_bodies
+    from ecsguard.logs.pipeline import Pipeline
+    from ecsguard.logs.receivers import RECEIVERS
+    from ecsguard.logs.records import ReceiverOptions
+
+    services = [
+        (
+            s["clusterArn"].rsplit("/", 1)[-1],
+            s["serviceName"],
+            s["taskDefinition"].rsplit("/", 1)[-1],
+        )
+        for region in snapshot.regions.values()
+        for s in region.ecs.services
+    ]
+    pipeline = Pipeline(folder)
+    try:
+        stored = 0
+        for service, body in firelens_bodies(sorted(services)):
+            parsed = RECEIVERS.get("firelens")(
+                body, ReceiverOptions(input_name=f"demo {service}", service=service)
+            )
+            pipeline.ingest(parsed.table, parsed.batch)
+            stored += parsed.batch.num_rows
+        pipeline.flush()
+        con = pipeline.connect()
+        errors = con.execute(
+            "SELECT cluster, service, count(*) AS errors FROM logs WHERE level = 'ERROR' "
+            "GROUP BY ALL ORDER BY errors DESC, service LIMIT 5"
+        ).fetchall()
+        needle = con.execute(
+            "SELECT json_extract_string(fields, '$.request_id') FROM logs "
+            "WHERE level = 'ERROR' ORDER BY time LIMIT 1"
+        ).fetchone()
+    finally:
+        pipeline.close()
+    stdout.print(
+        f"logs: {stored} FireLens records stored as Parquet under {folder / 'store'}",
+        markup=False,
+        highlight=False,
+    )
+    stdout.print(
+        table(
+            "Errors in the last hour (ecsguard logs query --sql ...)",
+            ["cluster", "service", "errors"],
+            errors,
+        )
+    )
+    if needle:
+        stdout.print(
+            f"one request end to end: ecsguard logs query --data-dir {folder} --sql "
+            f"\"SELECT time, service, message FROM logs WHERE fields LIKE '%{needle[0]}%'\"",
+            markup=False,
+            highlight=False,
+        )
