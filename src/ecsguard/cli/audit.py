@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from pathlib import Path
 
 import click
 
-from ecsguard.aws import snapshot as snapshots
-from ecsguard.aws.session import AwsSession
-from ecsguard.cli.common import aws_options, make_aws_options, print_json, stderr, stdout, table
-from ecsguard.cli.inventory import default_path, run_inventory
+from ecsguard.cli.common import (
+    aws_options,
+    make_aws_options,
+    print_json,
+    stderr,
+    stdout,
+    table,
+    write_output,
+)
+from ecsguard.cli.inventory import load_or_collect
 from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.posture import engine
 from ecsguard.posture.audit import audit as run_audit
@@ -120,24 +125,13 @@ def audit(
             markup=False,
             highlight=False,
         )
-    if snapshot_file:
-        snap = snapshots.load(snapshot_file)
-    else:
-        options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
-        snap = run_inventory(AwsSession(options))
-        snapshots.save(snap, default_path(data_dir, snap))
+    options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
+    snap = load_or_collect(snapshot_file, options, data_dir)
     report = run_audit(snap, selected, mutes, lang, previous)
     findings, marks, resolved = report.findings, report.baseline, report.resolved
-    data = render(report, output)
-    if out and out != "-":
-        Path(out).write_bytes(data)
-        print_summary(findings, marks, resolved, to_stderr=False)
-        stdout.print(f"report written to {out}", markup=False, highlight=False)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        if output != "table":
-            print_summary(findings, marks, resolved, to_stderr=True)
+    to_file = write_output(render(report, output), out)
+    if to_file or output != "table":  # the table writer prints its own summary
+        print_summary(findings, marks, resolved, to_stderr=not to_file)
     if fail_on and failing_at(findings, Severity(fail_on)):
         raise click.exceptions.Exit(1)
 

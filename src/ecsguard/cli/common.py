@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -90,3 +91,14 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         # Text, not str: cell values come from AWS and logs and must never be read as markup.
         grid.add_row(*(Text(str(cell)) for cell in row))
     return grid
+
+
+def write_output(data: bytes, out: str | None) -> bool:
+    """Write to `-o FILE` (saying so) or to stdout; True when it went to a file."""
+    if out and out != "-":
+        Path(out).write_bytes(data)
+        stdout.print(f"report written to {out}", markup=False, highlight=False)
+        return True
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return False

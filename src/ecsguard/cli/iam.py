@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from ecsguard.aws.collect import auditor_policy
-from ecsguard.cli.common import aws_options, make_aws_options, print_json, stdout
+from ecsguard.cli.common import aws_options, make_aws_options, print_json, write_output
 from ecsguard.core.errors import UserError
 
 if TYPE_CHECKING:
+    from ecsguard.aws.session import AwsOptions
     from ecsguard.aws.snapshot import Snapshot
 
 
@@ -214,16 +214,8 @@ def report_command(
     tier. `--output dot` draws the service-to-identity map for Graphviz; `--output html` writes
     the audit report with its IAM section.
     """
-    snap = _iam_snapshot(
-        profile,
-        regions,
-        endpoint_url,
-        role_arn,
-        max_workers,
-        snapshot_file,
-        authorization_details,
-        data_dir,
-    )
+    options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
+    snap = _iam_snapshot(options, snapshot_file, authorization_details, data_dir)
     from ecsguard.iam import render
     from ecsguard.iam.account import analyze_account
     from ecsguard.iam.suggest import read_cloudtrail
@@ -247,7 +239,7 @@ def report_command(
             "json": lambda: render.json(analysis),
             "csv": lambda: render.csv(analysis),
         }[output]()
-    _write(data, out)
+    write_output(data, out)
 
 
 @iam.command("who-can")
@@ -284,40 +276,19 @@ def who_can_command(action: str, resource: str, snapshot_file: str) -> None:
 
 
 def _iam_snapshot(
-    profile: str | None,
-    regions: tuple[str, ...],
-    endpoint_url: str | None,
-    role_arn: str | None,
-    max_workers: int,
+    options: AwsOptions,
     snapshot_file: str | None,
     authorization_details: str | None,
     data_dir: str | None,
 ) -> Snapshot:
-    from ecsguard.aws import snapshot as snapshots
-
     if snapshot_file and authorization_details:
         raise UserError(
             "--snapshot and --authorization-details exclude each other", "give one source"
         )
-    if snapshot_file:
-        return snapshots.load(snapshot_file)
     if authorization_details:
         from ecsguard.iam.account import snapshot_from_authorization_details
 
         return snapshot_from_authorization_details(authorization_details)
-    from ecsguard.aws.session import AwsSession
-    from ecsguard.cli.inventory import default_path, run_inventory
+    from ecsguard.cli.inventory import load_or_collect
 
-    options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
-    snap = run_inventory(AwsSession(options))
-    snapshots.save(snap, default_path(data_dir, snap))
-    return snap
-
-
-def _write(data: bytes, out: str | None) -> None:
-    if out and out != "-":
-        Path(out).write_bytes(data)
-        stdout.print(f"report written to {out}", markup=False, highlight=False)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    return load_or_collect(snapshot_file, options, data_dir)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.collect import collect
 from ecsguard.aws.diff import diff
-from ecsguard.aws.session import AwsSession
+from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.cli.common import (
     aws_options,
     make_aws_options,
@@ -96,6 +96,17 @@ def run_inventory(session: AwsSession, show_progress: bool = True) -> snapshots.
             bar.update(task, completed=done, total=total, description=label)
 
         return collect(session, regions, progress=progress)
+
+
+def load_or_collect(
+    snapshot_file: str | None, options: AwsOptions, data_dir: str | None
+) -> snapshots.Snapshot:
+    """The saved snapshot when one is named; else collect live and save it under DATA_DIR."""
+    if snapshot_file:
+        return snapshots.load(snapshot_file)
+    snapshot = run_inventory(AwsSession(options))
+    snapshots.save(snapshot, default_path(data_dir, snapshot))
+    return snapshot
 
 
 def default_path(explicit_dir: str | None, snapshot: snapshots.Snapshot) -> Path:
