@@ -6,10 +6,11 @@ kept as a compact index, so wildcard expansion and access-level lookups are dict
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
 from functools import cache
+
+from ecsguard.iam.conditions import glob_regex
 
 ACCESS_LEVELS = ("List", "Read", "Write", "Permissions management", "Tagging")
 
@@ -80,7 +81,8 @@ def is_known(action: str) -> bool:
 
 @cache
 def _pattern(pattern: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(pattern.lower()))
+    # IAM's wildcards only (`*`, `?`): fnmatch would also read `[...]` as a character class
+    return re.compile(glob_regex(pattern), re.IGNORECASE | re.DOTALL)
 
 
 def expand(pattern: str) -> list[ActionInfo]:
@@ -95,11 +97,9 @@ def expand(pattern: str) -> list[ActionInfo]:
     chosen = (
         [service_pattern.lower()]
         if not any(ch in service_pattern for ch in "*?")
-        else [s for s in services() if _pattern(service_pattern).match(s)]
+        else [s for s in services() if _pattern(service_pattern).fullmatch(s)]
     )
-    return [
-        info for service in chosen for info in _sorted(service) if wanted.match(info.name.lower())
-    ]
+    return [info for service in chosen for info in _sorted(service) if wanted.fullmatch(info.name)]
 
 
 @cache

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, TypeVar
 
+from ecsguard.iam.conditions import glob_regex
+
 #: AWS managed policies whose document is needed when a snapshot lacks it (the collector keeps
 #: attached AWS managed policies, so this covers snapshots with gaps). Only what decides the
 #: questions this module answers is reproduced; the published documents say the same about them.
@@ -322,8 +324,7 @@ def _denies(statement: Statement, action: str) -> bool:
 
 @lru_cache(maxsize=8192)
 def _pattern(pattern: str) -> re.Pattern[str]:
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.compile(body, re.IGNORECASE | re.DOTALL)
+    return re.compile(glob_regex(pattern), re.IGNORECASE | re.DOTALL)
 
 
 def _covers(pattern: str, action: str) -> bool:
