@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from ecsguard.core.errors import UserError
-from ecsguard.logs.pipeline import Pipeline
+from ecsguard.logs.pipeline import Pipeline, segment_file_name
 from ecsguard.logs.schema import LOGS, METRICS, TABLES
 
 T = dt.datetime(2024, 5, 1, 7, 30, tzinfo=dt.UTC)
@@ -80,21 +80,53 @@ def test_wrong_batch_is_a_user_error(tmp_path: Path) -> None:
         Pipeline(tmp_path).ingest("logs", bad)
 
 
+def _flush_without_delete(pipeline: Pipeline, table: str) -> None:
+    """What a flush does up to a crash: the segment's Parquet written, the segment kept."""
+    pipeline.wal.rotate(table)
+    for segment in pipeline.wal.read_segments(table):
+        data = pa.Table.from_batches(segment.batches)
+        pipeline.store.write(table, data, name=segment_file_name(segment.path))
+
+
 def test_crash_between_parquet_write_and_segment_delete(tmp_path: Path) -> None:
     pipeline = Pipeline(tmp_path)
     pipeline.ingest("logs", logs("a", "b"))
-    pipeline.wal.rotate("logs")
-    # what a flush does up to the crash: Parquet written, segment not deleted
-    batches = [b for _, b in pipeline.wal.replay("logs")]
-    pipeline.store.write("logs", pa.Table.from_batches(batches))
-    assert ids(pipeline) == ["a", "b"]  # in Parquet and in the WAL, shown once
+    _flush_without_delete(pipeline, "logs")
+    assert ids(pipeline) == ["a", "b"]  # in Parquet and in the WAL, read once
     restarted = Pipeline(tmp_path)
-    restarted.flush()  # the replay writes the records again
-    assert len(restarted.store.files("logs")) == 2
+    assert restarted.flush()["logs"] == 2  # the replay writes the same file again
+    assert len(restarted.store.files("logs")) == 1
+    assert restarted.wal.segments("logs") == []
     assert ids(restarted) == ["a", "b"]
-    # compaction interrupted the same way is also invisible
-    restarted.store.compact("logs", "dt=2024-05-01/hour=07")
-    assert ids(restarted) == ["a", "b"]
+
+
+def test_compaction_interrupted_at_any_step_shows_each_record_once(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    for name in ("a", "b", "c"):
+        pipeline.ingest("logs", logs(name))
+        pipeline.flush()
+    store, partition = pipeline.store, "dt=2024-05-01/hour=07"
+    old = store.files("logs")
+    assert len(old) == 3
+    real_delete = store.fs.delete
+    deleted: list[str] = []
+
+    def crash_after_first_delete(path: str) -> None:
+        if deleted:
+            raise KeyboardInterrupt  # the process dies here
+        deleted.append(path)
+        real_delete(path)
+
+    store.fs.delete = crash_after_first_delete  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        store.compact("logs", partition)
+    store.fs.delete = real_delete  # type: ignore[method-assign]
+    assert len(store.files("logs")) == 3  # two old files and the merged one
+    assert ids(pipeline) == ["a", "b", "c"]  # the intent hides the old files
+    store.recover()
+    assert ids(pipeline) == ["a", "b", "c"]
+    assert len(store.files("logs")) == 1
+    assert not [p for p in store.fs.list("logs") if not p.endswith(".parquet")]
 
 
 def test_metrics_without_ids_do_not_duplicate(tmp_path: Path) -> None:
@@ -111,8 +143,9 @@ def test_metrics_without_ids_do_not_duplicate(tmp_path: Path) -> None:
         schema=METRICS,
     )
     pipeline.ingest("metrics", batch)
-    pipeline.wal.rotate("metrics")
-    pipeline.store.write("metrics", batch)
+    _flush_without_delete(pipeline, "metrics")
+    assert pipeline.connect().execute("SELECT count(*) FROM metrics").fetchone() == (1,)
+    Pipeline(tmp_path).flush()
     assert pipeline.connect().execute("SELECT count(*) FROM metrics").fetchone() == (1,)
 
 

@@ -108,6 +108,25 @@ def test_compaction_merges_into_one_sorted_file(tmp_path: Path) -> None:
     assert store.compact("logs", "dt=2024-05-01/hour=07") is None  # nothing left to merge
 
 
+def test_compaction_keeps_one_row_per_id(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write("logs", logs([(T, "a", "s", "same")]))
+    store.write("logs", logs([(T, "a", "s", "same"), (T, "b", "s", "other")]))
+    new = store.compact("logs", "dt=2024-05-01/hour=07")
+    assert new is not None
+    assert sorted(store.read(new).column("id").to_pylist()) == ["other", "same"]
+
+
+def test_named_writes_replace_and_recent_files(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    first = store.write("logs", logs([(T, "a", "s", "x")]), name="w-1")
+    assert store.write("logs", logs([(T, "a", "s", "x")]), name="w-1") == first
+    assert store.files("logs") == first
+    assert store.recent_files("logs", 0) == first
+    assert store.recent_files("logs", 4_000_000_000) == []
+    assert store.read(first[0], ["id"]).column_names == ["id"]
+
+
 def test_retention_deletes_whole_old_partitions(tmp_path: Path) -> None:
     store = Store(tmp_path)
     days = [dt.datetime(2024, 5, d, 12, tzinfo=UTC) for d in (1, 2, 3, 4)]

@@ -1,10 +1,11 @@
 """WAL + Parquet store + DuckDB views: the durable core every receiver and query goes through.
 
 `ingest` is the acknowledgement point (the batch is fsynced in the WAL). `flush` moves sealed WAL
-segments into Parquet and deletes a segment only after its Parquet files are durable; segments left
-by a crashed process are flushed the same way. `connect` gives DuckDB views over Parquet UNION the
-not-yet-flushed WAL, de-duplicated by record id, so a crash between a Parquet write and the segment
-delete (or a compaction interrupted half-way) never shows a record twice.
+segments into Parquet files named after the segment and deletes a segment only after its files are
+durable; segments left by a crashed process are flushed the same way, replacing any files a crashed
+flush wrote. `connect` gives DuckDB views over the live Parquet files UNION ALL the WAL; files of a
+segment the view already reads from the WAL are left out, so no record is counted twice and no
+query pays for de-duplication.
 """
 
 from __future__ import annotations
@@ -48,7 +49,11 @@ def conform(table: str, batch: pa.RecordBatch) -> pa.RecordBatch:
     return batch
 
 
-def _view_sql(table: str, parquet_glob: str | None) -> str:
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _view_sql(table: str, parquet_files: list[str]) -> str:
     columns = ", ".join(f'"{name}"' for name in table_schema(table).names)
     hourly = table in HOURLY
     # the WAL rows get the partition columns the Parquet rows read from their paths
@@ -56,22 +61,20 @@ def _view_sql(table: str, parquet_glob: str | None) -> str:
         ", CAST(date_part('hour', time) AS INTEGER) AS hour" if hourly else ""
     )
     parts = [f"SELECT {columns}, {wal_parts} FROM _wal_{table}"]
-    if parquet_glob is not None:
+    if parquet_files:
         types = "{'dt': 'DATE', 'hour': 'INTEGER'}" if hourly else "{'dt': 'DATE'}"
-        escaped = parquet_glob.replace("'", "''")
+        listing = ", ".join(_sql_text(path) for path in parquet_files)
         parts.insert(
             0,
-            f"SELECT {columns}, dt{', hour' if hourly else ''} FROM read_parquet('{escaped}', "
+            f"SELECT {columns}, dt{', hour' if hourly else ''} FROM read_parquet([{listing}], "
             f"hive_partitioning = true, hive_types = {types})",
         )
-    union = " UNION ALL ".join(parts)
-    id_column = ID_COLUMN[table]
-    if id_column is None:
-        return f"SELECT DISTINCT * FROM ({union})"  # no id: identical rows are one data point
-    return (
-        f'SELECT * FROM ({union}) QUALIFY "{id_column}" IS NULL '
-        f'OR row_number() OVER (PARTITION BY "{id_column}") = 1'
-    )
+    return " UNION ALL ".join(parts)
+
+
+def segment_file_name(segment: Path) -> str:
+    """The Parquet file name (without suffix) of a WAL segment's rows, in every partition."""
+    return f"w-{segment.stem}"
 
 
 class Pipeline:
@@ -96,12 +99,14 @@ class Pipeline:
             for table in TABLES:
                 self.wal.rotate(table)
                 for segment in self.wal.segments(table):
-                    with self.wal.claim(segment) as batches:
-                        if batches is None:  # another process is writing or flushing it
+                    with self.wal.claim(segment) as claimed:
+                        if claimed is None:  # another process is writing or flushing it
                             continue
-                        if batches:
-                            data = pa.Table.from_batches([conform(table, b) for b in batches])
-                            self.store.write(table, data)  # durable when it returns
+                        if claimed.batches:
+                            batches = [conform(table, b) for b in claimed.batches]
+                            data = pa.Table.from_batches(batches)
+                            # durable when it returns; a re-flush replaces the same files
+                            self.store.write(table, data, name=segment_file_name(segment))
                             rows[table] += data.num_rows
                         self.wal.delete(segment)
         return rows
@@ -112,14 +117,18 @@ class Pipeline:
         con.execute("SET TimeZone = 'UTC'")
         for table in TABLES:
             schema = table_schema(table)
-            # the WAL is read before the Parquet files are listed: a segment flushed in between
-            # is then found in Parquet, so nothing falls in the gap (duplicates are removed)
-            batches = [conform(table, b) for _, b in self.wal.replay(table)]
+            # the WAL is read before the Parquet files are listed, so a segment flushed in
+            # between falls in no gap; its files are then skipped, as its rows are read here
+            segments = list(self.wal.read_segments(table))
+            batches = [conform(table, b) for s in segments for b in s.batches]
             con.register(f"_wal_{table}", pa.Table.from_batches(batches, schema=schema))
-            glob = None
-            if self.store.files(table):
-                glob = self.store.fs.uri(table) + "/**/*.parquet"
-            con.execute(f'CREATE VIEW "{table}" AS {_view_sql(table, glob)}')
+            read = {segment_file_name(s.path) + ".parquet" for s in segments}
+            files = [
+                self.store.fs.uri(path)
+                for path in self.store.live_files(table)
+                if path.rsplit("/", 1)[1] not in read
+            ]
+            con.execute(f'CREATE VIEW "{table}" AS {_view_sql(table, files)}')
         return con
 
     def close(self) -> None:

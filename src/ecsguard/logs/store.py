@@ -1,15 +1,23 @@
 """The Parquet store: Hive-partitioned, zstd, sorted, atomically written files (DESIGN.md "Tables").
 
-Layout: `<data_dir>/store/<table>/dt=YYYY-MM-DD[/hour=HH]/<time>-<uuid>.parquet`. Partition
-values come from the `time` column in UTC and live only in the path (the Hive convention), so
-Athena, Trino, Spark and DuckDB read the same tree. All file access goes through `FileSystem`,
-small enough that an S3 implementation (PUT is atomic) can replace `LocalFS`.
+Layout: `<data_dir>/store/<table>/dt=YYYY-MM-DD[/hour=HH]/<name>.parquet`. Partition values come
+from the `time` column in UTC and live only in the path (the Hive convention), so Athena, Trino,
+Spark and DuckDB read the same tree. All file access goes through `FileSystem`, small enough that
+an S3 implementation (PUT is atomic) can replace `LocalFS`.
+
+No record is ever in two live files, so queries need no de-duplication:
+- a WAL segment is written as `w-<digest of its bytes>.parquet`: flushing it again after a crash
+  overwrites the same files instead of adding copies;
+- a compaction first writes an intent (`<new>.compacting`, listing the files it replaces), then the
+  merged file, then deletes the old files and the intent. `live_files` hides the old files while an
+  intent whose merged file exists is present, and `recover` finishes what a crash interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import uuid
 from pathlib import Path, PurePosixPath
@@ -19,11 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ecsguard.logs.schema import SORT_KEYS, table_schema
+from ecsguard.logs.schema import ID_COLUMN, SORT_KEYS, TABLES, table_schema
 
 #: tables partitioned by hour as well as by day
 HOURLY = frozenset({"logs"})
 COMPRESSION = "zstd"
+_INTENT = ".compacting"
 
 
 class FileSystem(Protocol):
@@ -33,6 +42,10 @@ class FileSystem(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def read(self, path: str) -> bytes: ...
     def delete(self, path: str) -> None: ...
+    def modified(self, path: str) -> float:
+        """Epoch seconds of the last write."""
+        ...
+
     def uri(self, path: str) -> str:
         """Where a query engine (DuckDB, Spark) finds `path`."""
         ...
@@ -107,6 +120,9 @@ class LocalFS:
             parent.rmdir()
             parent = parent.parent
 
+    def modified(self, path: str) -> float:
+        return self._path(path).stat().st_mtime
+
     def uri(self, path: str) -> str:
         return str(self._path(path))
 
@@ -145,8 +161,11 @@ class Store:
             tbl = tbl.select(schema.names).cast(schema)
         return tbl
 
-    def write(self, table: str, data: pa.RecordBatch | pa.Table) -> list[str]:
-        """Sort, split by partition and write one durable file per partition; their paths."""
+    def write(
+        self, table: str, data: pa.RecordBatch | pa.Table, name: str | None = None
+    ) -> list[str]:
+        """Sort, split by partition and write one durable file per partition; their paths.
+        With `name`, each file is `<partition>/<name>.parquet` (writing again replaces it)."""
         tbl = self._conform(table, data)
         if tbl.num_rows == 0:
             return []
@@ -155,41 +174,96 @@ class Store:
         written = []
         for key in pc.unique(keys).to_pylist():
             part = tbl.filter(pc.equal(keys, key))  # filter keeps the sorted order
-            written.append(self._write_file(table, key, part))
+            written.append(self._write_file(table, key, part, name))
         return written
 
-    def _write_file(self, table: str, partition: str, data: pa.Table) -> str:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = f"{table}/{partition}/{stamp}-{uuid.uuid4().hex}.parquet"
+    def _write_file(self, table: str, partition: str, data: pa.Table, name: str | None) -> str:
+        if name is None:
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            name = f"{stamp}-{uuid.uuid4().hex}"
+        path = f"{table}/{partition}/{name}.parquet"
         sink = pa.BufferOutputStream()
         pq.write_table(data, sink, compression=COMPRESSION)
         self.fs.write_atomic(path, sink.getvalue().to_pybytes())
         return path
 
     def files(self, table: str) -> list[str]:
+        """Every Parquet file of `table`, including ones a running compaction is replacing."""
         table_schema(table)  # unknown names fail loudly
         return [p for p in self.fs.list(table) if p.endswith(".parquet")]
+
+    def _intents(self, table: str) -> list[tuple[str, str, list[str]]]:
+        """(intent path, merged file path, replaced file paths) of unfinished compactions."""
+        found = []
+        for path in self.fs.list(table):
+            if path.endswith(_INTENT):
+                directory = path.rsplit("/", 1)[0]
+                try:
+                    replaced = json.loads(self.fs.read(path))
+                except (OSError, ValueError):  # deleted meanwhile, or torn: never finished
+                    continue
+                merged = path.removesuffix(_INTENT) + ".parquet"
+                found.append((path, merged, [f"{directory}/{n}" for n in replaced]))
+        return found
+
+    def live_files(self, table: str) -> list[str]:
+        """The files a query reads: each record exactly once, even mid-compaction."""
+        files = self.files(table)
+        present = set(files)
+        hidden: set[str] = set()
+        for _, merged, replaced in self._intents(table):
+            if merged in present:
+                hidden.update(replaced)
+            else:
+                hidden.add(merged)
+        return [p for p in files if p not in hidden]
+
+    def recover(self) -> None:
+        """Finish compactions a crash interrupted: drop the replaced files if the merged one
+        is durable, else drop the intent (the old files stay)."""
+        for table in TABLES:
+            present = set(self.files(table))
+            for intent, merged, replaced in self._intents(table):
+                if merged in present:
+                    for path in replaced:
+                        self.fs.delete(path)
+                self.fs.delete(intent)
+
+    def recent_files(self, table: str, since_epoch: float) -> list[str]:
+        """Live files written at or after `since_epoch`."""
+        recent = []
+        for path in self.live_files(table):
+            with contextlib.suppress(FileNotFoundError):  # compacted away meanwhile
+                if self.fs.modified(path) >= since_epoch:
+                    recent.append(path)
+        return recent
 
     def partitions(self, table: str) -> list[str]:
         """Partition paths (`dt=…[/hour=…]`) that hold files, sorted."""
         return sorted({p.split("/", 1)[1].rsplit("/", 1)[0] for p in self.files(table)})
 
-    def read(self, path: str) -> pa.Table:
-        return pq.read_table(pa.BufferReader(self.fs.read(path)))
+    def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self.fs.read(path)), columns=columns)
 
     def compact(self, table: str, partition: str) -> str | None:
-        """Merge a partition's files into one sorted file; the new file's path, or None if there
-        was nothing to merge. The new file is durable before any old one is deleted, so a crash
-        in between leaves duplicates (the views de-duplicate), never a loss."""
-        old = [p for p in self.files(table) if p.startswith(f"{table}/{partition}/")]
+        """Merge a partition's files into one sorted file without duplicate ids; the new file's
+        path, or None if there was nothing to merge. Crash-safe through an intent file."""
+        prefix = f"{table}/{partition}/"
+        old = [p for p in self.live_files(table) if p.startswith(prefix)]
         if len(old) < 2:
             return None
         schema = table_schema(table)
         merged = pa.concat_tables([self.read(p).cast(schema) for p in old])
+        merged = _unique_ids(table, merged)
         merged = merged.sort_by([(key, "ascending") for key in SORT_KEYS[table]])
-        new = self._write_file(table, partition, merged)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"c-{stamp}-{uuid.uuid4().hex}"
+        intent = f"{prefix}{name}{_INTENT}"
+        self.fs.write_atomic(intent, json.dumps([p.rsplit("/", 1)[1] for p in old]).encode())
+        new = self._write_file(table, partition, merged, name)
         for path in old:
             self.fs.delete(path)
+        self.fs.delete(intent)
         return new
 
     def retention(self, table: str, days: int, now: dt.datetime) -> list[str]:
@@ -201,3 +275,14 @@ class Store:
             for path in self.fs.list(f"{table}/{partition}"):
                 self.fs.delete(path)
         return expired
+
+
+def _unique_ids(table: str, data: pa.Table) -> pa.Table:
+    """The first row of every id (a client retry that raced past the service's id set)."""
+    column = ID_COLUMN[table]
+    if column is None or data.num_rows == 0:
+        return data
+    indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
+    firsts = indexed.group_by(column, use_threads=False).aggregate([("__row", "min")])
+    keep = pc.is_in(indexed.column("__row"), value_set=firsts.column("__row_min"))
+    return data.filter(pc.or_(keep, pc.is_null(data.column(column))))

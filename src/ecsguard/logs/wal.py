@@ -1,6 +1,6 @@
 """Write-ahead log: the acknowledgement point of the log pipeline (DESIGN.md "Durability contract").
 
-Layout: `<root>/<table>/<number>.wal`, each segment a sequence of frames
+Layout: `<root>/<table>/<number>-<random>.wal`, each segment a sequence of frames
 
     magic b"EGW1" | u32 payload length | u32 CRC32(payload) | payload
 
@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -84,6 +85,15 @@ def decode_frames(data: bytes) -> tuple[list[pa.RecordBatch], int]:
         batches.append(batch)
         pos = start + length
     return batches, pos
+
+
+class Segment(NamedTuple):
+    """A segment's valid batches. `path.stem` is unique for ever (number and random suffix), so
+    the Parquet files of a segment can carry its name: a re-flush after a crash replaces them,
+    and a reader can tell which segments it already read from the WAL."""
+
+    path: Path
+    batches: list[pa.RecordBatch]
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -233,13 +243,9 @@ class Wal:
             fcntl.flock(fd, fcntl.LOCK_EX)
             numbers = [n for n, _ in self._segments(table)]
             number = max([st.next_number - 1, *numbers]) + 1
-            while True:
-                path = directory / f"{number:012d}{_SUFFIX}"
-                try:
-                    os.link(tmp, path)
-                    break
-                except FileExistsError:  # another process took this number
-                    number += 1
+            # the random part keeps names unique for ever, across processes and restarts
+            path = directory / f"{number:012d}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
+            os.link(tmp, path)
             os.unlink(tmp)
             _fsync_dir(directory)
         except OSError as exc:
@@ -270,8 +276,9 @@ class Wal:
             return []
         found = []
         for path in directory.iterdir():
-            if path.suffix == _SUFFIX and path.stem.isdigit():
-                found.append((int(path.stem), path))
+            number = path.stem.split("-", 1)[0]
+            if path.suffix == _SUFFIX and number.isdigit():
+                found.append((int(number), path))
         return sorted(found)
 
     def segments(self, table: str) -> list[Path]:
@@ -279,8 +286,8 @@ class Wal:
         return [path for _, path in self._segments(table)]
 
     @contextlib.contextmanager
-    def claim(self, segment: Path) -> Iterator[list[pa.RecordBatch] | None]:
-        """Lock a sealed segment and give its batches (torn tail repaired); None if it is active
+    def claim(self, segment: Path) -> Iterator[Segment | None]:
+        """Lock a sealed segment and give its contents (torn tail repaired); None if it is active
         (or claimed by another flusher) or gone. Delete it with `delete` inside the block."""
         try:
             fd = os.open(segment, os.O_RDWR)
@@ -293,11 +300,11 @@ class Wal:
             except BlockingIOError:
                 yield None
                 return
-            yield self._read(fd, repair=True)
+            yield self._read(segment, fd, repair=True)
         finally:
             os.close(fd)
 
-    def _read(self, fd: int, *, repair: bool) -> list[pa.RecordBatch]:
+    def _read(self, path: Path, fd: int, *, repair: bool) -> Segment:
         size = os.fstat(fd).st_size
         data = os.pread(fd, size, 0)
         batches, valid = decode_frames(data)
@@ -306,10 +313,16 @@ class Wal:
             os.ftruncate(fd, valid)
             os.fsync(fd)
             self.torn += 1
-        return batches
+        return Segment(path, batches)
 
     def replay(self, table: str) -> Iterator[tuple[Path, pa.RecordBatch]]:
-        """Every valid batch of `table`, oldest first. Sealed segments have a torn tail truncated
+        """Every valid batch of `table`, oldest first (see `read_segments`)."""
+        for segment in self.read_segments(table):
+            for batch in segment.batches:
+                yield segment.path, batch
+
+    def read_segments(self, table: str) -> Iterator[Segment]:
+        """Every segment of `table`, oldest first. Sealed segments have a torn tail truncated
         (counted in `torn`); active ones are read up to their last whole frame. Never raises for
         damage."""
         for path in self.segments(table):
@@ -323,11 +336,10 @@ class Wal:
                     repair = True
                 except BlockingIOError:
                     repair = False
-                batches = self._read(fd, repair=repair)
+                segment = self._read(path, fd, repair=repair)
             finally:
                 os.close(fd)
-            for batch in batches:
-                yield path, batch
+            yield segment
 
     @staticmethod
     def delete(segment: Path) -> None:

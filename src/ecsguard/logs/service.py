@@ -1,0 +1,213 @@
+"""The running pipeline behind `ecsguard serve`: one object every network receiver hands batches to.
+
+`accept` is the acknowledgement point: when it returns, the rows are fsynced in the WAL and have
+been published to the listeners (the live-tail hub, later the detection engine). A background
+thread flushes sealed WAL segments to Parquet, compacts small files and applies retention.
+
+Client retries (an acknowledgement lost to a timeout or a crash) resend records with the same ids
+(receivers derive ids from content); a bounded set of recently stored ids drops them, so a retry
+never shows a record twice. The set is seeded on start from the WAL and the newest Parquet files.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ecsguard.logs.pipeline import Pipeline, conform
+from ecsguard.logs.records import Parsed
+from ecsguard.logs.schema import ID_COLUMN, TABLES
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, pa.RecordBatch], None]
+
+#: how many recent ids per table are remembered for retry de-duplication
+DEFAULT_DEDUP_IDS = 2_000_000
+#: Parquet files younger than this seed the id set on start (a client retries within minutes)
+DEDUP_SEED_SECONDS = 900
+
+
+@dataclass
+class Stats:
+    """Counters since start, for the console and `GET /api/stats`."""
+
+    started: float = field(default_factory=time.time)
+    records: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    bytes_received: int = 0
+    duplicates: int = 0
+    problems: dict[str, int] = field(default_factory=dict)
+    flushed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    flush_errors: int = 0
+
+
+class _RecentIds:
+    """A bounded, insertion-ordered set of ids."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, value: str) -> bool:
+        return value in self._ids
+
+    def add_all(self, values: list[str]) -> None:
+        ids = self._ids
+        for value in values:
+            ids[value] = None
+        while len(ids) > self.capacity:
+            ids.popitem(last=False)
+
+
+class LogService:
+    """Pipeline + listeners + retry de-duplication + background flusher for one data directory."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        flush_seconds: float = 2.0,
+        compact_seconds: float = 300.0,
+        retention_days: dict[str, int] | None = None,
+        dedup_ids: int = DEFAULT_DEDUP_IDS,
+    ) -> None:
+        self.pipeline = Pipeline(data_dir)
+        self.flush_seconds = flush_seconds
+        self.compact_seconds = compact_seconds
+        self.retention_days = retention_days or {}
+        self.stats = Stats()
+        self._listeners: list[Listener] = []
+        self._recent = {t: _RecentIds(dedup_ids) for t, c in ID_COLUMN.items() if c is not None}
+        self._dedup_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seed_recent_ids()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.pipeline.data_dir
+
+    def add_listener(self, listener: Listener) -> None:
+        """`listener(table, batch)` is called with every accepted batch, after it is durable.
+        It must be quick and must not raise (it runs on the receiving thread)."""
+        self._listeners.append(listener)
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def accept(self, parsed: Parsed, size: int = 0) -> int:
+        """Store a receiver's result durably and publish it; the number of new rows stored.
+        Raises WalFullError (nothing stored: answer 503 and let the sender retry)."""
+        self.stats.bytes_received += size
+        for problem in parsed.problems:
+            self.stats.problems[problem.kind] = self.stats.problems.get(problem.kind, 0) + 1
+        return self.store(parsed.table, parsed.batch)
+
+    def store(self, table: str, batch: pa.RecordBatch) -> int:
+        if batch.num_rows == 0:
+            return 0
+        batch = self._drop_seen(table, conform(table, batch))
+        if batch.num_rows == 0:
+            return 0
+        self.pipeline.ingest(table, batch)  # durable from here on
+        recent = self._recent.get(table)
+        if recent is not None:
+            ids = batch.column(ID_COLUMN[table]).to_pylist()  # type: ignore[arg-type]
+            with self._dedup_lock:
+                recent.add_all(ids)
+        self.stats.records[table] += batch.num_rows
+        for listener in self._listeners:
+            try:
+                listener(table, batch)
+            except Exception:  # a listener's bug must not turn a stored batch into an error
+                log.exception("listener failed on a %s batch", table)
+        return batch.num_rows
+
+    def _drop_seen(self, table: str, batch: pa.RecordBatch) -> pa.RecordBatch:
+        recent = self._recent.get(table)
+        if recent is None:
+            return batch
+        ids = batch.column(ID_COLUMN[table]).to_pylist()  # type: ignore[arg-type]
+        with self._dedup_lock:
+            keep = [value not in recent for value in ids]
+        if all(keep):
+            return batch
+        self.stats.duplicates += keep.count(False)
+        return batch.filter(pa.array(keep, pa.bool_()))
+
+    def _seed_recent_ids(self) -> None:
+        cutoff = time.time() - DEDUP_SEED_SECONDS
+        for table, recent in self._recent.items():
+            column = ID_COLUMN[table]
+            assert column is not None
+            store = self.pipeline.store
+            for path in store.recent_files(table, cutoff):
+                recent.add_all(store.read(path, [column]).column(0).to_pylist())
+            for _, batch in self.pipeline.wal.replay(table):
+                ids = conform(table, batch).column(column)
+                recent.add_all(pc.drop_null(ids).to_pylist())
+
+    # -- querying --------------------------------------------------------------------------------
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """DuckDB views over Parquet and the WAL: fresh to the last acknowledged record."""
+        return self.pipeline.connect()
+
+    # -- background work -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Finish an interrupted compaction, flush what a previous process left, then flush and
+        compact in the background."""
+        self.pipeline.store.recover()
+        self.flush_once()
+        self._thread = threading.Thread(target=self._run, name="ecsguard-flusher", daemon=True)
+        self._thread.start()
+
+    def flush_once(self) -> None:
+        try:
+            for table, rows in self.pipeline.flush().items():
+                self.stats.flushed[table] += rows
+        except OSError as exc:  # a full disk: the WAL keeps the rows, the next round retries
+            self.stats.flush_errors += 1
+            log.warning("flush failed, will retry: %s", exc)
+
+    def maintain(self, now: datetime | None = None) -> None:
+        """Compact partitions with several files and delete partitions past retention."""
+        now = now or datetime.now(UTC)
+        store = self.pipeline.store
+        try:
+            for table in TABLES:
+                for partition in store.partitions(table):
+                    store.compact(table, partition)
+                days = self.retention_days.get(table)
+                if days:
+                    store.retention(table, days, now)
+        except OSError as exc:
+            self.stats.flush_errors += 1
+            log.warning("compaction failed, will retry: %s", exc)
+
+    def _run(self) -> None:
+        last_maintenance = time.monotonic()
+        while not self._stop.wait(self.flush_seconds):
+            self.flush_once()
+            if time.monotonic() - last_maintenance >= self.compact_seconds:
+                self.maintain()
+                last_maintenance = time.monotonic()
+
+    def stop(self) -> None:
+        """Stop the flusher, flush everything acknowledged and close the WAL."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.flush_once()
+        self.pipeline.close()
+

@@ -1,0 +1,94 @@
+"""LogService: acknowledgement, retry de-duplication, listeners, background flushing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from ecsguard.logs.records import Parsed, Problem
+from ecsguard.logs.service import LogService
+from ecsguard.logs.wal import WalFullError
+from tests.logs.test_pipeline import logs
+
+
+def parsed(*ids: str) -> Parsed:
+    return Parsed("logs", logs(*ids), [Problem("unparsed", "x line 1", "not JSON")])
+
+
+def count(service: LogService) -> int:
+    row = service.connect().execute("SELECT count(*) FROM logs").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_resent_batch_is_stored_once(tmp_path: Path) -> None:
+    service = LogService(tmp_path)
+    assert service.accept(parsed("a", "b"), size=10) == 2
+    assert service.accept(parsed("a", "b", "c"), size=10) == 1  # a retry plus one new record
+    assert count(service) == 3
+    assert service.stats.duplicates == 2
+    assert service.stats.problems == {"unparsed": 2}
+    assert service.stats.bytes_received == 20
+    service.stop()
+
+
+def test_retries_after_a_restart_are_still_recognised(tmp_path: Path) -> None:
+    first = LogService(tmp_path)
+    first.accept(parsed("in-parquet"))
+    first.flush_once()
+    first.accept(parsed("in-wal"))  # not flushed: the process dies here
+    first.pipeline.wal.close()
+    second = LogService(tmp_path)
+    assert second.accept(parsed("in-parquet", "in-wal", "new")) == 1
+    second.stop()
+    assert count(LogService(tmp_path)) == 3
+
+
+def test_listeners_see_durable_batches_and_cannot_break_accept(tmp_path: Path) -> None:
+    service = LogService(tmp_path)
+    seen: list[list[str]] = []
+
+    def listener(table: str, batch: pa.RecordBatch) -> None:
+        seen.append(batch.column("id").to_pylist())
+        raise RuntimeError("a buggy listener")
+
+    service.add_listener(listener)
+    assert service.accept(parsed("a")) == 1
+    assert service.accept(parsed("a")) == 0  # a duplicate is not published again
+    assert seen == [["a"]]
+    service.stop()
+
+
+def test_a_full_disk_acknowledges_nothing_and_the_retry_succeeds(tmp_path: Path) -> None:
+    service = LogService(tmp_path)
+    real = service.pipeline.ingest
+
+    def full(table: str, batch: pa.RecordBatch) -> None:
+        raise WalFullError("write-ahead log is full", "free space")
+
+    service.pipeline.ingest = full  # type: ignore[method-assign]
+    with pytest.raises(WalFullError):
+        service.accept(parsed("a"))
+    service.pipeline.ingest = real  # type: ignore[method-assign]
+    assert service.accept(parsed("a")) == 1  # not mistaken for a duplicate
+    service.stop()
+
+
+def test_background_flush_and_stop(tmp_path: Path) -> None:
+    service = LogService(tmp_path, flush_seconds=0.05)
+    service.start()
+    service.accept(parsed("a"))
+    deadline = time.monotonic() + 5
+    while service.pipeline.wal.segments("logs") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.stats.flushed["logs"] == 1
+    service.accept(parsed("b"))
+    service.stop()  # flushes what is left
+    assert service.pipeline.wal.segments("logs") == []
+    assert len(service.pipeline.store.files("logs")) == 2
+    service.maintain()
+    assert len(service.pipeline.store.files("logs")) == 1
+    assert count(service) == 2
