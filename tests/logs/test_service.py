@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tests.logs.test_pipeline import logs
 
 from ecsguard.logs.records import Parsed, Problem
 from ecsguard.logs.service import LogService
 from ecsguard.logs.wal import WalFullError
-from tests.logs.test_pipeline import logs
 
 
 def parsed(*ids: str) -> Parsed:

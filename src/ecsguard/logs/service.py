@@ -210,4 +210,3 @@ class LogService:
             self._thread.join()
         self.flush_once()
         self.pipeline.close()
-
