@@ -121,7 +121,7 @@ class LogService:
         self.pipeline.ingest(table, batch)  # durable from here on
         recent = self._recent.get(table)
         if recent is not None:
-            ids = batch.column(ID_COLUMN[table]).to_pylist()  # type: ignore[arg-type]
+            ids = batch.column(ID_COLUMN[table]).to_pylist()
             with self._dedup_lock:
                 recent.add_all(ids)
         self.stats.records[table] += batch.num_rows
@@ -136,7 +136,7 @@ class LogService:
         recent = self._recent.get(table)
         if recent is None:
             return batch
-        ids = batch.column(ID_COLUMN[table]).to_pylist()  # type: ignore[arg-type]
+        ids = batch.column(ID_COLUMN[table]).to_pylist()
         with self._dedup_lock:
             keep = [value not in recent for value in ids]
         if all(keep):
