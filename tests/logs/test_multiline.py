@@ -85,3 +85,22 @@ def test_group_keeps_streams_apart() -> None:
         ("a", "ERROR a\n\tat a.A(A.java:1)"),
         ("b", "\tat b.B(B.java:1)"),
     ]
+
+
+# --------------------------------------------------------------------------- property tests
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+LINES = st.lists(
+    st.sampled_from([*JAVA, *PYTHON, "plain line", "", "  indented"]) | st.text(max_size=30),
+    max_size=40,
+)
+
+
+@given(LINES)
+def test_joining_keeps_every_line_in_order(lines: list[str]) -> None:
+    joiner = MultilineJoiner()
+    records = [r for line in lines for r in joiner.feed(line)] + joiner.flush()
+    # records are the input lines grouped: nothing dropped, duplicated or reordered
+    assert "\n".join(records) == "\n".join(lines)

@@ -107,3 +107,38 @@ def test_objects_that_are_not_events_are_reported_not_stored() -> None:
     assert parsed.batch.num_rows == 0
     assert [p.kind for p in parsed.problems] == ["bad_record"]
     assert "index.json record 1" in str(parsed.problems[0])
+
+
+# --------------------------------------------------------------------------- property tests
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=20,
+)
+RECORD_KEYS = st.sampled_from(
+    ["eventTime", "eventID", "eventSource", "eventName", "userIdentity", "readOnly", "resources"]
+)
+
+
+@given(st.binary())
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    parsed = parse(data, OPTS)
+    assert parsed.batch.schema == CLOUDTRAIL
+    parse(gzip.compress(data, mtime=0), OPTS)
+
+
+@settings(max_examples=150)
+@given(st.lists(st.dictionaries(RECORD_KEYS, JSON_VALUES), max_size=5))
+def test_records_of_any_shape_are_stored_or_reported(records: list[dict[str, object]]) -> None:
+    parsed = parse(orjson.dumps({"Records": records}), OPTS)
+    # every record is a row or a named problem (a row may carry a problem too): nothing vanishes
+    kept_out = [p for p in parsed.problems if "ingest time used" not in p.detail]
+    assert parsed.batch.num_rows + len(kept_out) == len(records)

@@ -63,3 +63,28 @@ def test_missing_id_gets_a_stable_hash() -> None:
     body = b'{"source": "aws.ecs", "time": "2024-01-01T00:00:00Z", "detail": {}}'
     first = parse(body, OPTS).batch.column("id")[0].as_py()
     assert first and first == parse(body, OPTS).batch.column("id")[0].as_py()
+
+
+# --------------------------------------------------------------------------- property tests
+
+import gzip  # noqa: E402
+
+import orjson  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SCALARS = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+EVENT_KEYS = st.sampled_from(["id", "source", "detail-type", "time", "detail", "resources"])
+
+
+@given(st.binary())
+def test_arbitrary_bytes_never_raise(data: bytes) -> None:
+    assert parse(data, OPTS).batch.schema == EVENTS
+    parse(gzip.compress(data, mtime=0), OPTS)
+
+
+@given(st.lists(st.dictionaries(EVENT_KEYS, SCALARS | st.lists(SCALARS, max_size=3)), max_size=5))
+def test_events_of_any_shape_never_raise(events: list[dict[str, object]]) -> None:
+    parsed = parse(orjson.dumps(events), OPTS)
+    assert parsed.batch.num_rows <= len(events)
+    assert parsed.batch.num_rows + len(parsed.problems) >= len(events)
