@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ecsguard.core.errors import UserError
 from ecsguard.logs.multiline import MultilineGroup, MultilineJoiner
@@ -89,8 +91,6 @@ def test_group_keeps_streams_apart() -> None:
 
 # --------------------------------------------------------------------------- property tests
 
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 LINES = st.lists(
     st.sampled_from([*JAVA, *PYTHON, "plain line", "", "  indented"]) | st.text(max_size=30),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.receivers.cloudtrail import parse
@@ -111,8 +113,6 @@ def test_objects_that_are_not_events_are_reported_not_stored() -> None:
 
 # --------------------------------------------------------------------------- property tests
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 JSON_VALUES = st.recursive(
     st.none()

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.receivers.ecs_events import parse
@@ -67,11 +71,6 @@ def test_missing_id_gets_a_stable_hash() -> None:
 
 # --------------------------------------------------------------------------- property tests
 
-import gzip  # noqa: E402
-
-import orjson  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 SCALARS = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
 EVENT_KEYS = st.sampled_from(["id", "source", "detail-type", "time", "detail", "resources"])
