@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -92,3 +93,41 @@ def test_background_flush_and_stop(tmp_path: Path) -> None:
     service.maintain()
     assert len(service.pipeline.store.files("logs")) == 1
     assert count(service) == 2
+
+
+def test_concurrent_copies_of_a_batch_are_stored_once(tmp_path: Path) -> None:
+    service = LogService(tmp_path)
+    real = service.pipeline.ingest
+    entered, release = threading.Event(), threading.Event()
+    fail_first = [True]
+
+    def slow(table: str, batch: pa.RecordBatch) -> None:
+        entered.set()
+        release.wait(5)
+        if fail_first.pop() if fail_first else False:
+            raise WalFullError("write-ahead log is full", "free space")
+        real(table, batch)
+
+    service.pipeline.ingest = slow  # type: ignore[method-assign]
+    results: list[object] = []
+
+    def send() -> None:
+        try:
+            results.append(service.accept(parsed("a", "b")))
+        except WalFullError as exc:
+            results.append(exc)
+
+    first = threading.Thread(target=send)
+    first.start()
+    entered.wait(5)
+    second = threading.Thread(target=send)  # the resend while the first is in flight
+    second.start()
+    time.sleep(0.05)
+    release.set()
+    first.join(5)
+    second.join(5)
+    # the first copy failed, so the waiting copy stored the rows: once, not zero times
+    assert sorted(str(r).split(" (")[0] for r in results) == ["2", "write-ahead log is full"]
+    assert service.accept(parsed("a", "b")) == 0
+    assert count(service) == 2
+    service.stop()

@@ -6,7 +6,8 @@ thread flushes sealed WAL segments to Parquet, compacts small files and applies 
 
 Client retries (an acknowledgement lost to a timeout or a crash) resend records with the same ids
 (receivers derive ids from content); a bounded set of recently stored ids drops them, so a retry
-never shows a record twice. The set is seeded on start from the WAL and the newest Parquet files.
+never shows a record twice. A copy that arrives while the first is still being stored waits for
+it. The set is seeded on start from the WAL and the newest Parquet files.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class LogService:
         self._listeners: list[Listener] = []
         self._recent = {t: _RecentIds(dedup_ids) for t, c in ID_COLUMN.items() if c is not None}
         self._dedup_lock = threading.Lock()
+        self._inflight: dict[str, threading.Event] = {}  # ids being stored right now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seed_recent_ids()
@@ -115,15 +117,49 @@ class LogService:
     def store(self, table: str, batch: pa.RecordBatch) -> int:
         if batch.num_rows == 0:
             return 0
-        batch = self._drop_seen(table, conform(table, batch))
-        if batch.num_rows == 0:
-            return 0
-        self.pipeline.ingest(table, batch)  # durable from here on
-        recent = self._recent.get(table)
-        if recent is not None:
-            ids = batch.column(ID_COLUMN[table]).to_pylist()
+        batch = conform(table, batch)
+        column = ID_COLUMN[table]
+        if column is None or table not in self._recent:
+            self.pipeline.ingest(table, batch)  # durable from here on
+            return self._stored(table, batch)
+        ids = batch.column(column).to_pylist()
+        keep, done = self._claim(table, ids)
+        try:
+            if not all(keep):
+                self.stats.duplicates += keep.count(False)
+                batch = batch.filter(pa.array(keep, pa.bool_()))
+            if batch.num_rows:
+                self.pipeline.ingest(table, batch)  # durable from here on
+            claimed = [i for i, k in zip(ids, keep, strict=True) if k]
             with self._dedup_lock:
-                recent.add_all(ids)
+                self._recent[table].add_all(claimed)
+        finally:
+            with self._dedup_lock:
+                for value in ids:
+                    if self._inflight.get(value) is done:
+                        del self._inflight[value]
+            done.set()
+        return self._stored(table, batch) if batch.num_rows else 0
+
+    def _claim(self, table: str, ids: list[str]) -> tuple[list[bool], threading.Event]:
+        """Which rows are new, with those ids marked in flight. A row whose id another request
+        is storing right now (a client that gave up and resent) waits for that request, then
+        is dropped if it succeeded or stored here if it failed."""
+        recent = self._recent[table]
+        done = threading.Event()
+        while True:
+            with self._dedup_lock:
+                busy = {self._inflight[v] for v in ids if v in self._inflight}
+                if not busy:
+                    keep = [v not in recent for v in ids]
+                    for value, new in zip(ids, keep, strict=True):
+                        if new:
+                            self._inflight[value] = done
+                    return keep, done
+            for event in busy:
+                event.wait()
+
+    def _stored(self, table: str, batch: pa.RecordBatch) -> int:
         self.stats.records[table] += batch.num_rows
         for listener in self._listeners:
             try:
@@ -131,18 +167,6 @@ class LogService:
             except Exception:  # a listener's bug must not turn a stored batch into an error
                 log.exception("listener failed on a %s batch", table)
         return batch.num_rows
-
-    def _drop_seen(self, table: str, batch: pa.RecordBatch) -> pa.RecordBatch:
-        recent = self._recent.get(table)
-        if recent is None:
-            return batch
-        ids = batch.column(ID_COLUMN[table]).to_pylist()
-        with self._dedup_lock:
-            keep = [value not in recent for value in ids]
-        if all(keep):
-            return batch
-        self.stats.duplicates += keep.count(False)
-        return batch.filter(pa.array(keep, pa.bool_()))
 
     def _seed_recent_ids(self) -> None:
         cutoff = time.time() - DEDUP_SEED_SECONDS
