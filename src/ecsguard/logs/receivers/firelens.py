@@ -14,6 +14,7 @@ fields of an already-parsed record, `ec2_instance_id`) go into `fields`. `contai
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -117,6 +118,11 @@ def records_of(body: str) -> list[tuple[Any, str | None]]:
 
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
+    return parse_records(records_of(data.decode("utf-8", "replace")), options)
+
+
+def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOptions) -> Parsed:
+    """(record, error) pairs into a batch; the forward receiver passes its msgpack records here."""
     source = options.source or NAME
     ingest_us = options.ingest_us()
     rows = LogRows(_VARYING)
@@ -124,7 +130,7 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
     problems: list[Problem] = []
     task_cache: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
 
-    for seq, (record, error) in enumerate(records_of(data.decode("utf-8", "replace"))):
+    for seq, (record, error) in enumerate(records):
         where = f"{options.input_name} record {seq + 1}"
         if not isinstance(record, dict):
             text = record if isinstance(record, str) else to_json_text(record)
