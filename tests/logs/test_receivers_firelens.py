@@ -149,3 +149,30 @@ def test_arbitrary_objects_never_raise(records: list[dict[str, object]]) -> None
 @given(st.binary())
 def test_arbitrary_bytes_never_raise(body: bytes) -> None:
     parse(body, OPTS)
+
+
+def test_common_and_odd_rows_in_one_body() -> None:
+    # common rows go the bulk way, the others row by row; the batch keeps the body's order
+    task = "arn:aws:ecs:us-east-1:123:task/c1/abc"
+    records = [
+        {"date": 1.7e9, "log": '{"level":"warn","msg":"slow","time":"2024-01-01T00:00:00.5Z"}',
+         "ecs_task_arn": task, "source": "stdout"},
+        {"date": 1.7e9, "log": "2024-01-01 ERROR boom", "ecs_task_arn": task, "source": "stderr"},
+        {"date": "1700000000", "log": "écrit INFO", "extra": 1, "ecs_task_arn": task},
+        {"date": 1.7e9, "log": '{"message":"WARN disk"}', "source": "stdout"},
+        {"date": 1.7e9, "level": "error", "message": "parsed already"},
+    ]  # fmt: skip
+    body = b"\n".join(orjson.dumps(r) for r in records) + b"\n[1]"
+    _, batch, problems = parse(body, OPTS)
+    rows = batch.to_pylist()
+    assert [r["level"] for r in rows] == ["WARN", "ERROR", "INFO", "WARN", "ERROR", None]
+    assert [r["message"] for r in rows] == [
+        "slow", "2024-01-01 ERROR boom", "écrit INFO", "WARN disk", "parsed already", "[1]"
+    ]  # fmt: skip
+    assert rows[0]["time"].timestamp() == 1704067200.5
+    assert all(r["time"].timestamp() == 1.7e9 for r in rows[1:5])
+    assert [r["stream"] for r in rows[:3]] == ["stdout", "stderr", None]
+    assert [r["task"] for r in rows] == ["abc", "abc", "abc", None, None, None]
+    assert json.loads(rows[2]["fields"]) == {"extra": 1}
+    assert [p.where for p in problems] == ["POST /firelens record 6"]
+    assert len(set(batch.column("id").to_pylist())) == 6

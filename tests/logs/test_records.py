@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecsguard.logs.records import (
     LogRows,
@@ -8,10 +10,14 @@ from ecsguard.logs.records import (
     build_batch,
     leading_time,
     level_from_text,
+    levels_from_texts,
     normalize_level,
     parse_time,
+    parse_times,
     record_id,
+    record_ids,
     structured,
+    structured_rows,
 )
 from ecsguard.logs.schema import EVENTS, LOGS
 
@@ -105,3 +111,74 @@ def test_log_rows_batch_has_the_logs_schema() -> None:
     assert row["cluster"] == "prod" and row["source"] == "ingest" and row["service"] is None
     with pytest.raises(ValueError):
         LogRows(("nope",))
+
+
+# the bulk twins must give exactly what the per-value functions give
+
+iso_like = st.builds(
+    lambda y, mo, d, h, mi, s, frac, zone: (
+        f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{zone}"
+    ),
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 60),
+    st.integers(0, 60),
+    st.sampled_from(["", ".123", ".123456", ".1", ".1234567", ",123"]),
+    st.sampled_from(["Z", "", "+09:00", "z"]),
+)
+time_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**19),
+    st.floats(),
+    st.text(max_size=30),
+    iso_like,
+)
+level_words = st.sampled_from(
+    ["ERROR", "WARNING", "info", "level=warn", 'lvl="Err"', "level=foo", "é", "ÉINFO", "_WARN",
+     "Traceback (most recent call last):", " ", "\n", "x", "severity=FATAL"]
+)  # fmt: skip
+texts = st.lists(level_words | st.text(max_size=4), max_size=8).map("".join)
+level_values = st.one_of(st.none(), st.sampled_from(["error", "", "ß", 30, 7, True, 1.5]), texts)
+objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "time": time_values,
+        "ts": time_values,
+        "level": level_values,
+        "severity": level_values,
+        "message": st.one_of(texts, st.integers()),
+        "msg": st.one_of(texts, st.none()),
+        "log": texts,
+    },
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(time_values, max_size=12))
+def test_parse_times_equals_parse_time(values: list[object]) -> None:
+    assert parse_times(values) == [parse_time(v) for v in values]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(texts, max_size=12))
+def test_levels_from_texts_equals_level_from_text(messages: list[str]) -> None:
+    assert levels_from_texts(messages) == [level_from_text(m) for m in messages]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(objects, max_size=8))
+def test_structured_rows_equals_structured(objs: list[dict[str, object]]) -> None:
+    raws = [f"raw {i}" for i in range(len(objs))]
+    expected = [structured(o, r) for o, r in zip(objs, raws, strict=True)]
+    times, levels, messages = structured_rows(objs, raws)
+    assert list(zip(times, levels, messages, strict=True)) == [tuple(e) for e in expected]
+
+
+def test_record_ids_equal_record_id() -> None:
+    rows = [("t/c/stdout", T0, "hello", 0), ("t/c/stderr", None, "é \ud800", 7)]
+    assert record_ids("ingest", *map(list, zip(*rows, strict=True))) == [
+        record_id("ingest", *row) for row in rows
+    ]

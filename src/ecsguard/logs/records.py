@@ -2,6 +2,11 @@
 
 Receivers collect rows column by column (one Python list per varying column, constants given
 once) and turn them into one Arrow batch at the end: no per-row dicts in the hot path.
+
+The per-value functions (`parse_time`, `level_from_text`, `structured`, `record_id`) define the
+results. Their bulk twins (`parse_times`, `levels_from_texts`, `structured_rows`, `record_ids`)
+give the same results for many rows at once: the common shapes (float epochs, ISO UTC texts,
+ASCII text heads) go through Arrow kernels, anything else through the per-value function.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _fromisoformat = datetime.fromisoformat
@@ -292,7 +298,10 @@ def build_batch(
             values = columns[field.name]
             if len(values) != n:
                 raise ValueError(f"column {field.name} has {len(values)} rows, expected {n}")
-            arrays.append(pa.array(values, type=field.type))
+            if isinstance(values, pa.Array):  # built in bulk by the receiver
+                arrays.append(values if values.type == field.type else values.cast(field.type))
+            else:
+                arrays.append(pa.array(values, type=field.type))
         elif constants.get(field.name) is not None:
             arrays.append(pa.repeat(pa.scalar(constants[field.name], type=field.type), n))
         else:
@@ -344,3 +353,212 @@ class LogRows:
             "stream": options.stream,
         }
         return build_batch(LOGS, self.columns, constants, rows=len(self))
+
+
+# ------------------------------------------------------------------------- many rows at once
+
+# ISO 8601 UTC times that `datetime.fromisoformat` and Arrow's cast read alike (a day that does
+# not exist, such as 02-30, fails Arrow's cast; the whole set then goes the per-value way)
+_ISO_UTC = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]{3}|\.[0-9]{6})?Z$"
+)
+_ISO_LENGTHS = frozenset((20, 24, 27))
+_TS_UTC = pa.timestamp("us", tz="UTC")
+
+
+def _floats_to_us(values: list[float]) -> list[int | None]:
+    """`number_to_us` of many floats, in Arrow: the same IEEE operations, truncated alike."""
+    v = pa.array(values, pa.float64())
+    us = pc.case_when(
+        pc.make_struct(pc.less(v, 1e11), pc.less(v, 1e14), pc.less(v, 1e17)),
+        pc.multiply(v, 1e6),
+        pc.multiply(v, 1e3),
+        v,
+        pc.divide(v, 1e3),
+    )
+    # int(us) <= _MAX_US  <=>  us < _MAX_US + 1 for us >= 0 (exact: below 2**53)
+    valid = pc.and_(
+        pc.and_(pc.is_finite(v), pc.greater_equal(v, 0.0)), pc.less(us, float(_MAX_US + 1))
+    )
+    result = pc.if_else(valid, pc.floor(us), None).cast(pa.int64())
+    return result.to_pylist()
+
+
+def _iso_to_us(values: list[str]) -> list[int | None] | None:
+    """Epoch µs of ISO UTC texts matching `_ISO_UTC` (None where not matching), or None when
+    Arrow refuses one of them (a day that does not exist)."""
+    texts = pa.array(values, pa.string())
+    matching = pc.match_substring_regex(texts, _ISO_UTC)
+    try:
+        times = pc.if_else(matching, texts, None).cast(_TS_UTC)
+    except pa.ArrowInvalid:
+        return None
+    us = times.cast(pa.int64())
+    in_range = pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US))
+    # a matching text out of range is None either way; a non-matching one is decided per value
+    return pc.if_else(pc.or_(pc.invert(matching), in_range), us, None).to_pylist()
+
+
+def parse_times(values: Sequence[Any]) -> list[int | None]:
+    """`[parse_time(v) for v in values]`, floats and ISO UTC texts converted in bulk."""
+    out: list[int | None] = [None] * len(values)
+    float_at: list[int] = []
+    floats: list[float] = []
+    iso_at: list[int] = []
+    isos: list[str] = []
+    for i, value in enumerate(values):
+        kind = type(value)
+        if kind is float:
+            float_at.append(i)
+            floats.append(value)
+        elif kind is str and len(value) in _ISO_LENGTHS:
+            iso_at.append(i)
+            isos.append(value)
+        elif value is not None:
+            out[i] = parse_time(value)
+    if floats:
+        for i, us in zip(float_at, _floats_to_us(floats), strict=True):
+            out[i] = us
+    if isos:
+        converted = _iso_to_us(isos)
+        if converted is None:
+            converted = [parse_time(value) for value in isos]
+        for i, us, value in zip(iso_at, converted, isos, strict=True):
+            out[i] = us if us is not None else parse_time(value)
+    return out
+
+
+# the same words as _TEXT_LEVEL, for RE2 (named groups); on ASCII text the two agree
+_TEXT_LEVEL_RE2 = (
+    r"\b(?P<word>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|CRIT|PANIC)\b"
+    r"|\b(?:level|lvl|severity)=\"?(?P<value>[A-Za-z]+)"
+)
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def levels_from_texts(messages: Sequence[str] | pa.Array) -> list[str | None]:
+    """`[level_from_text(m) for m in messages]`: ASCII heads through RE2 in Arrow (Python's `\\b`
+    knows Unicode word characters, RE2's only ASCII ones), the others one by one."""
+    texts = messages if isinstance(messages, pa.Array) else pa.array(messages, pa.string())
+    if len(texts) == 0:
+        return []
+    heads = pc.utf8_slice_codeunits(texts, 0, 200)
+    found = pc.extract_regex(heads, _TEXT_LEVEL_RE2)
+    word = pc.struct_field(found, "word")
+    word = pc.if_else(pc.equal(word, ""), pc.struct_field(found, "value"), word)
+    # few distinct words: map them through the same table as level_from_text
+    distinct = pc.unique(word)
+    canonical = pa.array(
+        [None if w is None else _CANONICAL.get(w.lower()) for w in distinct.to_pylist()],
+        pa.string(),
+    )
+    levels = pc.take(canonical, pc.index_in(word, distinct))
+    traceback = pc.and_(pc.is_null(word), pc.starts_with(heads, _TRACEBACK))
+    levels = pc.if_else(traceback, "ERROR", levels)
+    out = levels.to_pylist()
+    ascii_heads = pc.string_is_ascii(heads)
+    if not pc.all(ascii_heads).as_py():
+        for i in pc.indices_nonzero(pc.invert(ascii_heads)).to_pylist():
+            out[i] = level_from_text(texts[i].as_py())
+    return out
+
+
+_LEVEL_CACHE: dict[str, str | None] = {}
+
+
+def _level_of_text_value(value: str) -> str | None:
+    """`normalize_level` of a text, remembered: level values are few."""
+    level = _LEVEL_CACHE.get(value, "")
+    if level == "":  # never a result: normalize_level gives None rather than ""
+        level = normalize_level(value)
+        if len(value) <= 32:  # a flood of odd values must not grow the cache without bound
+            if len(_LEVEL_CACHE) >= 4096:
+                _LEVEL_CACHE.clear()
+            _LEVEL_CACHE[value] = level
+    return level
+
+
+def structured_rows(
+    objs: Sequence[Mapping[str, Any]], raws: Sequence[str]
+) -> tuple[list[int | None], list[str | None], list[str]]:
+    """Columns (times, levels, messages) of `[structured(o, r) for o, r in zip(objs, raws)]`.
+
+    The first time key present and the first level key present decide for most rows; a row
+    whose first value does not parse (so `structured` would try the next key) is redone by
+    `structured` itself."""
+    n = len(objs)
+    time_values: list[Any] = [None] * n
+    levels: list[str | None] = [None] * n
+    messages: list[str] = list(raws)
+    redo: list[int] = []
+    text_level_at: list[int] = []
+    numeric = _NUMERIC
+    for i, obj in enumerate(objs):
+        get = obj.get
+        value = get("time")
+        if value is None:
+            value = get("timestamp")
+            if value is None:
+                value = get("@timestamp")
+                if value is None:
+                    value = get("ts")
+        time_values[i] = value
+        level_value = get("level")
+        if level_value is None:
+            for key in LEVEL_KEYS[1:]:
+                level_value = get(key)
+                if level_value is not None:
+                    break
+        if level_value is not None:
+            kind = type(level_value)
+            level = (
+                _level_of_text_value(level_value)
+                if kind is str
+                else numeric.get(level_value)
+                if kind is int
+                else None
+            )
+            if level is None:  # `structured` would try the next level key
+                redo.append(i)
+                continue
+            levels[i] = level
+        message = get("message")
+        if not isinstance(message, str):
+            message = get("msg")
+            if not isinstance(message, str):
+                message = get("log")
+                if not isinstance(message, str):
+                    continue  # the raw text is the message, and its level stays unknown
+        messages[i] = message
+        if level_value is None:
+            text_level_at.append(i)
+    times = parse_times(time_values)
+    for i, value in enumerate(time_values):
+        if value is not None and times[i] is None:
+            redo.append(i)  # `structured` would try the next time key
+    if text_level_at:
+        found = levels_from_texts([messages[i] for i in text_level_at])
+        for i, level in zip(text_level_at, found, strict=True):
+            levels[i] = level
+    for i in redo:
+        times[i], levels[i], messages[i] = structured(objs[i], raws[i])
+    return times, levels, messages
+
+
+def record_ids(
+    source: str,
+    streams: Sequence[str],
+    times: Sequence[int | None],
+    messages: Sequence[str],
+    sequences: Sequence[object],
+) -> list[str]:
+    """`record_id` of many rows (one stream key, time, message and sequence per row)."""
+    return [
+        blake2b(
+            f"{source}\x1f{stream}\x1f{'' if time_us is None else time_us}\x1f{seq}\x1f".encode()
+            + message.encode("utf-8", "surrogatepass"),
+            digest_size=16,
+        ).hexdigest()
+        for stream, time_us, message, seq in zip(streams, times, messages, sequences, strict=True)
+    ]

@@ -18,20 +18,25 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
-    LogRows,
     Parsed,
     Problem,
     ReceiverOptions,
+    build_batch,
     level_from_text,
+    levels_from_texts,
     parse_json_object,
     parse_time,
-    record_id,
+    parse_times,
+    record_ids,
     structured,
+    structured_rows,
     to_json_text,
 )
+from ecsguard.logs.schema import LOGS
 
 NAME = "firelens"
 UNPARSED = '{"_unparsed":true}'
@@ -46,20 +51,6 @@ _META = frozenset(
         "container_name",
         "container_id",
     )
-)
-_VARYING = (
-    "time",
-    "account",
-    "region",
-    "cluster",
-    "task",
-    "task_definition",
-    "container",
-    "stream",
-    "level",
-    "message",
-    "fields",
-    "id",
 )
 
 
@@ -122,90 +113,194 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
 
 
 def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOptions) -> Parsed:
-    """(record, error) pairs into a batch; the forward receiver passes its msgpack records here."""
+    """(record, error) pairs into a batch; the forward receiver passes its msgpack records here.
+
+    One pass sorts rows into the common shape (a `log` text and FireLens keys only) and the
+    rest; times, levels and JSON messages of the common rows are then worked out in bulk
+    (records.structured_rows and friends), the rest row by row in `_other_row`. Both give the
+    results `_other_row` defines."""
     source = options.source or NAME
     ingest_us = options.ingest_us()
-    rows = LogRows(_VARYING)
-    col = rows.columns
     problems: list[Problem] = []
-    task_cache: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
+    metas = _Metas(options)
+    groups: list[int] = []  # per row: its metadata in `metas`
+    dates: list[Any] = []  # per row: the record's `date`, parsed in bulk (None for other rows)
+    own_times: list[int | None] = []  # per row: the time that wins over `date`
+    levels: list[str | None] = []
+    messages: list[str] = []
+    fields: list[str | None] = []
+    json_at: list[int] = []  # rows whose `log` holds a JSON object
+    objs: list[dict[str, Any]] = []
+    raws: list[str] = []
+    plain_at: list[int] = []  # rows whose `log` is text: level from the text
+    meta_keys = _META
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
 
     for seq, (record, error) in enumerate(records):
-        where = f"{options.input_name} record {seq + 1}"
-        if not isinstance(record, dict):
-            text = record if isinstance(record, str) else to_json_text(record)
-            problems.append(Problem("unparsed", where, error or "not a JSON object, kept as text"))
-            _add(col, options, source, seq, None, {}, text, level_from_text(text), UNPARSED)
+        log = record.get("log") if type(record) is dict else None
+        if type(log) is not str or not meta_keys.issuperset(record):
+            event_us, message, level, field = _other_row(record, error, seq, options, problems)
+            groups.append(metas.of(record if isinstance(record, dict) else {}))
+            dates.append(None)
+            own_times.append(event_us)
+            levels.append(level)
+            messages.append(message)
+            fields.append(field)
             continue
-        event_us = parse_time(record.get("date"))
-        extras = {k: v for k, v in record.items() if k not in _META}
-        log = record.get("log")
-        level = None
-        fields: str | None = None
-        if isinstance(log, str):
-            obj = parse_json_object(log.strip())
-            if obj is not None:
-                own_us, level, message = structured(obj, log.strip())
-                event_us = own_us if own_us is not None else event_us
-                fields = to_json_text({**extras, **obj}) if extras else log.strip()
-            else:
-                message = log
-                level = level_from_text(log)
-                fields = to_json_text(extras) if extras else None
+        groups.append(metas.of(record))
+        dates.append(record.get("date"))
+        own_times.append(None)
+        stripped = log.strip()
+        obj: Any = None
+        if stripped.startswith("{"):
+            try:
+                obj = loads(stripped)
+            except decode_error:
+                obj = None  # not JSON after all: a text line
+        if type(obj) is dict:
+            json_at.append(seq)
+            objs.append(obj)
+            raws.append(stripped)
+            levels.append(None)
+            messages.append(stripped)
+            fields.append(stripped)  # the object as the container wrote it
         else:
-            # no `log` string: an already-parsed record (parse-json filter) or an odd value
-            if log is not None:
-                extras["log"] = log
-            own_us, level, message = structured(extras, to_json_text(extras))
+            plain_at.append(seq)
+            levels.append(None)
+            messages.append(log)
+            fields.append(None)
+
+    date_us = parse_times(dates)
+    if objs:
+        json_times, json_levels, json_messages = structured_rows(objs, raws)
+        for i, own, level, message in zip(
+            json_at, json_times, json_levels, json_messages, strict=True
+        ):
+            own_times[i], levels[i], messages[i] = own, level, message
+    if plain_at:
+        for i, level in zip(
+            plain_at, levels_from_texts([messages[i] for i in plain_at]), strict=True
+        ):
+            levels[i] = level
+    times = [own if own is not None else date for own, date in zip(own_times, date_us, strict=True)]
+    streams = [metas.stream_keys[g] for g in groups]
+    columns: dict[str, Any] = {
+        "time": [ingest_us if t is None else t for t in times],
+        "level": levels,
+        "message": messages,
+        "fields": fields,
+        "id": record_ids(source, streams, times, messages, range(len(groups))),
+    }
+    columns.update(metas.columns(groups))
+    constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
+    batch = build_batch(LOGS, columns, constants, len(groups))
+    return Parsed("logs", batch, problems)
+
+
+def _other_row(
+    record: Any, error: str | None, seq: int, options: ReceiverOptions, problems: list[Problem]
+) -> tuple[int | None, str, str | None, str | None]:
+    """(event time, message, level, fields) of a row outside the common shape: not an object,
+    extra keys, or no `log` text."""
+    if not isinstance(record, dict):
+        text = record if isinstance(record, str) else to_json_text(record)
+        where = f"{options.input_name} record {seq + 1}"
+        problems.append(Problem("unparsed", where, error or "not a JSON object, kept as text"))
+        return None, text, level_from_text(text), UNPARSED
+    event_us = parse_time(record.get("date"))
+    extras = {k: v for k, v in record.items() if k not in _META}
+    log = record.get("log")
+    fields: str | None
+    if isinstance(log, str):
+        obj = parse_json_object(log.strip())
+        if obj is not None:
+            own_us, level, message = structured(obj, log.strip())
             event_us = own_us if own_us is not None else event_us
+            fields = to_json_text({**extras, **obj}) if extras else log.strip()
+        else:
+            message = log
+            level = level_from_text(log)
             fields = to_json_text(extras) if extras else None
-
-        arn = record.get("ecs_task_arn")
-        parts: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None)
-        if isinstance(arn, str):
-            parts = task_cache.get(arn) or task_cache.setdefault(arn, task_parts(arn))
-        _add(col, options, source, seq, event_us, record, message, level, fields, parts)
-
-    times = col["time"]
-    for i, value in enumerate(times):
-        if value is None:
-            times[i] = ingest_us
-    return Parsed("logs", rows.batch(options, source, ingest_us), problems)
+    else:
+        # no `log` string: an already-parsed record (parse-json filter) or an odd value
+        if log is not None:
+            extras["log"] = log
+        own_us, level, message = structured(extras, to_json_text(extras))
+        event_us = own_us if own_us is not None else event_us
+        fields = to_json_text(extras) if extras else None
+    return event_us, message, level, fields
 
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _add(
-    col: dict[str, list[Any]],
-    options: ReceiverOptions,
-    source: str,
-    seq: int,
-    event_us: int | None,
-    record: dict[str, Any],
-    message: str,
-    level: str | None,
-    fields: str | None,
-    parts: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None),
-) -> None:
-    task, arn_cluster, account, region = parts
-    cluster = _text(record.get("ecs_cluster"))
-    family = _text(record.get("ecs_task_definition"))
-    container = _text(record.get("container_name"))
-    stream = _text(record.get("source"))
-    task = task or options.task
-    container = container.lstrip("/") if container else options.container
-    stream = stream or options.stream
-    col["time"].append(event_us)
-    col["account"].append(account or options.account)
-    col["region"].append(region or options.region)
-    col["cluster"].append(cluster_name(cluster) if cluster else arn_cluster or options.cluster)
-    col["task"].append(task)
-    col["task_definition"].append(task_definition(family) if family else options.task_definition)
-    col["container"].append(container)
-    col["stream"].append(stream)
-    col["level"].append(level)
-    col["message"].append(message)
-    col["fields"].append(fields)
-    col["id"].append(record_id(source, f"{task}/{container}/{stream}", event_us, message, seq))
+_META_COLUMNS = ("account", "region", "cluster", "task", "task_definition", "container", "stream")
+_Meta = tuple[str | None, str | None, str | None, str | None, str | None, str | None, str | None]
+
+
+class _Metas:
+    """The metadata columns of a body's rows: few distinct values (one set per task container
+    and stream), each worked out once and repeated with Arrow's `take`."""
+
+    def __init__(self, options: ReceiverOptions) -> None:
+        self.options = options
+        self.values: list[_Meta] = []
+        self.stream_keys: list[str] = []  # "task/container/stream", part of every record id
+        self._index: dict[tuple[Any, ...], int] = {}
+        self._tasks: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
+
+    def of(self, record: dict[str, Any]) -> int:
+        get = record.get
+        key = (
+            get("ecs_cluster"),
+            get("ecs_task_arn"),
+            get("ecs_task_definition"),
+            get("container_name"),
+            get("source"),
+        )
+        try:
+            found = self._index.get(key)
+        except TypeError:  # a list or an object where a text belongs: not cacheable
+            return self._add(key)
+        if found is None:
+            found = self._index[key] = self._add(key)
+        return found
+
+    def _add(self, key: tuple[Any, ...]) -> int:
+        raw_cluster, arn, raw_family, raw_container, raw_stream = key
+        options = self.options
+        task, arn_cluster, account, region = None, None, None, None
+        if isinstance(arn, str):
+            parts = self._tasks.get(arn)
+            if parts is None:
+                parts = self._tasks[arn] = task_parts(arn)
+            task, arn_cluster, account, region = parts
+        cluster = _text(raw_cluster)
+        family = _text(raw_family)
+        container = _text(raw_container)
+        stream = _text(raw_stream)
+        task = task or options.task
+        container = container.lstrip("/") if container else options.container
+        stream = stream or options.stream
+        self.values.append(
+            (
+                account or options.account,
+                region or options.region,
+                cluster_name(cluster) if cluster else arn_cluster or options.cluster,
+                task,
+                task_definition(family) if family else options.task_definition,
+                container,
+                stream,
+            )
+        )
+        self.stream_keys.append(f"{task}/{container}/{stream}")
+        return len(self.values) - 1
+
+    def columns(self, groups: list[int]) -> dict[str, pa.Array]:
+        indices = pa.array(groups, pa.int32())
+        return {
+            name: pa.array([meta[j] for meta in self.values], pa.string()).take(indices)
+            for j, name in enumerate(_META_COLUMNS)
+        }

@@ -9,6 +9,7 @@ looks like JSON but is not is kept as text, flagged `{"_unparsed": true}`, and c
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -20,9 +21,9 @@ from ecsguard.logs.records import (
     Problem,
     ReceiverOptions,
     leading_time,
-    level_from_text,
-    record_id,
-    structured,
+    levels_from_texts,
+    record_ids,
+    structured_rows,
 )
 
 NAME = "lines"
@@ -57,13 +58,15 @@ def parse_text(text: str, options: ReceiverOptions, first_line: int = 1) -> Pars
     source = options.source or DEFAULT_SOURCE
     ingest_us = options.ingest_us()
     stream_key = f"{options.task or ''}/{options.container or ''}/{options.stream or ''}"
-    rows = LogRows()
-    times = rows.columns["time"]
-    levels = rows.columns["level"]
-    messages = rows.columns["message"]
-    fields = rows.columns["fields"]
-    ids = rows.columns["id"]
+    event_times: list[int | None] = []
+    levels: list[str | None] = []
+    messages: list[str] = []
+    fields: list[str | None] = []
     problems: list[Problem] = []
+    json_at: list[int] = []  # JSON object lines: time, level and message worked out in bulk
+    objs: list[dict[str, Any]] = []
+    raws: list[str] = []
+    text_at: list[int] = []  # text lines (and malformed JSON): level from the text, in bulk
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
 
@@ -75,12 +78,13 @@ def parse_text(text: str, options: ReceiverOptions, first_line: int = 1) -> Pars
             except decode_error as exc:
                 obj = exc  # marks "looked like JSON, was not"
             if isinstance(obj, dict):
-                event_us, level, message = structured(obj, stripped)
-                times.append(ingest_us if event_us is None else event_us)
-                levels.append(level)
-                messages.append(message)
+                json_at.append(seq)
+                objs.append(obj)
+                raws.append(stripped)
+                event_times.append(None)
+                levels.append(None)
+                messages.append(stripped)
                 fields.append(stripped)  # the object as received: no re-serialisation
-                ids.append(record_id(source, stream_key, event_us, message, seq))
                 continue
             if isinstance(obj, decode_error):
                 problems.append(
@@ -90,17 +94,36 @@ def parse_text(text: str, options: ReceiverOptions, first_line: int = 1) -> Pars
                         f"not valid JSON, kept as text: {obj}",
                     )
                 )
-                event_us = leading_time(record)
-                times.append(ingest_us if event_us is None else event_us)
-                levels.append(level_from_text(record))
+                text_at.append(seq)
+                event_times.append(leading_time(record))
+                levels.append(None)
                 messages.append(record)
                 fields.append(UNPARSED)
-                ids.append(record_id(source, stream_key, event_us, record, seq))
                 continue
-        event_us = leading_time(record)
-        times.append(ingest_us if event_us is None else event_us)
-        levels.append(level_from_text(record))
+        text_at.append(seq)
+        event_times.append(leading_time(record))
+        levels.append(None)
         messages.append(record)
         fields.append(None)
-        ids.append(record_id(source, stream_key, event_us, record, seq))
+
+    if objs:
+        times, json_levels, json_messages = structured_rows(objs, raws)
+        for i, event_us, level, message in zip(
+            json_at, times, json_levels, json_messages, strict=True
+        ):
+            event_times[i], levels[i], messages[i] = event_us, level, message
+    if text_at:
+        found = levels_from_texts([messages[i] for i in text_at])
+        for i, level in zip(text_at, found, strict=True):
+            levels[i] = level
+    rows = LogRows()
+    rows.columns.update(
+        time=[ingest_us if t is None else t for t in event_times],
+        level=levels,
+        message=messages,
+        fields=fields,
+        id=record_ids(
+            source, [stream_key] * len(messages), event_times, messages, range(len(messages))
+        ),
+    )
     return Parsed("logs", rows.batch(options, source, ingest_us), problems)
