@@ -133,3 +133,62 @@ def ingest(
         markup=False,
         highlight=False,
     )
+
+
+@logs.command("tail")
+@click.option("--filter", "pattern", help="CloudWatch Logs filter pattern, e.g. 'ERROR -health'.")
+@click.option("--cluster", help="Only records of this cluster.")
+@click.option("--service", help="Only records of this service.")
+@click.option(
+    "--server",
+    envvar="ECSGUARD_SERVER",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The `ecsguard serve` to follow (also $ECSGUARD_SERVER).",
+)
+@click.option("--token", envvar="ECSGUARD_TOKEN", help="The server's token ($ECSGUARD_TOKEN).")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def tail_command(
+    pattern: str | None,
+    cluster: str | None,
+    service: str | None,
+    server: str,
+    token: str | None,
+    output: str,
+) -> None:
+    """Follow new log records as `ecsguard serve` receives them (Ctrl-C stops).
+
+    Text output is `time service level message`; --output json prints one JSON object per
+    record. A dropped connection is resumed where it stopped: no gap, no repeat.
+
+    \b
+    Examples:
+      ecsguard logs tail --service api --filter ERROR
+      ecsguard logs tail --filter '{ $.status >= 500 }' --output json | jq .message
+    """
+    import orjson
+
+    from ecsguard.cli.common import stderr
+    from ecsguard.logs.tail import follow, render_line
+
+    wanted = {"filter": pattern, "cluster": cluster, "service": service}
+    params = {name: value for name, value in wanted.items() if value}
+    quiet_reconnect = False
+    try:
+        for event in follow(server, params=params, token=token):
+            if event.kind == "message":
+                quiet_reconnect = False
+                if output == "json":
+                    sys.stdout.write(orjson.dumps(event.data).decode() + "\n")
+                    sys.stdout.flush()
+                else:
+                    stdout.print(render_line(event.data))
+            elif event.kind == "missed":
+                missed = event.data.get("missed")
+                count = f"{missed} records" if missed else "records"
+                stderr.print(f"warning: {count} missed: {event.data.get('reason')}", markup=False)
+            elif event.kind == "reconnecting" and not quiet_reconnect:
+                quiet_reconnect = True
+                stderr.print(f"{event.data.get('reason')}; reconnecting to {server}", markup=False)
+    except KeyboardInterrupt:
+        return

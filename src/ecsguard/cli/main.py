@@ -8,7 +8,7 @@ import click
 from rich.text import Text
 
 from ecsguard import __version__
-from ecsguard.cli import audit, cost, demo, iam, inventory, logs
+from ecsguard.cli import audit, cost, demo, iam, inventory, logs, serve
 from ecsguard.cli.common import stderr
 from ecsguard.core.errors import UserError
 
@@ -36,6 +36,7 @@ cli.add_command(iam.iam)
 cli.add_command(demo.demo)
 cli.add_command(logs.logs)
 cli.add_command(logs.ingest)
+cli.add_command(serve.serve)
 cli.add_command(cost.cost)
 
 

@@ -1,0 +1,171 @@
+"""`ecsguard serve`: the log receivers, the flusher, and the query and live-tail API."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from pathlib import Path
+
+import click
+
+from ecsguard.cli.common import stdout
+from ecsguard.core.config import data_dir as resolve_data_dir
+from ecsguard.core.errors import UserError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
+_UNITS = {
+    **{unit: 1 for unit in ("", "b")},
+    **{unit: 1000 for unit in ("k", "kb")},
+    **{unit: 1000**2 for unit in ("m", "mb")},
+    **{unit: 1000**3 for unit in ("g", "gb")},
+    **{"kib": 1024, "mib": 1024**2, "gib": 1024**3},
+}
+
+
+def parse_size(text: str) -> int:
+    """`32MiB`, `500KB`, `1048576` as bytes (KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000)."""
+    match = _SIZE.match(text)
+    unit = match[2].lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise UserError(
+            f"cannot read the size {text!r}", "write bytes or a unit: 1048576, 32MiB, 1GB"
+        )
+    size = int(match[1]) * _UNITS[unit]
+    if size < 1024:
+        raise UserError(f"--max-body {text} is too small", "allow at least 1KiB")
+    return size
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="HTTP port."
+)
+@click.option(
+    "--forward-port",
+    type=click.IntRange(0, 65535),
+    default=24224,
+    show_default=True,
+    help="Fluentd forward protocol port (FireLens `forward` output); 0 disables it.",
+)
+@click.option(
+    "--token",
+    envvar="ECSGUARD_TOKEN",
+    help="Bearer token clients must send (prefer $ECSGUARD_TOKEN: arguments show in `ps`). "
+    "Required unless --host is a loopback address.",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
+@click.option(
+    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
+)
+@click.option(
+    "--flush-seconds",
+    type=click.FloatRange(0.05, 3600),
+    default=2.0,
+    show_default=True,
+    help="How often the WAL is flushed to Parquet.",
+)
+@click.option(
+    "--max-body",
+    default="32MiB",
+    show_default=True,
+    help="Largest request body, compressed or not; larger ones get 413.",
+)
+def serve(
+    host: str,
+    port: int,
+    forward_port: int,
+    token: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    data_dir: str | None,
+    flush_seconds: float,
+    max_body: str,
+) -> None:
+    """Receive logs over the network and answer queries and live tails.
+
+    Receivers: POST /ingest/firelens (Fluent Bit `http` output, json_lines or json, gzip),
+    /ingest/firehose (Amazon Data Firehose HTTP endpoint, CloudWatch Logs subscriptions),
+    /ingest/cloudwatch, /ingest/cloudtrail, /ingest/ecs-events, /ingest/lines; the Fluentd
+    forward protocol on --forward-port. API: /api/query, /api/tail (server-sent events),
+    /api/stats, /healthz. A record is acknowledged only once it is fsynced; SIGTERM flushes
+    everything acknowledged to Parquet and exits 0.
+
+    \b
+    Examples:
+      ecsguard serve                                   # 127.0.0.1:8080, no token needed
+      ECSGUARD_TOKEN=s3cret ecsguard serve --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem
+      curl -X POST --data-binary @app.log 'http://127.0.0.1:8080/ingest/lines?service=api'
+    """
+    from ecsguard.logs.service import LogService
+    from ecsguard.web.app import (
+        ServerSettings,
+        bind,
+        create_app,
+        is_loopback,
+        make_server,
+        run,
+        ssl_context,
+    )
+
+    token = token or None
+    if token is None and not is_loopback(host):
+        raise UserError(
+            f"refusing to listen on {host} without a token",
+            "pass --token or set ECSGUARD_TOKEN; clients send 'Authorization: Bearer <token>'",
+        )
+    if bool(tls_cert) != bool(tls_key):
+        raise UserError("--tls-cert and --tls-key go together", "give both files, or neither")
+    settings = ServerSettings(
+        host=host,
+        port=port,
+        token=token,
+        max_body=parse_size(max_body),
+        forward_port=forward_port,
+        tls_cert=Path(tls_cert) if tls_cert else None,
+        tls_key=Path(tls_key) if tls_key else None,
+    )
+    try:
+        ssl_context(settings)  # read the files now: a bad one is an error before we listen
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(
+            f"cannot load the TLS certificate or key: {exc}", "give PEM files"
+        ) from None
+    try:
+        if forward_port:
+            bind(host, forward_port).close()  # in use: say so now, not from inside the server
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {host}:{forward_port}: {exc.strerror or exc}",
+            "pick another --forward-port (0 disables it) or stop the process using it",
+        ) from None
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise UserError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "pick another --port (0 takes any free one) or stop the process using it",
+        ) from None
+
+    directory = resolve_data_dir(data_dir)
+    service = LogService(directory, flush_seconds=flush_seconds)
+
+    def announce(line: str) -> None:
+        stdout.print(line, markup=False, highlight=False)
+
+    app = create_app(settings, service, announce)
+    address = sock.getsockname()
+    shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
+    base = f"{settings.scheme}://{shown_host}:{address[1]}"
+    announce(f"ecsguard serve: listening on {base} (data in {directory})")
+    announce(
+        f"  receivers: {base}/ingest/{{firelens,firehose,cloudwatch,cloudtrail,ecs-events,lines}}"
+    )
+    announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats")
+    announce(
+        "  a token is required: clients send 'Authorization: Bearer <token>'"
+        if token
+        else "  no token: loopback clients only"
+    )
+    run(make_server(app, settings), sock)

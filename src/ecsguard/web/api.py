@@ -1,0 +1,210 @@
+"""Query, live tail and stats: `/api/query`, `/api/tail` (server-sent events), `/api/stats`.
+
+Queries run in the threadpool on a fresh DuckDB connection over Parquet and the WAL, sandboxed:
+one read statement (SELECT / EXPLAIN), no file access outside the data directory, settings
+locked. The tail is an SSE stream whose `id:` is the TailHub cursor, so a client reconnecting
+with `Last-Event-ID` continues with no gap and no repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import duckdb
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ecsguard.core.errors import UserError
+from ecsguard.logs.query.timerange import resolve
+from ecsguard.logs.service import LogService
+from ecsguard.logs.tail import Cursor, TailFilter, TailHub
+from ecsguard.web.auth import ApiError, check_token
+
+router = APIRouter()
+
+DEFAULT_ROWS = 10_000
+MAX_ROWS = 1_000_000
+#: seconds between keepalive events on an idle tail (proxies cut silent connections)
+KEEPALIVE_SECONDS = 15.0
+_READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    # orjson renders datetimes; str() covers Decimal, UUID, bytes and the like from DuckDB
+    return Response(
+        orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/api/stats")
+async def stats(request: Request) -> Response:
+    check_token(request, request.app.state.settings.token)
+    service: LogService = request.app.state.service
+    hub: TailHub = request.app.state.hub
+    wal = service.pipeline.wal
+    body = dataclasses.asdict(service.stats)
+    body["wal"] = {"appends": wal.appends, "fsyncs": wal.fsyncs, "torn": wal.torn}
+    body["tail"] = {
+        "subscribers": hub.subscribers,
+        "first_seq": hub.first_seq,
+        "last_seq": hub.last_seq,
+    }
+    return json_response(body)
+
+
+# -- query ---------------------------------------------------------------------------------------
+
+
+async def _query_params(request: Request) -> dict[str, str]:
+    params = {k: v for k, v in request.query_params.items() if v != ""}
+    if request.method == "POST":
+        try:
+            body = orjson.loads(await request.body() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"the request body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, 'the request body must be a JSON object such as {"sql": "..."}')
+        params.update({k: str(v) for k, v in body.items() if v is not None and v != ""})
+    return params
+
+
+def check_read_only(sql: str) -> None:
+    """One SELECT or EXPLAIN statement: the query API never writes."""
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1:
+        raise ApiError(400, f"send exactly one statement (got {len(statements)})")
+    if statements[0].type not in _READ_STATEMENTS:
+        raise ApiError(400, f"only SELECT queries are allowed, not {statements[0].type.name}")
+
+
+def sandbox(con: duckdb.DuckDBPyConnection, service: LogService) -> None:
+    """No file access outside the data directory, no extensions, settings locked."""
+    root = str(service.data_dir.resolve()).replace("'", "''")
+    con.execute(f"SET allowed_directories = ['{root}/']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def run_query(service: LogService, sql: str, limit: int) -> dict[str, Any]:
+    """Execute (blocking): {columns, rows, truncated}."""
+    con = service.connect()
+    try:
+        sandbox(con, service)
+        check_read_only(sql)
+        result = con.execute(sql)
+        columns = [d[0] for d in result.description or []]
+        rows = result.fetchmany(limit + 1)
+    finally:
+        con.close()
+    return {"columns": columns, "rows": rows[:limit], "truncated": len(rows) > limit}
+
+
+@router.api_route("/api/query", methods=["GET", "POST"])
+async def query(request: Request) -> Response:
+    """`sql` (DuckDB) or `query` (Logs Insights, with since / start / end); `limit` rows."""
+    check_token(request, request.app.state.settings.token)
+    params = await _query_params(request)
+    sql, insights = params.get("sql"), params.get("query")
+    if bool(sql) == bool(insights):
+        raise ApiError(400, "send either sql (DuckDB SQL) or query (Logs Insights), not both")
+    limit_text = params.get("limit", str(DEFAULT_ROWS))
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_ROWS:
+        raise ApiError(400, f"limit must be a number from 1 to {MAX_ROWS}")
+    since, start, end = params.get("since"), params.get("start"), params.get("end")
+    service: LogService = request.app.state.service
+
+    def work() -> dict[str, Any]:
+        if insights:
+            from ecsguard.logs.query.insights import compile_query
+
+            text = compile_query(insights, resolve(since, start, end)).sql
+        else:
+            if since or start or end:
+                raise ApiError(400, "since/start/end apply to Insights queries; filter time in SQL")
+            text = sql or ""
+        return run_query(service, text, int(limit_text))
+
+    try:
+        return json_response(await run_in_threadpool(work))
+    except UserError as err:
+        raise ApiError(400, str(err)) from None
+    except duckdb.Error as err:
+        raise ApiError(400, f"query failed: {err}") from None
+
+
+# -- tail ----------------------------------------------------------------------------------------
+
+
+def _event(data: Any, *, event: str | None = None, cursor: Cursor | None = None) -> bytes:
+    head = b""
+    if event is not None:
+        head += b"event: " + event.encode() + b"\n"
+    if cursor is not None:
+        head += b"id: " + cursor.text().encode() + b"\n"
+    # orjson escapes newlines inside strings, so the data is a single line
+    return head + b"data: " + orjson.dumps(data, default=str) + b"\n\n"
+
+
+async def tail_events(
+    hub: TailHub, cursor: Cursor, note: str | None, where: TailFilter
+) -> AsyncIterator[bytes]:
+    """The SSE stream: `ready`, then one event per record; `missed` when the buffer overran."""
+    hub.subscribers += 1
+    try:
+        yield _event({"seq": cursor.seq, "run": hub.run}, event="ready", cursor=cursor)
+        if note is not None:
+            yield _event({"missed": None, "reason": note}, event="missed")
+        after = cursor.seq
+        while not hub.closed:
+            read = hub.read(after, where)
+            if read.missed:
+                reason = "the server's tail buffer overran; query the store for them"
+                yield _event({"missed": read.missed, "reason": reason}, event="missed")
+            for seq, record in read.records:
+                yield _event(record, cursor=Cursor(hub.run, seq))
+            after = read.after
+            if read.more:
+                await asyncio.sleep(0)  # let other requests run between big reads
+                continue
+            if not await hub.wait(after, KEEPALIVE_SECONDS):
+                # carries the cursor, so a filtered-out stretch is not rescanned after a reconnect
+                yield _event({}, event="keepalive", cursor=Cursor(hub.run, after))
+    finally:
+        hub.subscribers -= 1
+
+
+@router.get("/api/tail")
+async def tail(
+    request: Request,
+    filter: str | None = None,  # the public parameter name
+    cluster: str | None = None,
+    service: str | None = None,
+) -> StreamingResponse:
+    """Server-sent events of new log records, filtered by cluster, service and filter pattern."""
+    check_token(request, request.app.state.settings.token)
+    hub: TailHub = request.app.state.hub
+    from ecsguard.logs.query.filter_pattern import compile_pattern
+
+    try:
+        pattern = compile_pattern(filter) if filter else None
+    except UserError as err:
+        raise ApiError(400, str(err)) from None
+    where = TailFilter(cluster or None, service or None, pattern)
+    cursor, note = hub.resume(request.headers.get("last-event-id"))
+    return StreamingResponse(
+        tail_events(hub, cursor, note, where),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

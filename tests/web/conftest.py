@@ -1,0 +1,80 @@
+"""A real `ecsguard serve` app on a free 127.0.0.1 port (uvicorn in a thread) per test."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from socket import IPPROTO_TCP, TCP_NODELAY
+
+import httpx
+import pytest
+
+from ecsguard.logs.service import LogService
+from ecsguard.web.app import ServerSettings, bind, create_app, make_server
+
+TOKEN = "t0ken-for-tests"
+SAMPLES = Path(__file__).parents[2].parent / "shared" / "testdata" / "logs" / "samples"
+TESTDATA = SAMPLES.parents[1]
+
+
+@dataclass
+class Running:
+    url: str
+    service: LogService
+    client: httpx.Client  # carries the token
+
+    def query(self, sql: str) -> list[list[object]]:
+        reply = self.client.get("/api/query", params={"sql": sql})
+        assert reply.status_code == 200, reply.text
+        rows: list[list[object]] = reply.json()["rows"]
+        return rows
+
+
+@contextmanager
+def running(data_dir: Path, **settings: object) -> Iterator[Running]:
+    config = ServerSettings(**{"host": "127.0.0.1", "port": 0, "forward_port": 0, **settings})  # type: ignore[arg-type]
+    service = LogService(data_dir, flush_seconds=0.2)
+    app = create_app(config, service)
+    server = make_server(app, config)
+    sock = bind("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.005)
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+    try:
+        # TCP_NODELAY: headers and body go in two writes; without it each request with a body
+        # waits ~40 ms for a delayed ACK
+        transport = httpx.HTTPTransport(socket_options=[(IPPROTO_TCP, TCP_NODELAY, 1)])
+        with httpx.Client(base_url=url, headers=headers, timeout=10, transport=transport) as client:
+            yield Running(url, service, client)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        assert not thread.is_alive(), "server did not shut down"
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Callable[..., AbstractContextManager[Running]]:
+    """`with serve(**settings) as srv:` a server on its own data directory."""
+    count = iter(range(1000))
+
+    def start(**settings: object) -> AbstractContextManager[Running]:
+        return running(tmp_path / f"data{next(count)}", **settings)
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """One server per module (starting one costs ~0.2 s) that requires TOKEN and takes bodies up
+    to 64 KiB; tests share its store, so each looks only at records it made itself."""
+    with running(tmp_path_factory.mktemp("srv"), token=TOKEN, max_body=64 * 1024) as server:
+        yield server

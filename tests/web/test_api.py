@@ -1,0 +1,186 @@
+"""Query, stats and live tail over HTTP against a real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import httpx
+import pytest
+from tests.web.conftest import TOKEN, Running
+
+from ecsguard.core.errors import UserError
+from ecsguard.logs.tail import TailEvent, follow, parse_sse
+
+
+def post_lines(srv: Running, service: str, *lines: str) -> None:
+    body = "".join(f"{line}\n" for line in lines).encode()
+    reply = srv.client.post("/ingest/lines", params={"service": service}, content=body)
+    assert reply.status_code == 200 and reply.json()["stored"] == len(lines), reply.text
+
+
+def records(events: Iterator[tuple[str, str | None, str]], count: int) -> list[tuple[str, str]]:
+    """(id, message) of the next `count` record events."""
+    out = []
+    for kind, event_id, data in events:
+        if kind == "message":
+            assert event_id is not None
+            out.append((event_id, httpx.Response(200, content=data).json()["message"]))
+            if len(out) == count:
+                return out
+    raise AssertionError("the stream ended early")
+
+
+# -- query ---------------------------------------------------------------------------------------
+
+
+def test_sql_query_get_and_post(srv: Running) -> None:
+    post_lines(srv, "query-svc", "first", "second")
+    sql = "SELECT message FROM logs WHERE service = 'query-svc' ORDER BY message"
+    got = srv.client.get("/api/query", params={"sql": sql}).json()
+    assert got == {"columns": ["message"], "rows": [["first"], ["second"]], "truncated": False}
+    posted = srv.client.post("/api/query", json={"sql": sql, "limit": 1}).json()
+    assert posted["rows"] == [["first"]] and posted["truncated"] is True
+
+
+def test_insights_query(srv: Running) -> None:
+    post_lines(srv, "insights-svc", "ERROR one", "ERROR two", "INFO three")
+    query = "filter service = 'insights-svc' and level = 'ERROR' | stats count(*) as errors"
+    reply = srv.client.post("/api/query", json={"query": query, "since": "1h"})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["columns"] == ["errors"] and reply.json()["rows"] == [[2]]
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"sql": "SELEC 1"}, "syntax error"),
+        ({"sql": "SELECT nope FROM logs"}, "nope"),
+        ({"query": "fields @message | frobnicate"}, "frobnicate"),
+        ({"sql": "COPY logs TO 'out.csv'"}, "only SELECT"),
+        ({"sql": "SELECT 1; SELECT 2"}, "exactly one statement"),
+        ({"sql": "SELECT * FROM read_csv('/etc/passwd')"}, "disabled"),
+        ({"sql": "SELECT 1", "query": "fields @message"}, "either sql"),
+        ({}, "either sql"),
+        ({"sql": "SELECT 1", "since": "1h"}, "since/start/end apply to Insights"),
+        ({"query": "fields @message", "since": "yesterday"}, "duration"),
+        ({"sql": "SELECT 1", "limit": "0"}, "limit"),
+    ],
+)
+def test_bad_queries_get_400_with_the_message(
+    srv: Running, params: dict[str, str], needle: str
+) -> None:
+    reply = srv.client.get("/api/query", params=params)
+    assert reply.status_code == 400
+    assert needle in reply.json()["error"], reply.json()
+
+
+def test_post_body_must_be_a_json_object(srv: Running) -> None:
+    reply = srv.client.post("/api/query", content=b"[1]")
+    assert reply.status_code == 400 and "JSON object" in reply.json()["error"]
+
+
+def test_stats(srv: Running) -> None:
+    post_lines(srv, "stats-svc", "counted")
+    stats = srv.client.get("/api/stats").json()
+    assert stats["records"]["logs"] >= 1 and stats["wal"]["fsyncs"] >= 1
+    assert stats["tail"]["last_seq"] == stats["records"]["logs"]
+
+
+# -- tail ----------------------------------------------------------------------------------------
+
+
+def test_a_posted_line_reaches_a_subscriber_and_filters_apply(srv: Running) -> None:
+    params = {"service": "tail-svc", "filter": "ERROR"}
+    with srv.client.stream("GET", "/api/tail", params=params) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = parse_sse(stream.iter_lines())
+        kind, ready_id, _ = next(events)
+        assert kind == "ready" and ready_id is not None
+        post_lines(srv, "other-svc", "ERROR not mine")
+        post_lines(srv, "tail-svc", "INFO quiet", "ERROR [red]loud[/red]")
+        ((event_id, message),) = records(events, 1)
+        assert message == "ERROR [red]loud[/red]"
+        assert int(event_id.rpartition("-")[2]) > int(ready_id.rpartition("-")[2])
+
+
+def test_reconnect_with_last_event_id_has_no_gap_and_no_repeat(srv: Running) -> None:
+    params = {"service": "resume-svc"}
+    with srv.client.stream("GET", "/api/tail", params=params) as stream:
+        events = parse_sse(stream.iter_lines())
+        assert next(events)[0] == "ready"
+        post_lines(srv, "resume-svc", "r1", "r2", "r3")
+        ((last_id, first),) = records(events, 1)
+        assert first == "r1"
+    post_lines(srv, "resume-svc", "r4", "r5")  # while disconnected
+    headers = {"Last-Event-ID": last_id}
+    with srv.client.stream("GET", "/api/tail", params=params, headers=headers) as stream:
+        events = parse_sse(stream.iter_lines())
+        assert next(events)[0] == "ready"
+        assert [m for _, m in records(events, 4)] == ["r2", "r3", "r4", "r5"]
+
+
+def test_bad_filter_pattern_is_400(srv: Running) -> None:
+    reply = srv.client.get("/api/tail", params={"filter": '{ $.a = "x" '})
+    assert reply.status_code == 400 and "position" in reply.json()["error"]
+
+
+def test_follow_resumes_after_a_dropped_connection(srv: Running) -> None:
+    """The client's read timeout drops idle connections: every drop is a real reconnect with
+    Last-Event-ID, and the records posted meanwhile all arrive once, in order."""
+    got: list[TailEvent] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        stream = follow(srv.url, params={"service": "follow-svc"}, token=TOKEN, read_timeout=0.1)
+        for event in stream:
+            got.append(event)
+            if sum(e.kind == "message" for e in got) == 6:
+                done.set()
+                return
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    for batch in (("f1", "f2"), ("f3",), ("f4", "f5", "f6")):
+        while sum(e.kind == "ready" for e in got) < 1:
+            threading.Event().wait(0.01)
+        post_lines(srv, "follow-svc", *batch)
+        threading.Event().wait(0.2)  # longer than the read timeout: the connection drops
+    assert done.wait(10)
+    assert [e.data["message"] for e in got if e.kind == "message"] == [f"f{i}" for i in range(1, 7)]
+    assert sum(e.kind == "reconnecting" for e in got) >= 2
+
+
+def test_follow_errors() -> None:
+    with pytest.raises(
+        UserError, match=r"cannot reach the ecsguard server at http://127\.0\.0\.1:9"
+    ):
+        next(follow("http://127.0.0.1:9", params={}))
+
+
+def test_follow_refused_token(srv: Running) -> None:
+    with pytest.raises(UserError, match="refused the token"):
+        next(follow(srv.url, params={}, token="wrong"))
+    with pytest.raises(UserError, match="position"):
+        next(follow(srv.url, params={"filter": "{ $.a = "}, token=TOKEN))
+
+
+def test_shutdown_ends_open_tails_and_flushes(
+    serve: Callable[..., AbstractContextManager[Running]],
+) -> None:
+    server = serve()
+    srv = server.__enter__()
+    post_lines(srv, "shutdown-svc", "acknowledged")
+    with (
+        httpx.Client(base_url=srv.url, timeout=10) as client,
+        client.stream("GET", "/api/tail") as stream,
+    ):
+        events = parse_sse(stream.iter_lines())
+        assert next(events)[0] == "ready"
+        started = time.monotonic()
+        server.__exit__(None, None, None)  # uvicorn would otherwise wait for the stream
+        assert list(events) == [] and time.monotonic() - started < 5
+    assert srv.service.pipeline.wal.segments("logs") == []
+    assert srv.service.stats.flushed["logs"] == 1
