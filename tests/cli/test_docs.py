@@ -13,7 +13,10 @@ README = (Path(__file__).parents[2] / "README.md").read_text()
 
 def commands(group: click.Group, prefix: str = "ecsguard") -> list[tuple[str, click.Command]]:
     found: list[tuple[str, click.Command]] = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         found.append((path, command))
         if isinstance(command, click.Group):

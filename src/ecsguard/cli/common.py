@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ecsguard.aws.session import AwsOptions
+if TYPE_CHECKING:  # importing boto3 costs most of a second: only commands that call AWS pay it
+    from ecsguard.aws.session import AwsOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,6 +59,8 @@ def make_aws_options(
     role_arn: str | None,
     max_workers: int,
 ) -> AwsOptions:
+    from ecsguard.aws.session import AwsOptions
+
     return AwsOptions(
         profile=profile or None,
         regions=tuple(regions),

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 from rich.text import Text
 
 from ecsguard import __version__
-from ecsguard.cli import audit, cost, demo, iam, inventory, logs, serve
 from ecsguard.cli.common import stderr
 from ecsguard.core.errors import UserError
 
+#: registration: one line per command, imported only when used (so `ecsguard logs tail` starts
+#: without loading boto3 and the AWS collectors)
+COMMANDS = {
+    "inventory": "ecsguard.cli.inventory:inventory",
+    "audit": "ecsguard.cli.audit:audit",
+    "iam": "ecsguard.cli.iam:iam",
+    "demo": "ecsguard.cli.demo:demo",
+    "logs": "ecsguard.cli.logs:logs",
+    "ingest": "ecsguard.cli.logs:ingest",
+    "serve": "ecsguard.cli.serve:serve",
+    "cost": "ecsguard.cli.cost:cost",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return super().get_command(ctx, name)
+        module, attribute = COMMANDS[name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="ecsguard")
 @click.option("-v", "--verbose", count=True, help="More detail (API call counts with -v).")
 @click.pass_context
@@ -28,16 +56,6 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
-
-
-cli.add_command(inventory.inventory)  # registration: one line per command group
-cli.add_command(audit.audit)
-cli.add_command(iam.iam)
-cli.add_command(demo.demo)
-cli.add_command(logs.logs)
-cli.add_command(logs.ingest)
-cli.add_command(serve.serve)
-cli.add_command(cost.cost)
 
 
 def main() -> None:
