@@ -13,10 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,65 +23,8 @@ import httpx
 import orjson
 import pytest
 
+from ecsguard.demo.logserver import ServeProcess
 from ecsguard.logs.pipeline import Pipeline
-
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
-
-
-class Server:
-    """`ecsguard serve` as a child process on a free port."""
-
-    def __init__(self, data_dir: Path, flush_seconds: float = 0.2) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ecsguard",
-                "serve",
-                "--port",
-                "0",
-                "--forward-port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                "--flush-seconds",
-                str(flush_seconds),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.url = self._wait_for_url()
-        self._drain = threading.Thread(target=self._drain_output, daemon=True)
-        self._drain.start()
-
-    def _wait_for_url(self) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        seen = []
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            match = LISTENING.search(line)
-            if match:
-                return match[1]
-        self.proc.kill()
-        raise AssertionError("server did not start:\n" + "".join(seen))
-
-    def _drain_output(self) -> None:
-        assert self.proc.stdout is not None
-        for _ in self.proc.stdout:  # keep the pipe from filling up
-            pass
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
 
 
 def body(batch: int, lines: int = 40) -> bytes:
@@ -122,7 +62,7 @@ def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(tmp_path: Path)
     unanswered: list[int] = []  # sent, no answer: resent to the next server
     next_batch = 0
     for _ in range(4):
-        server = Server(tmp_path)
+        server = ServeProcess(tmp_path, flush_seconds=0.2)
         stop = threading.Event()
 
         def load(url: str = server.url, stop: threading.Event = stop) -> None:
@@ -153,7 +93,7 @@ def test_sigkill_under_load_loses_nothing_and_duplicates_nothing(tmp_path: Path)
         stop.set()
         worker.join(10)
     assert len(acknowledged) > 10
-    final = Server(tmp_path)
+    final = ServeProcess(tmp_path, flush_seconds=0.2)
     with httpx.Client(timeout=10) as client:
         for batch in unanswered:  # the retries of the last requests cut off
             assert client.post(f"{final.url}/ingest/firelens", content=body(batch)).is_success
@@ -187,7 +127,7 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_full_disk_answers_503_and_loses_nothing(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "disk", "6m") as disk:
-        server = Server(disk / "data", flush_seconds=0.2)
+        server = ServeProcess(disk / "data", flush_seconds=0.2)
         acknowledged: list[int] = []
         refused: list[int] = []
         ballast = disk / "ballast"
