@@ -29,20 +29,67 @@ def logs() -> None:
 
 
 @logs.command("query")
-@click.option(
-    "--sql", required=True, help="DuckDB SQL over the views logs, cloudtrail, events, metrics."
-)
+@click.argument("query", required=False)
+@click.option("--sql", help="DuckDB SQL over the views logs, cloudtrail, events, metrics.")
+@click.option("--since", help="Insights window ending now: 30s, 15m, 1h, 2d, 1w (default 1h).")
+@click.option("--start", help="Insights window start: ISO 8601 (UTC by default) or epoch seconds.")
+@click.option("--end", help="Insights window end (exclusive); default now.")
+@click.option("--show-sql", is_flag=True, help="Print the SQL an Insights query compiles to.")
 @click.option("--output", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option(
     "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
 )
-def query_command(sql: str, output: str, data_dir: str | None) -> None:
-    """Run a DuckDB SQL query over the store (records not yet flushed included).
+def query_command(
+    query: str | None,
+    sql: str | None,
+    since: str | None,
+    start: str | None,
+    end: str | None,
+    show_sql: bool,
+    output: str,
+    data_dir: str | None,
+) -> None:
+    """Ask the store a CloudWatch Logs Insights QUERY, or DuckDB SQL with --sql.
 
-    Views: logs (time, cluster, service, task, container, level, message, fields JSON, ...),
-    cloudtrail (time, event_source, event_name, identity_arn, source_ip, ...), events
-    (time, source, detail_type, detail JSON, ...), metrics. Times are UTC.
+    QUERY is the Insights language over container logs: fields, filter, stats (count, sum,
+    avg, min, max, pct, stddev, count_distinct, earliest, latest) by fields and bin(),
+    sort, limit, parse, display, dedup; @timestamp, @message, @logStream, @log, the ECS
+    columns (cluster, service, task, container, level, source) and any key of a JSON log
+    line. Records not yet flushed are included. Times are UTC.
+
+    \b
+    Examples:
+      ecsguard logs query 'filter level = "ERROR" | stats count(*) by service, bin(5m)' --since 3h
+      ecsguard logs query 'fields @timestamp, @message | filter @message like /req-42/'
+      ecsguard logs query 'filter status >= 500 | stats pct(latency_ms, 95) by path' \\
+          --start 2026-11-28T09:00Z --end 2026-11-28T10:00Z --output json
+      ecsguard logs query --sql "SELECT event_name, count(*) FROM cloudtrail GROUP BY 1"
+
+    \b
+    Views for --sql: logs (time, cluster, service, task, container, level, message,
+    fields JSON, ...), cloudtrail (time, event_source, event_name, identity_arn, source_ip,
+    ...), events (time, source, detail_type, detail JSON, ...), metrics.
     """
+    from ecsguard.cli.common import stderr
+    from ecsguard.logs.query.insights import compile_query
+    from ecsguard.logs.query.timerange import resolve
+
+    if (query is None) == (sql is None):
+        raise UserError(
+            "give an Insights QUERY or --sql SQL" + (", not both" if query else ""),
+            "e.g. ecsguard logs query 'stats count(*) by service' --since 1h",
+        )
+    if sql is not None:
+        if since or start or end:
+            raise UserError(
+                "--since, --start and --end apply to Insights queries, not to --sql",
+                "put the window in the SQL: WHERE time >= now() - INTERVAL 1 HOUR",
+            )
+    else:
+        assert query is not None
+        sql = compile_query(query, resolve(since, start, end)).sql
+    if show_sql:
+        stderr.print(sql, markup=False, highlight=False)
     from ecsguard.logs.pipeline import Pipeline
 
     pipeline = Pipeline(resolve_data_dir(data_dir))
@@ -54,7 +101,9 @@ def query_command(sql: str, output: str, data_dir: str | None) -> None:
             first = str(err).splitlines()[0]
             raise UserError(
                 f"query failed: {first}",
-                "check the SQL; the views are logs, cloudtrail, events, metrics",
+                "check the SQL; the views are logs, cloudtrail, events, metrics"
+                if query is None
+                else "check the query's regular expressions (RE2 syntax) and values",
             ) from None
         columns = [d[0] for d in result.description or []]
         rows = result.fetchall()
