@@ -1,0 +1,66 @@
+"""`ecsguard logs filter`: a filter pattern over the `logs` view, in SQL wherever SQL can say it.
+
+Terms, phrases, regexes and space-delimited patterns test `message`. JSON patterns test the
+record's JSON: `fields` (a JSON log line as received, with the receiver's extras) when the record
+has one, else `message`, since a JSON line's `message` column holds only its message text.
+Patterns SQL cannot express run as a SQL prefilter, then `mask` over the fetched Arrow batches,
+stopping at the limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from ecsguard.core.errors import UserError
+from ecsguard.logs.query.filter_pattern.pattern import FilterPattern
+from ecsguard.logs.query.timerange import TimeRange
+
+COLUMNS = ("time", "cluster", "service", "container", "level", "message")
+BATCH_ROWS = 65_536
+
+
+def text_column(pattern: FilterPattern) -> str:
+    return "coalesce(fields, message)" if pattern.kind == "json" else "message"
+
+
+def search_logs(
+    con: duckdb.DuckDBPyConnection,
+    pattern: FilterPattern,
+    window: TimeRange,
+    *,
+    cluster: str | None = None,
+    service: str | None = None,
+    limit: int | None = 100,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Matching log records in time order (oldest first, as FilterLogEvents returns them)."""
+    column = text_column(pattern)
+    where = [window.sql("time")]
+    params: list[Any] = []
+    for name, value in (("cluster", cluster), ("service", service)):
+        if value is not None:
+            where.append(f"{name} = ?")
+            params.append(value)
+    exact = pattern.sql(column)
+    where.append(exact if exact is not None else pattern.prefilter_sql(column))
+    select = ", ".join(COLUMNS)
+    query = (
+        f"SELECT {select}, {column} AS _text FROM logs WHERE {' AND '.join(where)} ORDER BY time"
+    )
+    if exact is not None and limit:
+        query += f" LIMIT {int(limit)}"
+    try:
+        reader = con.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
+        rows: list[tuple[Any, ...]] = []
+        for batch in reader:
+            if exact is None:
+                batch = batch.filter(pattern.mask(batch.column("_text")))
+            for record in batch.select(list(COLUMNS)).to_pylist():
+                rows.append(tuple(record[name] for name in COLUMNS))
+                if limit and len(rows) >= limit:
+                    return list(COLUMNS), rows
+    except duckdb.Error as err:
+        first = str(err).splitlines()[0]
+        raise UserError(f"search failed: {first}", "check the data directory") from None
+    return list(COLUMNS), rows
