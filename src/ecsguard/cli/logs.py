@@ -122,6 +122,147 @@ def query_command(
         stdout.print(f"{len(rows)} rows", markup=False, highlight=False)
 
 
+def _print_rows(columns: list[str], rows: list[tuple[object, ...]], output: str) -> None:
+    if output == "json":
+        print_json([dict(zip(columns, row, strict=True)) for row in rows])
+    elif output == "csv":
+        import csv as csvlib
+
+        writer = csvlib.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        stdout.print(table(None, columns, rows))
+        stdout.print(f"{len(rows)} rows", markup=False, highlight=False)
+
+
+@logs.command("filter")
+@click.argument("pattern")
+@click.option("--since", help="Window ending now: 30s, 15m, 1h, 2d, 1w (default 1h).")
+@click.option("--start", help="Window start: ISO 8601 (UTC by default) or epoch seconds.")
+@click.option("--end", help="Window end (exclusive); default now.")
+@click.option("--cluster", help="Only records of this cluster.")
+@click.option("--service", help="Only records of this service.")
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=100,
+    show_default=True,
+    help="At most this many records, oldest first (0: no limit).",
+)
+@click.option("--output", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
+)
+def filter_command(
+    pattern: str,
+    since: str | None,
+    start: str | None,
+    end: str | None,
+    cluster: str | None,
+    service: str | None,
+    limit: int,
+    output: str,
+    data_dir: str | None,
+) -> None:
+    """Search the logs with a CloudWatch Logs filter pattern (unflushed records included).
+
+    PATTERN is CloudWatch's syntax: terms (all must occur, case-sensitive), "exact phrase",
+    -excluded, ?either ?or, %regex%, JSON patterns { $.status >= 500 && $.path = "/api*" }
+    (matched against a JSON line's fields) and space-delimited [ip, user, ..., status = 5*, bytes].
+
+    \b
+    Examples:
+      ecsguard logs filter 'ERROR -healthcheck' --since 3h --service api
+      ecsguard logs filter '"request-id 7f3a"' --start 2026-11-28T09:00Z --end 2026-11-28T10:00Z
+      ecsguard logs filter '{ $.level = "error" || $.latency_ms > 2000 }' --output json
+      ecsguard logs filter '[ip, id, user, time, request, status = 5*, bytes]' --limit 0
+    """
+    from ecsguard.logs.pipeline import Pipeline
+    from ecsguard.logs.query.filter_pattern import compile_pattern
+    from ecsguard.logs.query.filter_pattern.search import search_logs
+    from ecsguard.logs.query.timerange import resolve
+
+    compiled = compile_pattern(pattern)
+    window = resolve(since, start, end)
+    pipeline = Pipeline(resolve_data_dir(data_dir))
+    try:
+        try:
+            con = pipeline.connect()
+        except duckdb.Error as err:  # e.g. a damaged Parquet file in the store
+            first = str(err).splitlines()[0]
+            raise UserError(f"cannot open the store: {first}", "check the data directory") from None
+        columns, rows = search_logs(
+            con, compiled, window, cluster=cluster, service=service, limit=limit
+        )
+    finally:
+        pipeline.close()
+    _print_rows(columns, rows, output)
+
+
+@logs.command("test-metric-filter")
+@click.option("--filter-pattern", required=True, help="The CloudWatch Logs filter pattern.")
+@click.option(
+    "--log-event-messages",
+    "messages_follow",
+    is_flag=True,
+    help="The messages follow (as in the AWS CLI): each argument is one message, or "
+    "file://PATH for one message per line. Put -- before a message that starts with -.",
+)
+@click.argument("messages", nargs=-1)
+def test_metric_filter_command(
+    filter_pattern: str, messages_follow: bool, messages: tuple[str, ...]
+) -> None:
+    """Test a filter pattern on sample messages, like the AWS TestMetricFilter API.
+
+    Prints the API's JSON: {"matches": [{"eventNumber", "eventMessage", "extractedValues"}]},
+    eventNumber counting the messages from 1; extractedValues holds the fields of a
+    space-delimited pattern ($name, or $N by position). A bad pattern is an error (exit 2).
+
+    \b
+    Examples:
+      ecsguard logs test-metric-filter --filter-pattern '[ip, user, ..., status = 4*, bytes]' \\
+          --log-event-messages '127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /" 404 12'
+      ecsguard logs test-metric-filter --filter-pattern '{ $.latency > 500 }' \\
+          --log-event-messages file://samples.ndjson
+    """
+    from pathlib import Path
+
+    from ecsguard.logs.query.filter_pattern import compile_pattern
+
+    compiled = compile_pattern(filter_pattern)
+    events: list[str] = []
+    for message in messages:
+        if not message.startswith("file://"):
+            events.append(message)
+            continue
+        path = Path(message.removeprefix("file://"))
+        try:
+            events.extend(path.read_text(encoding="utf-8").splitlines())
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+            raise UserError(
+                f"cannot read {path}: {reason}", "give file://PATH of a text file"
+            ) from None
+    if not events:
+        raise UserError(
+            "no log event messages to test",
+            "add --log-event-messages 'a message' ... or file://PATH",
+        )
+    matches = []
+    for number, event in enumerate(events, start=1):
+        found = compiled.match(event)
+        if found is not None:
+            matches.append(
+                {
+                    "eventNumber": number,
+                    "eventMessage": event,
+                    "extractedValues": found.extracted_values,
+                }
+            )
+    print_json({"matches": matches})
+
+
 @click.command()
 @click.argument("source", type=click.Path(allow_dash=True))
 @click.option(
