@@ -120,7 +120,11 @@ def test_demo_once_does_the_whole_job_within_a_minute(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in run.stdout
     assert "ecs.services" in run.stdout and "Failed checks by pillar" in run.stdout
-    assert "FireLens records stored as Parquet" in run.stdout
+    assert "FireLens records received over HTTP, stored as Parquet" in run.stdout
+    # the live tail printed the burst sent after it subscribed, and Insights answered
+    assert run.stdout.count(" handled request") + run.stdout.count("Traceback") >= 9
+    assert "stats count(*) as errors by cluster, service" in run.stdout
+    assert "one request end to end" in run.stdout
     assert list((tmp_path / "store" / "logs").rglob("*.parquet"))
     assert (tmp_path / "snapshots" / "demo.json.gz").exists()
     html = (tmp_path / "reports" / "audit-ja.html").read_text()

@@ -53,6 +53,19 @@ def test_firelens_json_lines_sample_lands_with_its_metadata(srv: Running) -> Non
     assert again.json()["stored"] == 0 and again.json()["duplicates"] == 2
 
 
+def test_firelens_service_comes_from_the_query(srv: Running) -> None:
+    sample = (SAMPLES / "fluentbit-http-json_lines.constructed.jsonl").read_text().splitlines()
+    records = [{**json.loads(line), "date": 1.4e9} for line in sample]  # not stored before
+    body = "\n".join(json.dumps(r) for r in records).encode()
+    reply = srv.client.post("/ingest/firelens?service=httpbin&cluster=ignored", content=body)
+    assert reply.status_code == 200, reply.text
+    rows = srv.query(
+        "SELECT DISTINCT service, cluster FROM logs WHERE service = 'httpbin' ORDER BY cluster"
+    )
+    # the records' own cluster wins over the query's; the service they lack is filled in
+    assert rows == [["httpbin", "mycluster"], ["httpbin", "tf-ecs-fargate"]]
+
+
 def test_firelens_format_json_array_gzip(srv: Running) -> None:
     records = [
         json.loads((SAMPLES / name).read_text())

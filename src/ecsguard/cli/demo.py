@@ -105,12 +105,11 @@ def write_audit_reports(snapshot: snapshots.Snapshot, folder: Path, snapshot_fil
 
 
 def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
-    """The log step of the demo: synthetic FireLens traffic through the WAL into Parquet, then
-    the questions an operator asks first (errors by service, one request end to end)."""
-    from ecsguard.demo.traffic import firelens_bodies
-    from ecsguard.logs.pipeline import Pipeline
-    from ecsguard.logs.receivers import RECEIVERS
-    from ecsguard.logs.records import ReceiverOptions
+    """The log step of the demo: `ecsguard serve` receives synthetic FireLens traffic over HTTP,
+    a live tail watches it arrive, and Logs Insights queries answer the first questions."""
+    from ecsguard.demo import logs as log_demo
+    from ecsguard.demo.logserver import ServeProcess
+    from ecsguard.logs.tail import render_line
 
     services = [
         (
@@ -121,43 +120,28 @@ def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
         for region in snapshot.regions.values()
         for s in region.ecs.services
     ]
-    pipeline = Pipeline(folder)
-    try:
-        stored = 0
-        for service, body in firelens_bodies(sorted(services)):
-            parsed = RECEIVERS.get("firelens")(
-                body, ReceiverOptions(input_name=f"demo {service}", service=service)
-            )
-            pipeline.ingest(parsed.table, parsed.batch)
-            stored += parsed.batch.num_rows
-        pipeline.flush()
-        con = pipeline.connect()
-        errors = con.execute(
-            "SELECT cluster, service, count(*) AS errors FROM logs WHERE level = 'ERROR' "
-            "GROUP BY ALL ORDER BY errors DESC, service LIMIT 5"
-        ).fetchall()
-        needle = con.execute(
-            "SELECT json_extract_string(fields, '$.request_id') FROM logs "
-            "WHERE level = 'ERROR' ORDER BY time LIMIT 1"
-        ).fetchone()
-    finally:
-        pipeline.close()
+    with ServeProcess(folder) as server:
+        stdout.print(
+            f"log server: ecsguard serve on {server.url} (FireLens posts to /ingest/firelens)",
+            markup=False,
+            highlight=False,
+        )
+        result = log_demo.run(server.url, services)
     stdout.print(
-        f"logs: {stored} FireLens records stored as Parquet under {folder / 'store'}",
+        f"logs: {result.stored} FireLens records received over HTTP, stored as Parquet under "
+        f"{folder / 'store'}",
         markup=False,
         highlight=False,
     )
-    stdout.print(
-        table(
-            "Errors in the last hour (ecsguard logs query --sql ...)",
-            ["cluster", "service", "errors"],
-            errors,
-        )
-    )
-    if needle:
+    stdout.print(f"live tail (ecsguard logs tail --server {server.url}):", markup=False)
+    for record in result.tailed[:9]:
+        stdout.print(render_line(record))
+    for answer in result.answers:
+        stdout.print(table(f'ecsguard logs query "{answer.query}"', answer.columns, answer.rows))
+    if result.request_id:
         stdout.print(
-            f"one request end to end: ecsguard logs query --data-dir {folder} --sql "
-            f"\"SELECT time, service, message FROM logs WHERE fields LIKE '%{needle[0]}%'\"",
+            f"one request end to end: ecsguard logs query --data-dir {folder} --since 2h "
+            f"'filter request_id = \"{result.request_id}\" | fields @timestamp, service, @message'",
             markup=False,
             highlight=False,
         )

@@ -23,8 +23,10 @@ def firelens_bodies(
     lines_per_service: int = 400,
     seed: int = 7,
     end: datetime | None = None,
+    span_seconds: float = 3600,
 ) -> Iterator[tuple[str, bytes]]:
-    """(service, json_lines body) per (cluster, service, task definition) over the last hour."""
+    """(service, json_lines body) per (cluster, service, task definition), the lines spread over
+    the `span_seconds` before `end` (default: the last hour)."""
     rng = random.Random(seed)
     end = end or datetime.now(UTC)
     for cluster, service, family in services:
@@ -32,7 +34,9 @@ def firelens_bodies(
         task_arn = f"arn:aws:ecs:ap-northeast-1:123456789012:task/{cluster}/{task}"
         lines = []
         for i in range(lines_per_service):
-            moment = end - timedelta(seconds=3600 * (lines_per_service - i) / lines_per_service)
+            moment = end - timedelta(
+                seconds=span_seconds * (lines_per_service - i) / lines_per_service
+            )
             roll = rng.random()
             level = "ERROR" if roll < 0.02 else "WARN" if roll < 0.08 else "INFO"
             event = {

@@ -175,11 +175,24 @@ async def lines(
 
 
 @router.post("/ingest/{kind}")
-async def receive(request: Request, kind: str) -> dict[str, Any]:
-    """Fluent Bit http output (firelens), CloudWatch subscriptions, CloudTrail files, ECS events."""
+async def receive(
+    request: Request,
+    kind: str,
+    cluster: str | None = None,
+    service: str | None = None,
+    container: str | None = None,
+) -> dict[str, Any]:
+    """Fluent Bit http output (firelens), CloudWatch subscriptions, CloudTrail files, ECS events.
+    Query parameters fill columns the payload lacks: FireLens records name their cluster and
+    task but not their service, so a task's Fluent Bit posts to `/ingest/firelens?service=api`."""
     receiver = ROUTES.get(kind)
     if receiver is None:
         known = ", ".join(sorted([*ROUTES, "firehose"]))
         raise ApiError(404, f"no receiver named {kind[:40]!r}; the receivers are {known}")
-    options = ReceiverOptions(input_name=f"POST /ingest/{kind}")
+    options = ReceiverOptions(
+        input_name=f"POST /ingest/{kind}",
+        cluster=cluster or None,
+        service=service or None,
+        container=container or None,
+    )
     return (await _receive(request, receiver, options)).body()
