@@ -402,6 +402,9 @@ def _iso_to_us(values: list[str]) -> list[int | None] | None:
 
 def parse_times(values: Sequence[Any]) -> list[int | None]:
     """`[parse_time(v) for v in values]`, floats and ISO UTC texts converted in bulk."""
+    kinds = set(map(type, values))
+    if kinds == {float}:  # the usual FireLens `date` column
+        return _floats_to_us(list(values))
     out: list[int | None] = [None] * len(values)
     float_at: list[int] = []
     floats: list[float] = []
