@@ -14,12 +14,13 @@ fields of an already-parsed record, `ec2_instance_id`) go into `fields`. `contai
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import Any, cast
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
@@ -133,8 +134,7 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
     common = [
         type(log) is str and meta_keys.issuperset(r) for r, log in zip(recs, logs, strict=True)
     ]
-    metas = _Metas(options)
-    groups = metas.groups(recs)  # per row: its metadata in `metas`
+    meta_columns, streams = _metadata(recs, options)
     dates = [r.get("date") if c else None for r, c in zip(recs, common, strict=True)]
     own_times: list[int | None] = [None] * n  # per row: the time that wins over `date`
     levels: list[str | None] = [None] * n
@@ -177,8 +177,6 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
         ):
             levels[i] = level
     times = [own if own is not None else date for own, date in zip(own_times, date_us, strict=True)]
-    keys = metas.stream_keys
-    streams = [keys[g] for g in groups]
     columns: dict[str, Any] = {
         "time": [ingest_us if t is None else t for t in times],
         "level": levels,
@@ -186,7 +184,7 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
         "fields": fields,
         "id": record_ids(source, streams, times, messages, range(n)),
     }
-    columns.update(metas.columns(groups))
+    columns.update(meta_columns)
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     batch = build_batch(LOGS, columns, constants, n)
     return Parsed("logs", batch, problems)
@@ -239,83 +237,81 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_NO_META = (None, None, None, None, None)
-_META_COLUMNS = ("account", "region", "cluster", "task", "task_definition", "container", "stream")
-_Meta = tuple[str | None, str | None, str | None, str | None, str | None, str | None, str | None]
+_NONE_TYPE = type(None)
 
 
-class _Metas:
-    """The metadata columns of a body's rows: few distinct values (one set per task container
-    and stream), each worked out once and repeated with Arrow's `take`."""
+def _texts(records: list[Any], key: str) -> pa.Array:
+    """`_text(record.get(key))` of every record (None for a non-object), as an Arrow array."""
+    values = [r.get(key) if type(r) is dict else None for r in records]
+    if not set(map(type, values)) <= {str, _NONE_TYPE}:
+        values = [_text(v) for v in values]
+    texts = pa.array(values, pa.string())
+    return pc.if_else(pc.equal(texts, ""), None, texts)
 
-    def __init__(self, options: ReceiverOptions) -> None:
-        self.options = options
-        self.values: list[_Meta] = []
-        self.stream_keys: list[str] = []  # "task/container/stream", part of every record id
-        self._index: dict[tuple[Any, ...], int] = {}
-        self._tasks: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
 
-    def groups(self, records: list[Any]) -> list[int]:
-        """The index into `values` of every record's metadata (a non-object has none)."""
-        keys = [
-            (
-                r.get("ecs_cluster"),
-                r.get("ecs_task_arn"),
-                r.get("ecs_task_definition"),
-                r.get("container_name"),
-                r.get("source"),
-            )
-            if type(r) is dict
-            else _NO_META
+def _mapped(texts: pa.Array, fn: Callable[[str | None], str | None]) -> pa.Array:
+    """`[fn(t) for t in texts]`, calling `fn` once per distinct value."""
+    encoded = texts.dictionary_encode()
+    values = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string())
+    mapped = values.take(encoded.indices)
+    missing = fn(None)
+    return mapped if missing is None or not mapped.null_count else mapped.fill_null(missing)
+
+
+def _metadata(
+    records: list[Any], options: ReceiverOptions
+) -> tuple[dict[str, pa.Array], list[str]]:
+    """The metadata columns of `records` and each row's stream key ("task/container/stream",
+    part of its id). Values repeat (one set per task, container and stream): each distinct one
+    is worked out once."""
+    arns = pa.array(
+        [
+            r.get("ecs_task_arn")
+            if type(r) is dict and type(r.get("ecs_task_arn")) is str
+            else None
             for r in records
-        ]
-        index = self._index
-        try:
-            found: list[int | None] = [index.get(key) for key in keys]
-        except TypeError:  # a list or an object where a text belongs: not cacheable
-            return [self._add(key) for key in keys]
-        for i, group in enumerate(found):
-            if group is None:
-                key = keys[i]
-                group = index.get(key)
-                if group is None:
-                    group = index[key] = self._add(key)
-                found[i] = group
-        return found  # type: ignore[return-value]  # no None left
+        ],
+        pa.string(),
+    )
+    parts: dict[str | None, tuple[str | None, str | None, str | None, str | None]] = {
+        None: (None,) * 4
+    }
 
-    def _add(self, key: tuple[Any, ...]) -> int:
-        raw_cluster, arn, raw_family, raw_container, raw_stream = key
-        options = self.options
-        task, arn_cluster, account, region = None, None, None, None
-        if isinstance(arn, str):
-            parts = self._tasks.get(arn)
-            if parts is None:
-                parts = self._tasks[arn] = task_parts(arn)
-            task, arn_cluster, account, region = parts
-        cluster = _text(raw_cluster)
-        family = _text(raw_family)
-        container = _text(raw_container)
-        stream = _text(raw_stream)
-        task = task or options.task
-        container = container.lstrip("/") if container else options.container
-        stream = stream or options.stream
-        self.values.append(
-            (
-                account or options.account,
-                region or options.region,
-                cluster_name(cluster) if cluster else arn_cluster or options.cluster,
-                task,
-                task_definition(family) if family else options.task_definition,
-                container,
-                stream,
-            )
-        )
-        self.stream_keys.append(f"{task}/{container}/{stream}")
-        return len(self.values) - 1
+    def part(j: int) -> Callable[[str | None], str | None]:
+        def pick(arn: str | None) -> str | None:
+            found = parts.get(arn)
+            if found is None:
+                found = parts[arn] = task_parts(arn)  # type: ignore[arg-type]
+            return found[j]
 
-    def columns(self, groups: list[int]) -> dict[str, pa.Array]:
-        indices = pa.array(groups, pa.int32())
-        return {
-            name: pa.array([meta[j] for meta in self.values], pa.string()).take(indices)
-            for j, name in enumerate(_META_COLUMNS)
-        }
+        return pick
+
+    task = _mapped(arns, lambda a: part(0)(a) or options.task)
+    account = _mapped(arns, lambda a: part(2)(a) or options.account)
+    region = _mapped(arns, lambda a: part(3)(a) or options.region)
+    arn_cluster = _mapped(arns, lambda a: part(1)(a) or options.cluster)
+    named_cluster = _mapped(
+        _texts(records, "ecs_cluster"), lambda c: cluster_name(c) if c else None
+    )
+    family = _mapped(
+        _texts(records, "ecs_task_definition"),
+        lambda f: task_definition(f) if f else options.task_definition,
+    )
+    container = _mapped(
+        _texts(records, "container_name"), lambda c: c.lstrip("/") if c else options.container
+    )
+    stream = _mapped(_texts(records, "source"), lambda s: s or options.stream)
+    columns = {
+        "account": account,
+        "region": region,
+        "cluster": pc.coalesce(named_cluster, arn_cluster),
+        "task": task,
+        "task_definition": family,
+        "container": container,
+        "stream": stream,
+    }
+    # f"{task}/{container}/{stream}" writes a missing value as "None"
+    keys = pc.binary_join_element_wise(
+        *(pc.fill_null(column, "None") for column in (task, container, stream)), "/"
+    )
+    return columns, keys.to_pylist()
