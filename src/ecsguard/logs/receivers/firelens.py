@@ -240,22 +240,32 @@ def _text(value: Any) -> str | None:
 _NONE_TYPE = type(None)
 
 
-def _texts(records: list[Any], key: str) -> pa.Array:
-    """`_text(record.get(key))` of every record (None for a non-object), as an Arrow array."""
+def _values(records: list[Any], key: str) -> list[str | None]:
+    """`record.get(key)` of every record where it is a text, else None."""
     values = [r.get(key) if type(r) is dict else None for r in records]
     if not set(map(type, values)) <= {str, _NONE_TYPE}:
-        values = [_text(v) for v in values]
-    texts = pa.array(values, pa.string())
+        values = [v if isinstance(v, str) else None for v in values]
+    return values
+
+
+def _texts(records: list[Any], key: str) -> pa.Array:
+    """`_text(record.get(key))` of every record (None for a non-object), as an Arrow array."""
+    texts = pa.array(_values(records, key), pa.string())
     return pc.if_else(pc.equal(texts, ""), None, texts)
 
 
-def _mapped(texts: pa.Array, fn: Callable[[str | None], str | None]) -> pa.Array:
-    """`[fn(t) for t in texts]`, calling `fn` once per distinct value."""
+def _mapped(texts: pa.Array, *fns: Callable[[str | None], str | None]) -> list[pa.Array]:
+    """`[fn(t) for t in texts]` for each of `fns`, calling each once per distinct value."""
     encoded = texts.dictionary_encode()
-    values = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], pa.string())
-    mapped = values.take(encoded.indices)
-    missing = fn(None)
-    return mapped if missing is None or not mapped.null_count else mapped.fill_null(missing)
+    distinct = encoded.dictionary.to_pylist()
+    out = []
+    for fn in fns:
+        mapped = pa.array([fn(v) for v in distinct], pa.string()).take(encoded.indices)
+        missing = fn(None)
+        out.append(
+            mapped if missing is None or not mapped.null_count else mapped.fill_null(missing)
+        )
+    return out
 
 
 def _metadata(
@@ -264,43 +274,37 @@ def _metadata(
     """The metadata columns of `records` and each row's stream key ("task/container/stream",
     part of its id). Values repeat (one set per task, container and stream): each distinct one
     is worked out once."""
-    arns = pa.array(
-        [
-            r.get("ecs_task_arn")
-            if type(r) is dict and type(r.get("ecs_task_arn")) is str
-            else None
-            for r in records
-        ],
-        pa.string(),
-    )
     parts: dict[str | None, tuple[str | None, str | None, str | None, str | None]] = {
-        None: (None,) * 4
+        None: (None, None, None, None)
     }
 
-    def part(j: int) -> Callable[[str | None], str | None]:
+    def arn_part(j: int, default: str | None) -> Callable[[str | None], str | None]:
         def pick(arn: str | None) -> str | None:
             found = parts.get(arn)
             if found is None:
                 found = parts[arn] = task_parts(arn)  # type: ignore[arg-type]
-            return found[j]
+            return found[j] or default
 
         return pick
 
-    task = _mapped(arns, lambda a: part(0)(a) or options.task)
-    account = _mapped(arns, lambda a: part(2)(a) or options.account)
-    region = _mapped(arns, lambda a: part(3)(a) or options.region)
-    arn_cluster = _mapped(arns, lambda a: part(1)(a) or options.cluster)
-    named_cluster = _mapped(
+    task, arn_cluster, account, region = _mapped(
+        pa.array(_values(records, "ecs_task_arn"), pa.string()),
+        arn_part(0, options.task),
+        arn_part(1, options.cluster),
+        arn_part(2, options.account),
+        arn_part(3, options.region),
+    )
+    (named_cluster,) = _mapped(
         _texts(records, "ecs_cluster"), lambda c: cluster_name(c) if c else None
     )
-    family = _mapped(
+    (family,) = _mapped(
         _texts(records, "ecs_task_definition"),
         lambda f: task_definition(f) if f else options.task_definition,
     )
-    container = _mapped(
+    (container,) = _mapped(
         _texts(records, "container_name"), lambda c: c.lstrip("/") if c else options.container
     )
-    stream = _mapped(_texts(records, "source"), lambda s: s or options.stream)
+    (stream,) = _mapped(_texts(records, "source"), lambda s: s or options.stream)
     columns = {
         "account": account,
         "region": region,
