@@ -1,0 +1,1 @@
+"""Detection: rules as code over the log pipeline's batches (see rules.py)."""

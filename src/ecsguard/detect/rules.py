@@ -1,0 +1,113 @@
+"""The detection seam: a rule is data (YAML), of one registered type, compiled to an evaluator.
+
+A rule file holds one rule or a list under `rules:`. Every rule has the common fields below; its
+type's own settings sit under the key named like the type, validated by that type's model:
+
+    id: ecs-task-oom
+    title: A task was stopped because a container ran out of memory
+    severity: high                  # critical | high | medium | low | info
+    type: event_pattern
+    event_pattern:                  # the type's settings (its `Settings` model)
+      pattern: {"source": ["aws.ecs"], "detail-type": ["ECS Task State Change"]}
+    tags: [ecs, availability]
+    group_by: [detail.clusterArn]   # optional: one alert per value of these fields per window
+    window: 5m                      # optional: how long a burst counts as one alert (default 5m)
+
+A type is one module in detect/types/ registering a `RuleType` in TYPES: `settings` (a pydantic
+model), `tables` (which store tables it reads) and `compile(rule) -> Evaluator`. Evaluators get
+Arrow batches as the pipeline stores them (`on_batch`) and, for windowed rules, clock ticks
+(`on_tick`); both return `Match`es, which the engine turns into de-duplicated alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from ecsguard.core.models import Severity
+from ecsguard.core.registry import Registry
+
+
+class Rule(BaseModel):
+    """The fields every rule has; `settings` holds the type's own, already validated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+    title: str = Field(min_length=1)
+    type: str
+    severity: Severity = Severity.MEDIUM
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+    group_by: tuple[str, ...] = ()
+    window: str = "5m"
+    settings: Any = None
+    source: str = ""  # file:line, set by the loader
+
+
+@dataclass(frozen=True)
+class Match:
+    """One reason to alert: what matched, when, and the evidence a person needs."""
+
+    rule_id: str
+    time: datetime
+    summary: str  # one line: "task 1a2b stopped: OutOfMemoryError (exit 137)"
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # records, at most a few
+    key: tuple[Any, ...] = ()  # values of the rule's group_by fields, for de-duplication
+    state: str | None = None  # alarm types: ALARM / OK / INSUFFICIENT_DATA transitions
+
+
+class Evaluator(Protocol):
+    def on_batch(self, table: str, batch: pa.RecordBatch) -> list[Match]:
+        """Matches in a batch of `table` (only tables the type declared)."""
+        ...
+
+    def on_tick(self, now: datetime) -> list[Match]:
+        """Matches that only time reveals (windows closing, alarms evaluating)."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state to persist, so a restart continues where it stopped."""
+        ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class RuleType:
+    name: str
+    settings: type[BaseModel]
+    tables: Sequence[str]
+    compile: Callable[[Rule], Evaluator]
+    summary: str = ""  # one line for `ecsguard rules types`
+
+
+TYPES: Registry[RuleType] = Registry("rule type")
+
+
+class Stateless:
+    """Base for evaluators without windows or memory."""
+
+    def on_batch(self, table: str, batch: pa.RecordBatch) -> list[Match]:
+        return []
+
+    def on_tick(self, now: datetime) -> list[Match]:
+        return []
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        return None
+
+
+def rows(batch: pa.RecordBatch, indices: Sequence[int]) -> list[dict[str, Any]]:
+    """The rows at `indices` as dicts (evidence): converted only for the rows that matched."""
+    if not indices:
+        return []
+    return batch.take(pa.array(indices, pa.int64())).to_pylist()

@@ -1,0 +1,5 @@
+"""Rule types: one module each, registering a RuleType in `ecsguard.detect.rules.TYPES`."""
+
+from __future__ import annotations
+
+# one line per rule type module; each registers itself on import
