@@ -23,6 +23,7 @@ COMMANDS = {
     "ingest": "ecsguard.cli.logs:ingest",
     "serve": "ecsguard.cli.serve:serve",
     "cost": "ecsguard.cli.cost:cost",
+    "rules": "ecsguard.cli.rules:rules",
 }
 
 

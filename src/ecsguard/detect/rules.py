@@ -60,6 +60,7 @@ class Match:
     evidence: list[dict[str, Any]] = field(default_factory=list)  # records, at most a few
     key: tuple[Any, ...] = ()  # values of the rule's group_by fields, for de-duplication
     state: str | None = None  # alarm types: ALARM / OK / INSUFFICIENT_DATA transitions
+    count: int = 1  # how many records this one match stands for
 
 
 class Evaluator(Protocol):

@@ -3,3 +3,4 @@
 from __future__ import annotations
 
 # one line per rule type module; each registers itself on import
+from ecsguard.detect.types import log_filter  # noqa: F401

@@ -1,0 +1,241 @@
+"""The detection engine: batches in, alerts out, state kept across restarts.
+
+`process(table, batch)` hands a stored batch to every rule reading that table; `tick(now)` lets
+windowed rules (alarms, anomaly bands, counts) decide what time revealed. Matches become `Alert`s:
+one per rule, group key and window, so a burst of a thousand matching lines is one alert with a
+count. Alarm transitions (a Match with a state) are always alerts of their own.
+
+Alerts and each rule's evaluator state live in SQLite (WAL mode) in `<data_dir>/detect.db`; open
+alerts are reloaded on start, so a restart continues a burst instead of alerting on it again.
+`on_alert(alert, new)` is called for every new or grown alert (the notification dispatcher).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from ecsguard.core.models import Alert
+from ecsguard.detect.rules import TYPES, Evaluator, Match, Rule
+from ecsguard.logs.query.timerange import parse_duration
+
+log = logging.getLogger(__name__)
+
+AlertSink = Callable[[Alert, bool], None]
+MetricSink = Callable[[pa.RecordBatch], None]
+MAX_EVIDENCE = 5
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+  id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, severity TEXT NOT NULL,
+  first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, count INTEGER NOT NULL,
+  state TEXT, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts(last_seen);
+CREATE TABLE IF NOT EXISTS rule_state (rule_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class AlertStore:
+    """Alerts and rule state in SQLite; safe to share between threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def save(self, alert: Alert) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    alert.id,
+                    alert.rule_id,
+                    alert.severity.value,
+                    _iso(alert.first_seen),
+                    _iso(alert.last_seen),
+                    alert.count,
+                    alert.state,
+                    alert.model_dump_json(),
+                ),
+            )
+
+    def alerts(
+        self, since: datetime | None = None, rule: str | None = None, limit: int = 1000
+    ) -> list[Alert]:
+        """Newest first."""
+        sql, args = "SELECT body FROM alerts WHERE 1=1", list[Any]()
+        if since is not None:
+            sql, args = sql + " AND last_seen >= ?", [*args, _iso(since)]
+        if rule is not None:
+            sql, args = sql + " AND rule_id = ?", [*args, rule]
+        sql += " ORDER BY last_seen DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, [*args, limit]).fetchall()
+        return [Alert.model_validate_json(body) for (body,) in rows]
+
+    def save_state(self, rule_id: str, state: dict[str, Any]) -> None:
+        body = orjson.dumps(state, default=str).decode()
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO rule_state VALUES (?, ?)", (rule_id, body))
+
+    def state(self, rule_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM rule_state WHERE rule_id = ?", (rule_id,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _lookup(record: dict[str, Any], path: str) -> Any:
+    """A dotted path into a record, reading JSON text columns (detail, fields, ...) as objects."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+class Engine:
+    """Every enabled rule, compiled once; not thread-safe (one detection worker drives it)."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        store: AlertStore,
+        on_alert: AlertSink | None = None,
+        on_metrics: MetricSink | None = None,
+        *,
+        live: bool = True,
+    ) -> None:
+        """`live=False` (a replay of the past): start from empty state and do not save it, so a
+        replay never disturbs the running server's rules; its alerts are stored all the same."""
+        self.store = store
+        self.live = live
+        self.on_alert = on_alert
+        self.on_metrics = on_metrics
+        self.rules = {rule.id: rule for rule in rules if rule.enabled}
+        self.evaluators: dict[str, Evaluator] = {}
+        self.by_table: dict[str, list[str]] = {}
+        self.errors: dict[str, str] = {}  # rule id -> last evaluation error
+        for rule in self.rules.values():
+            rule_type = TYPES.get(rule.type)
+            evaluator = rule_type.compile(rule)
+            saved = store.state(rule.id) if live else None
+            if saved:
+                evaluator.restore(saved)
+            self.evaluators[rule.id] = evaluator
+            for table in rule_type.tables:
+                self.by_table.setdefault(table, []).append(rule.id)
+        self.open: dict[tuple[str, str], Alert] = {}  # (rule id, key json) -> the alert in window
+        recent = store.alerts(since=datetime.now(UTC) - timedelta(days=1)) if live else []
+        for alert in recent:
+            slot = (alert.rule_id, orjson.dumps(alert.key, default=str).decode())
+            if alert.state is None and slot not in self.open:
+                self.open[slot] = alert
+
+    def process(self, table: str, batch: pa.RecordBatch) -> list[Alert]:
+        """Evaluate the rules that read `table` on one stored batch."""
+        alerts = []
+        for rule_id in self.by_table.get(table, ()):
+            alerts.extend(self._run(rule_id, lambda e: e.on_batch(table, batch)))
+        return alerts
+
+    def tick(self, now: datetime | None = None) -> list[Alert]:
+        """Let time pass for every rule; persist their state."""
+        now = now or datetime.now(UTC)
+        alerts = []
+        for rule_id, evaluator in self.evaluators.items():
+            alerts.extend(self._run(rule_id, lambda e: e.on_tick(now)))
+            if self.live:
+                self.store.save_state(rule_id, evaluator.state())
+            drain = getattr(evaluator, "metrics", None)
+            if drain is not None and self.on_metrics is not None:
+                batch = drain()
+                if batch is not None:
+                    self.on_metrics(batch)
+        return alerts
+
+    def _run(self, rule_id: str, step: Callable[[Evaluator], Iterable[Match]]) -> list[Alert]:
+        try:
+            matches = list(step(self.evaluators[rule_id]))
+        except Exception as exc:  # one broken rule must not stop the others
+            if self.errors.get(rule_id) != str(exc):
+                log.exception("rule %s failed", rule_id)
+            self.errors[rule_id] = str(exc)
+            return []
+        return [self._alert(self.rules[rule_id], match) for match in matches]
+
+    def _alert(self, rule: Rule, match: Match) -> Alert:
+        key = list(match.key) or [
+            _lookup(match.evidence[0], path) if match.evidence else None for path in rule.group_by
+        ]
+        slot = (rule.id, orjson.dumps(key, default=str).decode())
+        current = self.open.get(slot)
+        window = parse_duration(rule.window)
+        if match.state is None and current is not None and match.time - current.last_seen <= window:
+            evidence = (current.evidence + match.evidence)[:MAX_EVIDENCE]
+            alert = current.model_copy(
+                update={
+                    "last_seen": max(current.last_seen, match.time),
+                    "count": current.count + match.count,
+                    "evidence": evidence,
+                }
+            )
+            new = False
+        else:
+            digest = hashlib.blake2b(
+                f"{slot}|{_iso(match.time)}|{match.state}".encode(), digest_size=10
+            )
+            alert = Alert(
+                id=digest.hexdigest(),
+                rule_id=rule.id,
+                title=rule.title,
+                severity=rule.severity,
+                summary=match.summary,
+                first_seen=match.time,
+                last_seen=match.time,
+                count=match.count,
+                key=key,
+                evidence=match.evidence[:MAX_EVIDENCE],
+                tags=list(rule.tags),
+                state=match.state,
+            )
+            new = True
+        if match.state is None:
+            self.open[slot] = alert
+        self.store.save(alert)
+        if self.on_alert is not None:
+            try:
+                self.on_alert(alert, new)
+            except Exception:  # notification trouble never stops detection
+                log.exception("alert sink failed for %s", alert.id)
+        return alert

@@ -1,0 +1,169 @@
+"""`log_filter`: a CloudWatch filter pattern over container logs (keyword triggers).
+
+    type: log_filter
+    log_filter:
+      pattern: '"OutOfMemoryError" ?"Killed process"'
+      service: api            # optional: only this service (and/or cluster)
+      min_count: 1            # alert when this many lines match within the rule's window
+      metric:                 # optional: also count matches as a metric, one datapoint a minute,
+        namespace: ecsguard/logs  # which metric_alarm rules can watch
+        name: api-oom-lines
+
+Lines are matched a whole batch at a time with the same filter as the live tail (terms against the
+message, JSON patterns against the parsed fields). One Match per group (the rule's `group_by`
+columns, e.g. `service`) per batch carries the count and the first lines as evidence.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ecsguard.core.errors import UserError
+from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless
+from ecsguard.logs.query.filter_pattern import compile_pattern
+from ecsguard.logs.query.timerange import parse_duration
+from ecsguard.logs.tail import TailFilter
+
+EVIDENCE = 3
+#: group_by names this type reads from columns (others come from the engine's evidence lookup)
+_COLUMNS = ("cluster", "service", "container", "task", "level")
+
+
+class MetricSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    namespace: str = "ecsguard/logs"
+    name: str = Field(min_length=1)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pattern: str
+    cluster: str | None = None
+    service: str | None = None
+    min_count: int = Field(default=1, ge=1)
+    metric: MetricSpec | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compile_pattern(value)
+        except UserError as err:
+            raise ValueError(err.problem) from None
+        return value
+
+
+class LogFilter(Stateless):
+    def __init__(self, rule: Rule) -> None:
+        settings: Settings = rule.settings
+        self.rule = rule
+        self.settings = settings
+        self.filter = TailFilter(
+            settings.cluster, settings.service, compile_pattern(settings.pattern)
+        )
+        self.window = parse_duration(rule.window)
+        self.group_by = [
+            c for c in rule.group_by if c in ("cluster", "service", "container", "task")
+        ]
+        self.recent: dict[tuple[Any, ...], deque[tuple[datetime, int]]] = {}
+        self.counts: dict[datetime, int] = {}  # matches per minute, for the metric
+
+    def on_batch(self, table: str, batch: pa.RecordBatch) -> list[Match]:
+        hits = self.filter.mask(batch)
+        if not hits.num_rows:
+            return []
+        if self.settings.metric is not None:
+            for minute, n in _per_minute(hits).items():
+                self.counts[minute] = self.counts.get(minute, 0) + n
+        matches = []
+        for key, group in _groups(hits, self.group_by, self.window.total_seconds()):
+            now = group.column("time")[group.num_rows - 1].as_py() or datetime.now(UTC)
+            if not self._due(key, now, group.num_rows):
+                continue
+            first = group.slice(0, EVIDENCE).to_pylist()
+            text = str(first[0].get("message") or "")[:200]
+            matches.append(
+                Match(
+                    rule_id=self.rule.id,
+                    time=now,
+                    summary=f"{group.num_rows} line(s) matched {self.settings.pattern!r}: {text}",
+                    evidence=first,
+                    key=key,
+                    count=group.num_rows,
+                )
+            )
+        return matches
+
+    def _due(self, key: tuple[Any, ...], now: datetime, count: int) -> bool:
+        """True when the matches inside the window reach min_count."""
+        if self.settings.min_count == 1:
+            return True
+        seen = self.recent.setdefault(key, deque())
+        seen.append((now, count))
+        while seen and seen[0][0] < now - self.window:
+            seen.popleft()
+        if sum(n for _, n in seen) >= self.settings.min_count:
+            seen.clear()  # the next alert needs a fresh min_count
+            return True
+        return False
+
+    def metrics(self) -> pa.RecordBatch | None:
+        """Datapoints of the minutes counted so far (taken, so each is emitted once)."""
+        metric = self.settings.metric
+        if metric is None or not self.counts:
+            return None
+        minutes, self.counts = sorted(self.counts.items()), {}
+        from ecsguard.logs.schema import METRICS
+
+        return pa.RecordBatch.from_pydict(
+            {
+                "time": [m for m, _ in minutes],
+                "namespace": [metric.namespace] * len(minutes),
+                "name": [metric.name] * len(minutes),
+                "dimensions": ["{}"] * len(minutes),
+                "value": [float(n) for _, n in minutes],
+                "unit": ["Count"] * len(minutes),
+            },
+            schema=METRICS,
+        )
+
+
+def _per_minute(batch: pa.RecordBatch) -> dict[datetime, int]:
+    minutes = pc.floor_temporal(batch.column("time"), unit="minute")
+    counts = pc.value_counts(minutes)
+    return {row["values"]: row["counts"] for row in counts.to_pylist() if row["values"] is not None}
+
+
+def _groups(
+    batch: pa.RecordBatch, columns: list[str], window_seconds: float
+) -> list[tuple[tuple[Any, ...], pa.RecordBatch]]:
+    """The rows per group key and window-long time bucket (a replayed batch can span hours; the
+    engine joins matches of adjacent buckets that fall within one window)."""
+    epoch = pc.cast(pc.cast(batch.column("time"), pa.timestamp("us")), pa.int64()).to_pylist()
+    step = max(int(window_seconds * 1_000_000), 1)
+    buckets = [None if t is None else t // step for t in epoch]
+    keys = list(zip(*(batch.column(c).to_pylist() for c in columns), strict=True)) or [()] * len(
+        buckets
+    )
+    by_key: dict[tuple[tuple[Any, ...], Any], list[int]] = {}
+    for index, (key, bucket) in enumerate(zip(keys, buckets, strict=True)):
+        by_key.setdefault((key, bucket), []).append(index)
+    return [(k, batch.take(pa.array(v, pa.int64()))) for (k, _), v in by_key.items()]
+
+
+TYPES.add(
+    "log_filter",
+    RuleType(
+        name="log_filter",
+        settings=Settings,
+        tables=("logs",),
+        compile=LogFilter,
+        summary="a CloudWatch filter pattern over container logs, optionally counted as a metric",
+    ),
+)

@@ -1,0 +1,177 @@
+"""The engine: matches grouped into alerts per rule, key and window; state across restarts;
+log_filter as the rule type that exercises it; replay over the store; the rules CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+from click.testing import CliRunner
+
+from ecsguard.cli.main import cli
+from ecsguard.core.models import Alert
+from ecsguard.detect.engine import AlertStore, Engine
+from ecsguard.detect.loader import load_text
+from ecsguard.detect.replay import run_range
+from ecsguard.logs.pipeline import Pipeline
+from ecsguard.logs.query.timerange import TimeRange
+from ecsguard.logs.schema import LOGS
+
+T = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+RULES = """
+rules:
+  - id: errors
+    title: Errors in a service
+    type: log_filter
+    group_by: [service]
+    window: 5m
+    log_filter: {pattern: ERROR}
+  - id: oom-burst
+    title: Three OOM lines within the window
+    type: log_filter
+    window: 10m
+    log_filter:
+      pattern: OutOfMemoryError
+      min_count: 3
+      metric: {name: oom-lines}
+"""
+
+
+def batch(*lines: tuple[str, str], at: datetime = T) -> pa.RecordBatch:
+    n = len(lines)
+    cols = {f.name: pa.nulls(n, f.type) for f in LOGS}
+    cols["time"] = pa.array([at + timedelta(seconds=i) for i in range(n)], LOGS.field("time").type)
+    cols["service"] = pa.array([s for s, _ in lines], pa.string())
+    cols["message"] = pa.array([m for _, m in lines], pa.string())
+    cols["id"] = pa.array([f"{at.timestamp()}-{i}" for i in range(n)], pa.string())
+    return pa.RecordBatch.from_pydict(cols, schema=LOGS)
+
+
+def engine(tmp_path: Path, sink: list[tuple[Alert, bool]] | None = None) -> Engine:
+    rules = load_text(RULES, "r.yaml").rules
+    store = AlertStore(tmp_path / "detect.db")
+    return Engine(rules, store, on_alert=(lambda a, new: sink.append((a, new))) if sink else None)
+
+
+def test_a_burst_is_one_alert_per_key_with_a_count(tmp_path: Path) -> None:
+    seen: list[tuple[Alert, bool]] = [(None, False)]  # type: ignore[list-item]
+    eng = engine(tmp_path, seen)
+    eng.process("logs", batch(("api", "ERROR a"), ("api", "ERROR b"), ("web", "ERROR c")))
+    eng.process("logs", batch(("api", "ERROR d"), at=T + timedelta(minutes=2)))
+    alerts = {a.key[0]: a for a in eng.store.alerts(rule="errors")}
+    assert alerts["api"].count == 3 and alerts["web"].count == 1
+    assert alerts["api"].evidence[0]["message"] == "ERROR a"
+    assert [new for _, new in seen[1:]] == [True, True, False]
+    # outside the window: a new alert
+    eng.process("logs", batch(("api", "ERROR e"), at=T + timedelta(minutes=30)))
+    assert len(eng.store.alerts(rule="errors")) == 3
+
+
+def test_min_count_and_metric_datapoints(tmp_path: Path) -> None:
+    metrics: list[pa.RecordBatch] = []
+    eng = engine(tmp_path)
+    eng.on_metrics = metrics.append
+    eng.process("logs", batch(("api", "java.lang.OutOfMemoryError"), ("api", "x")))
+    assert eng.store.alerts(rule="oom-burst") == []
+    eng.process("logs", batch(*[("api", "OutOfMemoryError")] * 2, at=T + timedelta(minutes=1)))
+    (alert,) = eng.store.alerts(rule="oom-burst")
+    assert alert.count == 2 and "matched 'OutOfMemoryError'" in alert.summary
+    eng.tick(T + timedelta(minutes=2))
+    (points,) = metrics
+    assert points.column("name").to_pylist() == ["oom-lines", "oom-lines"]
+    assert points.column("value").to_pylist() == [1.0, 2.0]
+
+
+def test_a_restart_continues_the_burst(tmp_path: Path) -> None:
+    first = engine(tmp_path)
+    first.process("logs", batch(("api", "ERROR a")))
+    first.store.close()
+    now = datetime.now(UTC)
+    second = engine(tmp_path)
+    # the reloaded open alert absorbs a match within its window instead of alerting again
+    second.process("logs", batch(("api", "ERROR b"), at=T + timedelta(seconds=30)))
+    (alert,) = second.store.alerts(rule="errors")
+    assert alert.count == 2 and alert.last_seen < now
+
+
+def test_a_broken_rule_does_not_stop_the_others(tmp_path: Path) -> None:
+    eng = engine(tmp_path)
+
+    def broken(table: str, data: pa.RecordBatch) -> list[object]:
+        raise RuntimeError("bug in a rule")
+
+    eng.evaluators["oom-burst"].on_batch = broken  # type: ignore[method-assign]
+    eng.process("logs", batch(("api", "ERROR x")))
+    assert eng.errors == {"oom-burst": "bug in a rule"}
+    assert len(eng.store.alerts(rule="errors")) == 1
+
+
+def test_replay_over_the_store_and_the_cli(tmp_path: Path) -> None:
+    pipeline = Pipeline(tmp_path)
+    pipeline.ingest("logs", batch(("api", "ERROR a"), ("api", "fine"), ("web", "ERROR b")))
+    pipeline.flush()
+    pipeline.ingest("logs", batch(("api", "ERROR c"), at=T + timedelta(hours=1)))  # in the WAL
+    pipeline.close()
+    rules = load_text(RULES, "r.yaml").rules
+    window = TimeRange(T - timedelta(hours=1), T + timedelta(hours=2))
+    alerts = run_range(rules, tmp_path, window)
+    assert sorted((a.key[0], a.count) for a in alerts) == [("api", 1), ("api", 1), ("web", 1)]
+    rule_file = tmp_path / "rules.yaml"
+    rule_file.write_text(RULES)
+    runner = CliRunner()
+    out = runner.invoke(
+        cli,
+        [
+            "rules",
+            "run",
+            "--rules",
+            str(rule_file),
+            "--start",
+            "2026-11-28T08:00:00Z",
+            "--end",
+            "2026-11-28T11:00:00Z",
+            "--output",
+            "json",
+            "--data-dir",
+            str(tmp_path),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert len(json.loads(out.output)) == 3
+    stored = runner.invoke(
+        cli,
+        ["rules", "alerts", "--since", "3650d", "--output", "json", "--data-dir", str(tmp_path)],
+    )
+    assert {a["rule_id"] for a in json.loads(stored.output)} == {"errors"}
+
+
+def test_cli_validate_and_test(tmp_path: Path) -> None:
+    rule_file = tmp_path / "rules.yaml"
+    rule_file.write_text(RULES)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["rules", "validate", str(rule_file)])
+    assert ok.exit_code == 0 and "2 rules valid (2 log_filter)" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\ntitle: t\ntype: log_filter\nlog_filter: {pattern: '%a!%'}\n")
+    failed = runner.invoke(cli, ["rules", "validate", str(bad)])
+    assert failed.exit_code != 0
+    assert f"{bad}:4: log_filter.pattern" in failed.output
+    lines = tmp_path / "app.log"
+    lines.write_text("starting\nERROR boom\nOutOfMemoryError\n")
+    tested = runner.invoke(cli, ["rules", "test", str(rule_file), "--events", str(lines)])
+    assert tested.exit_code == 0, tested.output
+    assert "1 match(es)" in tested.output
+    as_json = runner.invoke(
+        cli, ["rules", "test", str(rule_file), "--events", str(lines), "--output", "json"]
+    )
+    (match,) = json.loads(as_json.output)
+    assert match["rule"] == "errors" and "ERROR boom" in match["why"]
+    none = tmp_path / "quiet.log"
+    none.write_text("all good\n")
+    assert (
+        runner.invoke(cli, ["rules", "test", str(rule_file), "--events", str(none)]).exit_code == 1
+    )
+    types = runner.invoke(cli, ["rules", "types"])
+    assert "log_filter" in types.output
