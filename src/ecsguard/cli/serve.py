@@ -67,6 +67,13 @@ def parse_size(text: str) -> int:
     help="How often the WAL is flushed to Parquet.",
 )
 @click.option(
+    "--rules",
+    "rule_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Detection rule file or directory (repeatable); alerts go to DATA_DIR/detect.db.",
+)
+@click.option(
     "--max-body",
     default="32MiB",
     show_default=True,
@@ -81,6 +88,7 @@ def serve(
     tls_key: str | None,
     data_dir: str | None,
     flush_seconds: float,
+    rule_paths: tuple[str, ...],
     max_body: str,
 ) -> None:
     """Receive logs over the network and answer queries and live tails.
@@ -149,12 +157,26 @@ def serve(
         ) from None
 
     directory = resolve_data_dir(data_dir)
+    detection_rules = []
+    if rule_paths:
+        from ecsguard.detect.loader import load_rules
+
+        loaded = load_rules(rule_paths)
+        loaded.raise_errors()  # before listening: a bad rule file is an error, not a surprise
+        detection_rules = loaded.rules
     service = LogService(directory, flush_seconds=flush_seconds)
+    detection = None
+    if detection_rules:
+        from ecsguard.detect.engine import AlertStore, Engine
+        from ecsguard.detect.worker import DetectionWorker
+
+        engine = Engine(detection_rules, AlertStore(directory / "detect.db"))
+        detection = DetectionWorker(service, engine)
 
     def announce(line: str) -> None:
         stdout.print(line, markup=False, highlight=False)
 
-    app = create_app(settings, service, announce)
+    app = create_app(settings, service, announce, detection)
     address = sock.getsockname()
     shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
     base = f"{settings.scheme}://{shown_host}:{address[1]}"
@@ -163,6 +185,8 @@ def serve(
         f"  receivers: {base}/ingest/{{firelens,firehose,cloudwatch,cloudtrail,ecs-events,lines}}"
     )
     announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats")
+    if detection_rules:
+        announce(f"  detection: {len(detection_rules)} rules; alerts: ecsguard rules alerts")
     announce(
         "  a token is required: clients send 'Authorization: Bearer <token>'"
         if token

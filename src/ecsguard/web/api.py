@@ -61,7 +61,47 @@ async def stats(request: Request) -> Response:
         "first_seq": hub.first_seq,
         "last_seq": hub.last_seq,
     }
+    detection = request.app.state.detection
+    if detection is not None:
+        body["detection"] = {
+            "rules": len(detection.engine.rules),
+            "batches": detection.processed,
+            "last_batch_seconds": detection.lag_seconds,
+            "rule_errors": detection.engine.errors,
+        }
     return json_response(body)
+
+
+@router.get("/api/alerts")
+async def alerts(
+    request: Request, since: str = "1d", rule: str | None = None, limit: int = 200
+) -> Response:
+    """Stored alerts, newest first (JSON twin of the console's alert list)."""
+    check_token(request, request.app.state.settings.token)
+    from datetime import UTC, datetime
+
+    from ecsguard.detect.engine import AlertStore
+    from ecsguard.logs.query.timerange import parse_duration
+
+    try:
+        start = datetime.now(UTC) - parse_duration(since)
+    except UserError as err:
+        raise ApiError(400, str(err)) from None
+    detection = request.app.state.detection
+    service: LogService = request.app.state.service
+
+    def read() -> list[Any]:
+        if detection is not None:
+            found = detection.engine.store.alerts(since=start, rule=rule, limit=limit)
+        else:
+            store = AlertStore(service.data_dir / "detect.db")
+            try:
+                found = store.alerts(since=start, rule=rule, limit=limit)
+            finally:
+                store.close()
+        return [a.model_dump(mode="json") for a in found]
+
+    return json_response({"alerts": await run_in_threadpool(read)})
 
 
 # -- query ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import DEFAULT_CAPACITY, TailHub
 from ecsguard.web import api, ingest
@@ -97,14 +98,18 @@ def create_app(
     settings: ServerSettings,
     service: LogService,
     announce: Callable[[str], None] = lambda line: None,
+    detection: DetectionWorker | None = None,
 ) -> FastAPI:
-    """The FastAPI app around `service`; `announce` receives human-readable status lines."""
+    """The FastAPI app around `service`; `announce` receives human-readable status lines;
+    `detection` (optional) evaluates rules on every stored batch."""
     hub = TailHub(settings.tail_capacity)
     service.add_listener(hub.publish)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.start)
+        if detection is not None:
+            detection.start()
         forward = await _start_forward(service, settings, announce)
         announce("ready")
         try:
@@ -115,6 +120,8 @@ def create_app(
                 forward.close()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(forward.wait_closed(), 5)
+            if detection is not None:
+                await run_in_threadpool(detection.stop)
             await run_in_threadpool(service.stop)
             announce("stopped; every acknowledged record is flushed")
 
@@ -128,6 +135,7 @@ def create_app(
     app.state.settings = settings
     app.state.service = service
     app.state.hub = hub
+    app.state.detection = detection
     app.state.ingest_slots = asyncio.Semaphore(settings.ingest_slots)
     if settings.token is None and is_loopback(settings.host):
         # without a token only local clients may talk to us; checking Host stops a web page

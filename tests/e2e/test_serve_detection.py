@@ -1,0 +1,88 @@
+"""Detection inside `ecsguard serve`: a posted line that matches a rule is an alert within
+seconds, visible through /api/alerts and `ecsguard rules alerts`; a bad rule file stops serve
+before it listens."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ecsguard.demo.logserver import ServeProcess
+
+RULE = """
+id: api-errors
+title: Errors in the API
+severity: high
+type: log_filter
+group_by: [service]
+log_filter: {pattern: ERROR, service: api}
+"""
+
+
+def test_a_matching_line_becomes_an_alert(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE)
+    with ServeProcess(tmp_path / "data", args=["--rules", str(rules)]) as server:
+        body = "starting\nERROR payment declined\nERROR again\n"
+        sent = time.monotonic()
+        reply = httpx.post(f"{server.url}/ingest/lines?service=api", content=body)
+        assert reply.status_code == 200, reply.text
+        alerts: list[dict[str, object]] = []
+        while not alerts and time.monotonic() - sent < 10:
+            alerts = httpx.get(f"{server.url}/api/alerts").json()["alerts"]
+            time.sleep(0.05)
+        assert alerts, "no alert within 10 s"
+        (alert,) = alerts
+        assert alert["rule_id"] == "api-errors" and alert["count"] == 2
+        assert alert["key"] == ["api"] and alert["severity"] == "high"
+        stats = httpx.get(f"{server.url}/api/stats").json()
+        assert stats["detection"]["rules"] == 1 and stats["detection"]["rule_errors"] == {}
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecsguard",
+            "rules",
+            "alerts",
+            "--output",
+            "json",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"rule_id": "api-errors"' in listed.stdout
+
+
+def test_a_bad_rule_file_stops_serve_before_it_listens(tmp_path: Path) -> None:
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("id: x\ntitle: t\ntype: log_filter\nlog_filter: {pattern: '{ $.a = '}\n")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecsguard",
+            "serve",
+            "--port",
+            "0",
+            "--forward-port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+            "--rules",
+            str(rules),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert f"{rules}:4: log_filter.pattern" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert "listening" not in run.stdout
