@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ecsguard.core.errors import UserError
@@ -224,3 +225,23 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_record(tmp_path: Path) 
 def _complete_lines(text: str) -> list[str]:
     lines = text.split("\n")
     return [i for line in lines[:-1] for i in line.split()]  # the last piece may be cut short
+
+
+def test_data_written_before_a_column_was_added_still_reads(tmp_path: Path) -> None:
+    old_logs = pa.schema([f for f in LOGS if f.name != "stream"])  # as if `stream` were new
+    old = logs("a").select(old_logs.names)
+    pipeline = Pipeline(tmp_path)
+    pipeline.wal.append("logs", old)  # a segment an older version left behind
+    assert ids(pipeline) == ["a"]
+    pipeline.flush()
+    older_file = tmp_path / "store" / "logs" / "dt=2024-05-01" / "hour=07" / "older.parquet"
+    pq.write_table(pa.Table.from_batches([old]), older_file)  # a file an older version wrote
+    pipeline.ingest("logs", logs("b"))
+    pipeline.flush()
+    con = pipeline.connect()
+    assert con.sql("SELECT id, stream FROM logs ORDER BY id").fetchall() == [
+        ("a", None),
+        ("a", None),
+        ("b", None),
+    ]
+    assert pipeline.store.compact("logs", "dt=2024-05-01/hour=07") is not None

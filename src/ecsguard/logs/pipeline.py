@@ -24,12 +24,18 @@ from ecsguard.logs.store import HOURLY, Store
 from ecsguard.logs.wal import DEFAULT_SEGMENT_BYTES, Wal
 
 
-def conform(table: str, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """`batch` in `table`'s exact schema, with a fresh id for every row that has none."""
+def conform(table: str, batch: pa.RecordBatch, *, written: bool = False) -> pa.RecordBatch:
+    """`batch` in `table`'s exact schema, with a fresh id for every row that has none.
+    `written`: the batch comes from the WAL, maybe of an older version, so columns added since
+    then are filled with nulls instead of refused."""
     schema = table_schema(table)
     if batch.schema != schema:
         missing = [name for name in schema.names if name not in batch.schema.names]
-        if missing:
+        if missing and written:
+            for name in missing:
+                field = schema.field(name)
+                batch = batch.append_column(field, pa.nulls(batch.num_rows, field.type))
+        elif missing:
             raise UserError(
                 f"batch for table {table!r} lacks columns {', '.join(missing)}",
                 f"expected the columns {', '.join(schema.names)}",
@@ -66,8 +72,9 @@ def _view_sql(table: str, parquet_files: list[str]) -> str:
         listing = ", ".join(_sql_text(path) for path in parquet_files)
         parts.insert(
             0,
+            # union_by_name: files written before a column was added read it as NULL
             f"SELECT {columns}, dt{', hour' if hourly else ''} FROM read_parquet([{listing}], "
-            f"hive_partitioning = true, hive_types = {types})",
+            f"hive_partitioning = true, hive_types = {types}, union_by_name = true)",
         )
     return " UNION ALL ".join(parts)
 
@@ -103,7 +110,7 @@ class Pipeline:
                         if claimed is None:  # another process is writing or flushing it
                             continue
                         if claimed.batches:
-                            batches = [conform(table, b) for b in claimed.batches]
+                            batches = [conform(table, b, written=True) for b in claimed.batches]
                             data = pa.Table.from_batches(batches)
                             # durable when it returns; a re-flush replaces the same files
                             self.store.write(table, data, name=segment_file_name(segment))
@@ -120,7 +127,7 @@ class Pipeline:
             # the WAL is read before the Parquet files are listed, so a segment flushed in
             # between falls in no gap; its files are then skipped, as its rows are read here
             segments = list(self.wal.read_segments(table))
-            batches = [conform(table, b) for s in segments for b in s.batches]
+            batches = [conform(table, b, written=True) for s in segments for b in s.batches]
             con.register(f"_wal_{table}", pa.Table.from_batches(batches, schema=schema))
             read = {segment_file_name(s.path) + ".parquet" for s in segments}
             files = [

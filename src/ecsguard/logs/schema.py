@@ -48,6 +48,8 @@ CLOUDTRAIL = pa.schema(
         ("request_parameters", pa.string()),
         ("response_elements", pa.string()),
         ("resources", pa.string()),
+        # MFAUsed of a console sign-in, LoginTo, ...: what detections of sign-ins need
+        ("additional_event_data", pa.string()),
     ]
 )
 
@@ -99,3 +101,12 @@ def table_schema(name: str) -> pa.Schema:
     if name not in TABLES:
         raise UserError(f"unknown table {name!r}", f"known: {', '.join(TABLES)}")
     return TABLES[name]
+
+
+def upgrade(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`data` written under an older schema (a WAL segment, a Parquet file) in `schema`: columns
+    added since then are null. New columns are only ever appended and nullable."""
+    for index, column in enumerate(schema):
+        if column.name not in data.column_names:
+            data = data.add_column(index, column, pa.nulls(data.num_rows, column.type))
+    return data.select(schema.names).cast(schema)

@@ -177,7 +177,7 @@ class LogService:
             for path in store.recent_files(table, cutoff):
                 recent.add_all(store.read(path, [column]).column(0).to_pylist())
             for _, batch in self.pipeline.wal.replay(table):
-                ids = conform(table, batch).column(column)
+                ids = conform(table, batch, written=True).column(column)
                 recent.add_all(pc.drop_null(ids).to_pylist())
 
     # -- querying --------------------------------------------------------------------------------

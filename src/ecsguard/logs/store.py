@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ecsguard.logs.schema import ID_COLUMN, SORT_KEYS, TABLES, table_schema
+from ecsguard.logs.schema import ID_COLUMN, SORT_KEYS, TABLES, table_schema, upgrade
 
 #: tables partitioned by hour as well as by day
 HOURLY = frozenset({"logs"})
@@ -253,7 +253,7 @@ class Store:
         if len(old) < 2:
             return None
         schema = table_schema(table)
-        merged = pa.concat_tables([self.read(p).cast(schema) for p in old])
+        merged = pa.concat_tables([upgrade(self.read(p), schema) for p in old])
         merged = _unique_ids(table, merged)
         merged = merged.sort_by([(key, "ascending") for key in SORT_KEYS[table]])
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")

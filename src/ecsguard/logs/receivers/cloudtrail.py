@@ -119,6 +119,7 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
             "request_parameters": _json(rec.get("requestParameters")),
             "response_elements": _json(rec.get("responseElements")),
             "resources": _json(rec.get("resources")),
+            "additional_event_data": _json(rec.get("additionalEventData")),
         }
         for name in _COLUMNS:
             columns[name].append(row[name])
