@@ -57,7 +57,7 @@ def validate(paths: tuple[str, ...]) -> None:
 
 
 @rules.command("test")
-@click.argument("rule_file", type=click.Path(exists=True))
+@click.argument("rule_file", type=str)
 @click.option(
     "--events",
     "events_file",
@@ -107,8 +107,8 @@ def test(rule_file: str, events_file: str, output: str) -> None:
     "rule_paths",
     multiple=True,
     required=True,
-    type=click.Path(exists=True),
-    help="Rule file or directory (repeatable).",
+    type=str,
+    help="Rule file or directory, or builtin:ecs-operations (repeatable).",
 )
 @click.option("--since", help="How far back, e.g. 24h (default 1h).")
 @click.option("--start", help="Start time (ISO 8601 or epoch seconds).")

@@ -70,8 +70,9 @@ def parse_size(text: str) -> int:
     "--rules",
     "rule_paths",
     multiple=True,
-    type=click.Path(exists=True),
-    help="Detection rule file or directory (repeatable); alerts go to DATA_DIR/detect.db.",
+    type=str,
+    help="Detection rule file or directory, or builtin:ecs-operations (repeatable); "
+    "alerts go to DATA_DIR/detect.db.",
 )
 @click.option(
     "--max-body",

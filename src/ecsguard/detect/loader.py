@@ -37,9 +37,25 @@ class Loaded:
             )
 
 
+BUILTIN = "builtin:"
+
+
+def builtin_packs() -> dict[str, Path]:
+    """The rule packs shipped with ecsguard (`builtin:ecs-operations`)."""
+    folder = Path(__file__).with_name("pack")
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
+        if isinstance(raw, str) and raw.startswith(BUILTIN):
+            packs = builtin_packs()
+            name = raw.removeprefix(BUILTIN)
+            if name not in packs:
+                raise UserError(f"no built-in rule pack {name!r}", f"known: {', '.join(packs)}")
+            found.append(packs[name])
+            continue
         path = Path(raw)
         if path.is_dir():
             found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
