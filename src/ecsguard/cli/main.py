@@ -23,6 +23,7 @@ COMMANDS = {
     "ingest": "ecsguard.cli.logs:ingest",
     "serve": "ecsguard.cli.serve:serve",
     "cost": "ecsguard.cli.cost:cost",
+    "alarms": "ecsguard.cli.alarms:alarms",
     "rules": "ecsguard.cli.rules:rules",
 }
 
