@@ -311,8 +311,13 @@ def test_a_condition_on_plain_columns_is_decided_by_the_prefilter_alone() -> Non
         ),
         ({"detection": {"sel": {"eventName|bogus": "x"}, "condition": "sel"}}, "bogus"),
         (
-            {"detection": {"sel": {"errorMessage": "x", "eventType": "y"}, "condition": "sel"}},
-            "does not keep: errorMessage, eventType",
+            {
+                "detection": {
+                    "sel": {"vpcEndpointId": "x", "serviceEventDetails": "y"},
+                    "condition": "sel",
+                }
+            },
+            "does not keep: serviceEventDetails, vpcEndpointId",
         ),
         (
             {"detection": {"sel": {"sourceIPAddress|expand": "%office%"}, "condition": "sel"}},
@@ -361,7 +366,7 @@ def test_a_folder_loads_with_a_problem_per_bad_document(tmp_path: Path) -> None:
     (tmp_path / "sub" / "good.yml").write_text(good)
     (tmp_path / "twice.yaml").write_text(good.replace("Stop\n", "Again\n") + "---\n" + good)
     (tmp_path / "broken.yml").write_text("title: x\ndetection: [unclosed\n")
-    fields_doc = good.replace("{eventName: StopLogging}", "\n    errorMessage: denied")
+    fields_doc = good.replace("{eventName: StopLogging}", "\n    vpcEndpointId: denied")
     (tmp_path / "fields.yml").write_text(fields_doc)
     (tmp_path / "notes.txt").write_text("not a rule")
     specs, problems = load_sigma(tmp_path)
@@ -369,7 +374,7 @@ def test_a_folder_loads_with_a_problem_per_bad_document(tmp_path: Path) -> None:
     shown = sorted(str(p) for p in problems)
     assert shown[0].startswith("broken.yml:") and "invalid YAML" in shown[0]
     assert shown[1] == (
-        "fields.yml:5: Stop: needs field(s) the cloudtrail table does not keep: errorMessage"
+        "fields.yml:5: Stop: needs field(s) the cloudtrail table does not keep: vpcEndpointId"
     )
     assert len(problems) == 2
     one, problems_one = load_sigma(tmp_path / "sub" / "good.yml")

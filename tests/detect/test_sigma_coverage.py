@@ -24,7 +24,7 @@ def coverage() -> Coverage:
 def test_every_sigmahq_document_is_loaded_or_reported(coverage: Coverage) -> None:
     files = sorted((TESTDATA / "sigma").rglob("*.yml"))
     assert len(coverage.rules) + len(coverage.problems) == len(files) == 66
-    assert len(coverage.rules) == 52
+    assert len(coverage.rules) == 56
     for problem in coverage.problems:
         assert problem.reason and problem.rule and problem.line > 1
     unsupported = [p for p in coverage.problems if p.path.startswith("aws/unsupported/")]

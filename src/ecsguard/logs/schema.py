@@ -50,6 +50,9 @@ CLOUDTRAIL = pa.schema(
         ("resources", pa.string()),
         # MFAUsed of a console sign-in, LoginTo, ...: what detections of sign-ins need
         ("additional_event_data", pa.string()),
+        ("event_type", pa.string()),  # AwsApiCall, AwsConsoleSignIn, AwsServiceEvent, ...
+        ("error_message", pa.string()),
+        ("user_identity", pa.string()),  # the whole userIdentity (session context, issuer)
     ]
 )
 

@@ -13,7 +13,7 @@ the table keeps; the condition language through pySigma's parse tree; modifiers 
 startswith, endswith, all, re (with i, m, s), cidr, exists, base64, base64offset, windash, wide /
 utf16*, cased, gt, gte, lt, lte, neq, fieldref and the time parts (minute ... year).
 Limits: the table keeps a subset of each record, so a rule reading a field it drops
-(`errorMessage`, `eventType`, `userIdentity.sessionContext.*`, ...) is
+(`vpcEndpointId`, `serviceEventDetails`, ...) is
 reported; a null column cannot be told from an absent field (`exists` sees both as absent).
 """
 

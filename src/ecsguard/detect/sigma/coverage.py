@@ -35,6 +35,10 @@ DEFAULT_LOGS = Path("../shared/testdata/cloudtrail/stratus-red-team-detonation-l
 
 #: (technique, rule file stem) → what the rule asks for that the detonation does not do
 NOT_FIRING: dict[tuple[str, str], str] = {
+    (
+        "aws.initial-access.console-login-without-mfa",
+        "aws_cloudtrail_console_login_failed_authentication",
+    ): "asks for a failed sign-in (errorMessage: Failed authentication); the detonation succeeds",
     ("aws.execution.ec2-user-data", "aws_ec2_startup_script_change"): (
         "asks for requestParameters.attribute = userData (the `--attribute userData` form of "
         "the call); the detonation sends the user data as requestParameters.userData"

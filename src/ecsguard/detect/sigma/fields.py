@@ -1,9 +1,9 @@
 """Sigma field names (as in CloudTrail JSON) → where the `cloudtrail` table keeps them.
 
-The table keeps a subset of each record: a few top-level columns and JSON-text columns
-(`requestParameters`, `responseElements`, `resources`, `additionalEventData`). A name such as
-`requestParameters.x.y` is a path inside one of those; `userIdentity.arn` is a column of its own.
-A field the table does not keep (`errorMessage`, `eventType`, `userIdentity.sessionContext.*`)
+The table keeps a subset of each record: top-level columns and JSON-text columns
+(`requestParameters`, `responseElements`, `resources`, `additionalEventData`, `userIdentity`).
+A name such as `requestParameters.x.y` is a path inside one of those; `userIdentity.arn` is a
+column of its own. A field the table does not keep (`vpcEndpointId`, `serviceEventDetails`, ...)
 has no `FieldRef`: the rule that needs it is reported, never evaluated against a column that is
 not there.
 
@@ -31,6 +31,8 @@ COLUMNS: dict[str, str] = {
     "userIdentity.accessKeyId": "access_key_id",
     "recipientAccountId": "account",
     "errorCode": "error_code",
+    "errorMessage": "error_message",
+    "eventType": "event_type",
     "readOnly": "read_only",
 }
 #: CloudTrail JSON objects kept whole, as JSON text
@@ -39,6 +41,7 @@ JSON_COLUMNS: dict[str, str] = {
     "responseElements": "response_elements",
     "resources": "resources",
     "additionalEventData": "additional_event_data",
+    "userIdentity": "user_identity",  # what is not a column of its own (sessionContext, ...)
 }
 #: the columns a keyword (full-text) search looks at: every text the table keeps
 TEXT_COLUMNS = (
@@ -56,6 +59,9 @@ TEXT_COLUMNS = (
     "response_elements",
     "resources",
     "additional_event_data",
+    "event_type",
+    "error_message",
+    "user_identity",
 )
 ALL_COLUMNS = frozenset(COLUMNS.values()) | frozenset(JSON_COLUMNS.values())
 

@@ -120,6 +120,9 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
             "response_elements": _json(rec.get("responseElements")),
             "resources": _json(rec.get("resources")),
             "additional_event_data": _json(rec.get("additionalEventData")),
+            "event_type": _str(rec.get("eventType")),
+            "error_message": _str(rec.get("errorMessage")),
+            "user_identity": _json(rec.get("userIdentity")),
         }
         for name in _COLUMNS:
             columns[name].append(row[name])
