@@ -175,3 +175,23 @@ def test_cli_validate_and_test(tmp_path: Path) -> None:
     )
     types = runner.invoke(cli, ["rules", "types"])
     assert "log_filter" in types.output
+
+
+SHARED = Path(__file__).parents[2].parent / "shared" / "testdata"
+
+
+def test_import_sigma_writes_a_rule_file_that_detects(tmp_path: Path) -> None:
+    out = tmp_path / "sigma.yaml"
+    runner = CliRunner()
+    imported = runner.invoke(cli, ["rules", "import-sigma", str(SHARED / "sigma"), "-o", str(out)])
+    assert imported.exit_code == 0, imported.output
+    assert "56 Sigma rules supported, 10 not" in imported.output
+    assert "not imported: aws/unsupported/" in imported.output
+    assert "56 rules valid" in runner.invoke(cli, ["rules", "validate", str(out)]).output
+    trail = SHARED / "cloudtrail" / "stratus-red-team-detonation-logs"
+    stop = next(trail.glob("*cloudtrail-stop*.json"))
+    tested = runner.invoke(
+        cli, ["rules", "test", str(out), "--events", str(stop), "--output", "json"]
+    )
+    assert tested.exit_code == 0, tested.output
+    assert any("StopLogging" in m["why"] for m in json.loads(tested.output))

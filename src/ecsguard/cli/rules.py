@@ -101,6 +101,50 @@ def test(rule_file: str, events_file: str, output: str) -> None:
         sys.exit(1)  # like grep: nothing matched
 
 
+@rules.command("import-sigma")
+@click.argument("folder", type=click.Path(exists=True))
+@click.option(
+    "-o",
+    "out",
+    type=click.Path(dir_okay=False),
+    help="Write an ecsguard rule file referencing each supported Sigma rule (default: only "
+    "report).",
+)
+def import_sigma(folder: str, out: str | None) -> None:
+    """Load a SigmaHQ folder as it is (e.g. rules/cloud/aws): report which rules ecsguard runs
+    over CloudTrail and why the others cannot run; with -o, write them as a rule file."""
+    import yaml
+
+    from ecsguard.detect.types.sigma import import_sigma_dir
+
+    imported, problems = import_sigma_dir(folder)
+    for problem in problems:
+        stderr.print(f"not imported: {problem}", markup=False, highlight=False)
+    stdout.print(
+        f"{len(imported)} Sigma rules supported, {len(problems)} not (reasons above)",
+        markup=False,
+        highlight=False,
+    )
+    if not out:
+        return
+    base = Path(folder)
+    entries = [
+        {
+            "id": rule.id,
+            "title": rule.title,
+            "type": "sigma",
+            "severity": rule.severity.value,
+            "tags": list(rule.tags),
+            # the Sigma file stays the source of truth; the path is absolute so the rule file
+            # can live anywhere
+            "sigma": {"path": str((base / rule.source.rsplit(":", 1)[0]).resolve())},
+        }
+        for rule in imported
+    ]
+    Path(out).write_text(yaml.safe_dump({"rules": entries}, sort_keys=False, allow_unicode=True))
+    stdout.print(f"rule file written to {out}", markup=False, highlight=False)
+
+
 @rules.command("run")
 @click.option(
     "--rules",

@@ -113,7 +113,10 @@ def _rule(data: Any, node: yaml.Node, name: str) -> tuple[Rule | None, list[str]
     settings = None
     block = data.get(rule_type.name, {})
     try:
-        settings = rule_type.settings.model_validate(block if block is not None else {})
+        settings = rule_type.settings.model_validate(
+            block if block is not None else {},
+            context={"base_dir": Path(name).parent},  # relative paths read beside the rule
+        )
     except ValidationError as err:
         errors.extend(_problems(err, node, name, (rule_type.name,)))
     except UserError as err:  # a settings validator that compiles a pattern explains itself
