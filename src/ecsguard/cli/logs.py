@@ -200,6 +200,87 @@ def filter_command(
     _print_rows(columns, rows, output)
 
 
+@logs.command("patterns")
+@click.option("--since", help="Window ending now: 30s, 15m, 1h, 2d, 1w (default 1h).")
+@click.option("--start", help="Window start: ISO 8601 (UTC by default) or epoch seconds.")
+@click.option("--end", help="Window end (exclusive); default now.")
+@click.option("--cluster", help="Only records of this cluster.")
+@click.option("--service", help="Only records of this service.")
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=50,
+    show_default=True,
+    help="At most this many patterns, the most frequent first (0: all).",
+)
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
+)
+def patterns_command(
+    since: str | None,
+    start: str | None,
+    end: str | None,
+    cluster: str | None,
+    service: str | None,
+    limit: int,
+    output: str,
+    data_dir: str | None,
+) -> None:
+    """List the kinds of log lines in a window, with counts (like Insights' `pattern`).
+
+    Lines of each service are grouped into templates (drain3's Drain, after masking ids,
+    numbers, IPs, hex, times and ARNs as <NAME>; <*> marks other words that vary), the most
+    frequent first, with each template's share of its service's lines and a sample line.
+    Records not yet flushed are included; the lines stream through, so a long window needs
+    no more memory than a short one.
+
+    \b
+    Examples:
+      ecsguard logs patterns --since 1h
+      ecsguard logs patterns --service api --since 1d --limit 20
+      ecsguard logs patterns --start 2026-11-28T09:00Z --end 2026-11-28T10:00Z --output json
+    """
+    from ecsguard.detect.templates import store_patterns
+    from ecsguard.logs.pipeline import Pipeline
+    from ecsguard.logs.query.timerange import resolve
+
+    window = resolve(since, start, end)
+    pipeline = Pipeline(resolve_data_dir(data_dir))
+    try:
+        try:
+            con = pipeline.connect()
+            found = store_patterns(con, window, cluster=cluster, service=service)
+        except duckdb.Error as err:  # e.g. a damaged Parquet file in the store
+            first = str(err).splitlines()[0]
+            raise UserError(f"cannot read the store: {first}", "check the data directory") from None
+    finally:
+        pipeline.close()
+    shown = found[:limit] if limit else found
+    if output == "json":
+        print_json(
+            [
+                {
+                    "cluster": p.cluster,
+                    "service": p.service,
+                    "pattern": p.pattern,
+                    "count": p.count,
+                    "ratio": round(p.ratio, 6),
+                    "sample": p.sample,
+                    "first_seen": p.first_seen.isoformat(),
+                    "last_seen": p.last_seen.isoformat(),
+                }
+                for p in shown
+            ]
+        )
+        return
+    rows = [(p.service, p.count, f"{p.ratio:.1%}", p.pattern) for p in shown]
+    stdout.print(table(None, ["service", "count", "ratio", "pattern"], rows))
+    more = f" (of {len(found)})" if len(shown) < len(found) else ""
+    lines = sum(p.count for p in found)
+    stdout.print(f"{len(shown)} patterns{more} in {lines} lines", markup=False, highlight=False)
+
+
 @logs.command("test-metric-filter")
 @click.option("--filter-pattern", required=True, help="The CloudWatch Logs filter pattern.")
 @click.option(

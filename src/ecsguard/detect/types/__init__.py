@@ -1,8 +1,12 @@
-"""Rule types: one module each, registering a RuleType in `ecsguard.detect.rules.TYPES`."""
+"""Rule types: one module each, registering a RuleType in `ecsguard.detect.rules.TYPES`.
+
+Registration is one import line per module, kept in alphabetical order.
+"""
 
 from __future__ import annotations
 
-# one line per rule type module; each registers itself on import
-from ecsguard.detect.types import log_filter  # noqa: F401
-from ecsguard.detect.types import metric_alarm  # noqa: F401
-from ecsguard.detect.types import sigma  # noqa: F401
+import ecsguard.detect.types.anomaly_band
+import ecsguard.detect.types.log_filter
+import ecsguard.detect.types.log_pattern
+import ecsguard.detect.types.metric_alarm
+import ecsguard.detect.types.sigma  # noqa: F401
