@@ -290,3 +290,19 @@ def test_command_failures(tmp_path: Path) -> None:
         )
     with pytest.raises(ChannelError, match="cannot run command /no/such/program"):
         channel("command", {"argv": ["/no/such/program"]}).send(render(make_alert()))
+
+
+def test_aws_channels_declare_the_rights_they_need() -> None:
+    rights = {name: t.iam_actions for name, t in CHANNELS}
+    assert rights["sns"] == ("sns:Publish",)
+    assert rights["lambda"] == ("lambda:InvokeFunction",)
+    assert all(not actions for name, actions in rights.items() if name not in ("sns", "lambda"))
+
+
+def test_descriptions_of_variable_urls_name_the_variable() -> None:
+    assert channel("slack", {"url": "${SLACK_WEBHOOK_URL}"}).describe() == (
+        "slack ${SLACK_WEBHOOK_URL}"
+    )
+    assert channel("webhook", {"url": "jsons://user:pw@h.example:8443/x?y=1"}).describe() == (
+        "webhook jsons://h.example:8443/***"
+    )

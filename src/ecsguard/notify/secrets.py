@@ -83,6 +83,9 @@ def safe_url(url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return MASK
+    if not parts.scheme:
+        # `${SLACK_WEBHOOK_URL}`: the variable's name says where to look and holds no secret
+        return url if _VARIABLE.fullmatch(url.strip()) else MASK
     if parts.scheme in ("http", "https", "json", "jsons") and "${" not in host:
         return f"{parts.scheme}://{host}{port}/{MASK}"
     return f"{parts.scheme}://{MASK}"

@@ -51,6 +51,7 @@ class ChannelType:
     settings: type[BaseModel]
     build: Callable[[ChannelContext], Channel]
     summary: str = ""
+    iam_actions: tuple[str, ...] = ()  # what ecsguard's role needs for this channel (AWS ones)
 
 
 CHANNELS: Registry[ChannelType] = Registry("channel type")

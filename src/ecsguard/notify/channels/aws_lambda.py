@@ -91,5 +91,6 @@ CHANNELS.add(
         settings=LambdaSettings,
         build=LambdaChannel,
         summary="AWS Lambda asynchronous invoke",
+        iam_actions=IAM_ACTIONS,
     ),
 )

@@ -102,5 +102,11 @@ def _fit(text: str, limit: int) -> str:
 
 CHANNELS.add(
     "sns",
-    ChannelType(name="sns", settings=SnsSettings, build=SnsChannel, summary="Amazon SNS publish"),
+    ChannelType(
+        name="sns",
+        settings=SnsSettings,
+        build=SnsChannel,
+        summary="Amazon SNS publish",
+        iam_actions=IAM_ACTIONS,
+    ),
 )
