@@ -86,3 +86,59 @@ def test_a_bad_rule_file_stops_serve_before_it_listens(tmp_path: Path) -> None:
     assert f"{rules}:4: log_filter.pattern" in run.stderr
     assert "Traceback" not in run.stderr
     assert "listening" not in run.stdout
+
+
+NOTIFY = """
+channels:
+  inbox:
+    type: command
+    command:
+      argv: [{python}, -c, "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + '\\\\n')",
+             {inbox}]
+default:
+  channels: [inbox]
+"""
+
+
+def test_an_alert_is_delivered_through_the_outbox(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE)
+    inbox = tmp_path / "inbox.jsonl"
+    notify = tmp_path / "notify.yaml"
+    notify.write_text(NOTIFY.format(python=sys.executable, inbox=inbox))
+    args = ["--rules", str(rules), "--notify", str(notify)]
+    with ServeProcess(tmp_path / "data", args=args) as server:
+        sent = time.monotonic()
+        reply = httpx.post(f"{server.url}/ingest/lines?service=api", content="ERROR boom\n")
+        assert reply.status_code == 200
+        while not inbox.exists() and time.monotonic() - sent < 15:
+            time.sleep(0.05)
+        assert inbox.exists(), "the alert did not reach the channel within 15 s"
+    delivered = inbox.read_text()
+    assert "Errors in the API" in delivered and "ERROR boom" in delivered
+    tested = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecsguard",
+            "notify",
+            "test",
+            "inbox",
+            "--config",
+            str(notify),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "accepted a test message" in tested.stdout
+    valid = subprocess.run(
+        [sys.executable, "-m", "ecsguard", "notify", "validate", str(notify)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "1 channel(s), 0 route(s): valid" in valid.stdout

@@ -75,6 +75,12 @@ def parse_size(text: str) -> int:
     "alerts go to DATA_DIR/detect.db.",
 )
 @click.option(
+    "--notify",
+    "notify_config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Notification channels and routes (docs/notify.md); alerts of --rules are sent there.",
+)
+@click.option(
     "--max-body",
     default="32MiB",
     show_default=True,
@@ -90,6 +96,7 @@ def serve(
     data_dir: str | None,
     flush_seconds: float,
     rule_paths: tuple[str, ...],
+    notify_config: str | None,
     max_body: str,
 ) -> None:
     """Receive logs over the network and answer queries and live tails.
@@ -165,6 +172,12 @@ def serve(
         loaded = load_rules(rule_paths)
         loaded.raise_errors()  # before listening: a bad rule file is an error, not a surprise
         detection_rules = loaded.rules
+    dispatcher = None
+    if notify_config:
+        from ecsguard.notify.config import load_config
+        from ecsguard.notify.dispatcher import Dispatcher
+
+        dispatcher = Dispatcher(load_config(notify_config), directory)
     service = LogService(directory, flush_seconds=flush_seconds)
     detection = None
     if detection_rules:
@@ -172,7 +185,7 @@ def serve(
         from ecsguard.detect.worker import DetectionWorker
 
         engine = Engine(detection_rules, AlertStore(directory / "detect.db"))
-        detection = DetectionWorker(service, engine)
+        detection = DetectionWorker(service, engine, dispatcher)
 
     def announce(line: str) -> None:
         stdout.print(line, markup=False, highlight=False)
@@ -188,6 +201,8 @@ def serve(
     announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats")
     if detection_rules:
         announce(f"  detection: {len(detection_rules)} rules; alerts: ecsguard rules alerts")
+    if dispatcher is not None:
+        announce(f"  notifications: {', '.join(dispatcher.config.channels)}")
     announce(
         "  a token is required: clients send 'Authorization: Bearer <token>'"
         if token

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -62,3 +63,82 @@ def firelens_bodies(
                 )
             )
         yield service, b"\n".join(lines) + b"\n"
+
+
+def ecs_events(
+    services: list[tuple[str, str, str]], when: datetime | None = None
+) -> list[dict[str, Any]]:
+    """What EventBridge would deliver for a bad minute of the emulated estate: a task of the
+    first service killed for memory, a failed deployment of the second and a placement failure
+    of the third (shaped like the ECS developer guide's examples)."""
+    when = when or datetime.now(UTC)
+    stamp = when.isoformat().replace("+00:00", "Z")
+    account, region = "123456789012", "ap-northeast-1"
+
+    def event(
+        detail_type: str, resources: list[str], detail: dict[str, Any], n: int
+    ) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": f"00000000-0000-4000-8000-{when.strftime('%H%M%S')}{n:06d}",
+            "detail-type": detail_type,
+            "source": "aws.ecs",
+            "account": account,
+            "time": stamp,
+            "region": region,
+            "resources": resources,
+            "detail": detail,
+        }
+
+    (c1, s1, f1), (c2, s2, _), (c3, s3, _) = sorted(services)[:3]
+    cluster_arn = f"arn:aws:ecs:{region}:{account}:cluster/{c1}"
+    task_arn = f"arn:aws:ecs:{region}:{account}:task/{c1}/9f1c2e3d4b5a69788796a5b4c3d2e1f0"
+    return [
+        event(
+            "ECS Task State Change",
+            [task_arn],
+            {
+                "clusterArn": cluster_arn,
+                "taskArn": task_arn,
+                "group": f"service:{s1}",
+                "taskDefinitionArn": f"arn:aws:ecs:{region}:{account}:task-definition/{f1}",
+                "lastStatus": "STOPPED",
+                "desiredStatus": "STOPPED",
+                "stopCode": "EssentialContainerExited",
+                "stoppedReason": "Essential container in task exited",
+                "containers": [
+                    {
+                        "name": s1,
+                        "exitCode": 137,
+                        "reason": "OutOfMemoryError: Container killed due to memory usage",
+                        "lastStatus": "STOPPED",
+                    }
+                ],
+            },
+            1,
+        ),
+        event(
+            "ECS Deployment State Change",
+            [f"arn:aws:ecs:{region}:{account}:service/{c2}/{s2}"],
+            {
+                "eventType": "ERROR",
+                "eventName": "SERVICE_DEPLOYMENT_FAILED",
+                "deploymentId": "ecs-svc/4920185763401",
+                "updatedAt": stamp,
+                "reason": "ECS deployment circuit breaker: tasks failed to start.",
+            },
+            2,
+        ),
+        event(
+            "ECS Service Action",
+            [f"arn:aws:ecs:{region}:{account}:service/{c3}/{s3}"],
+            {
+                "eventType": "ERROR",
+                "eventName": "SERVICE_TASK_PLACEMENT_FAILURE",
+                "clusterArn": f"arn:aws:ecs:{region}:{account}:cluster/{c3}",
+                "reason": "RESOURCE:MEMORY",
+                "createdAt": stamp,
+            },
+            3,
+        ),
+    ]

@@ -3,7 +3,8 @@
 The service calls `submit` for every stored batch (after its fsync); the worker evaluates the
 rules off the receiving threads and ticks the clock once a second. The queue is bounded: if
 detection falls far behind, receivers wait (backpressure) rather than the worker dropping data.
-Metric datapoints that rules derive (log metric filters) go back into the store.
+Metric datapoints that rules derive (log metric filters) go back into the store; new alerts go
+to the notification dispatcher, whose durable outbox sends them on its own threads.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from ecsguard.core.models import Alert
 from ecsguard.detect.engine import Engine
 from ecsguard.logs.service import LogService
+from ecsguard.notify.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +29,29 @@ TICK_SECONDS = 1.0
 
 
 class DetectionWorker:
-    def __init__(self, service: LogService, engine: Engine) -> None:
+    def __init__(
+        self, service: LogService, engine: Engine, dispatcher: Dispatcher | None = None
+    ) -> None:
         self.service = service
         self.engine = engine
+        self.dispatcher = dispatcher
         engine.on_metrics = self._store_metrics
+        if dispatcher is not None:
+            engine.on_alert = self._notify
         self._queue: queue.Queue[tuple[str, pa.RecordBatch] | None] = queue.Queue(QUEUE_BATCHES)
         self._thread = threading.Thread(target=self._run, name="ecsguard-detect", daemon=True)
         self.processed = 0  # batches, for /api/stats
         self.lag_seconds = 0.0  # ingest acknowledgement -> evaluated, last batch
 
     def start(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         self.service.add_listener(self.submit)
         self._thread.start()
+
+    def _notify(self, alert: Alert, new: bool) -> None:
+        if new and self.dispatcher is not None:  # a burst growing is not news
+            self.dispatcher.submit(alert)
 
     def submit(self, table: str, batch: pa.RecordBatch) -> None:
         if table in self.engine.by_table:
@@ -73,3 +87,5 @@ class DetectionWorker:
         """Evaluate what is queued, save the rules' state and stop."""
         self._queue.put(None)
         self._thread.join(30)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()  # the outbox keeps what is unsent for the next start
