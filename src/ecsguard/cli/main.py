@@ -23,6 +23,7 @@ COMMANDS = {
     "ingest": "ecsguard.cli.logs:ingest",
     "serve": "ecsguard.cli.serve:serve",
     "cost": "ecsguard.cli.cost:cost",
+    "events": "ecsguard.cli.events:events",
     "alarms": "ecsguard.cli.alarms:alarms",
     "rules": "ecsguard.cli.rules:rules",
 }

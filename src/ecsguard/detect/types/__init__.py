@@ -6,6 +6,7 @@ Registration is one import line per module, kept in alphabetical order.
 from __future__ import annotations
 
 import ecsguard.detect.types.anomaly_band
+import ecsguard.detect.types.event_pattern
 import ecsguard.detect.types.log_filter
 import ecsguard.detect.types.log_pattern
 import ecsguard.detect.types.metric_alarm

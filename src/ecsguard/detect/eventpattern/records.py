@@ -1,0 +1,251 @@
+"""Store rows in EventBridge's shape, so event patterns written for AWS work on the store.
+
+`events` rows become the event EventBridge delivered: version "0", id, detail-type, source,
+account, time (ISO, Z), region, resources and detail (parsed from their JSON text).
+`cloudtrail` rows become the event EventBridge makes of a CloudTrail record: detail-type
+"AWS API Call via CloudTrail" ("AWS Console Sign In via CloudTrail" for sign-in events), source
+"aws.<service>" from the event source, and a detail with the record's fields that the store keeps
+(eventSource, eventName, awsRegion, sourceIPAddress, userAgent, userIdentity {type, arn,
+accessKeyId}, errorCode, requestParameters, responseElements, readOnly, eventID, eventTime,
+resources). A field the record did not have is left out, so `{"errorCode": [{"exists": false}]}`
+means "succeeded" as it does on AWS.
+
+`top_level_columns` gives the same top-level fields as Arrow arrays, for filtering a batch before
+any row is turned into a dict (PatternSet.top_level_requirements says what to keep).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TABLES = ("events", "cloudtrail")
+API_CALL = "AWS API Call via CloudTrail"
+SIGN_IN = "AWS Console Sign In via CloudTrail"
+#: CloudTrail events of type AwsConsoleSignIn (EventBridge gives them their own detail-type)
+SIGN_IN_EVENTS = ("ConsoleLogin", "CheckMfa", "SwitchRole", "ExitRole")
+TOP_LEVEL = ("source", "detail-type", "account", "region", "id")
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def service_source(event_source: str | None) -> str | None:
+    """ "ecs.amazonaws.com" -> "aws.ecs" (EventBridge's source for CloudTrail events)."""
+    if not event_source:
+        return None
+    return "aws." + event_source.removesuffix(".amazonaws.com").split(".")[0]
+
+
+def _json(text: str | None, empty: Any) -> Any:
+    if text is None:
+        return empty
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text  # not JSON after all: matched as the string it is
+
+
+def _iso_times(batch: pa.RecordBatch) -> list[str | None]:
+    times = batch.column("time")
+    if times.null_count == len(times):
+        return [None] * len(times)
+    # EventBridge times have whole seconds ("2024-01-02T03:04:05Z")
+    seconds = times.cast(pa.timestamp("s", tz="UTC"), safe=False)
+    return pc.strftime(seconds, format=_ISO).to_pylist()
+
+
+def to_events(
+    table: str, batch: pa.RecordBatch, wanted: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """One event per row. `wanted` (top-level keys some pattern reads) skips JSON parsing of
+    resources or detail when no pattern looks at them."""
+    if table == "events":
+        return _from_events(batch, wanted)
+    if table == "cloudtrail":
+        return _from_cloudtrail(batch, wanted)
+    raise ValueError(f"no EventBridge shape for table {table!r}")
+
+
+def _column(batch: pa.RecordBatch, name: str) -> list[Any]:
+    return batch.column(name).to_pylist()
+
+
+def _from_events(batch: pa.RecordBatch, wanted: frozenset[str] | None) -> list[dict[str, Any]]:
+    n = batch.num_rows
+    columns = {
+        "id": _column(batch, "id"),
+        "detail-type": _column(batch, "detail_type"),
+        "source": _column(batch, "source"),
+        "account": _column(batch, "account"),
+        "region": _column(batch, "region"),
+    }
+    times = _iso_times(batch)
+    need_resources = wanted is None or "resources" in wanted
+    need_detail = wanted is None or "detail" in wanted
+    resources = _column(batch, "resources") if need_resources else [None] * n
+    details = _column(batch, "detail") if need_detail else [None] * n
+    out = []
+    for i in range(n):
+        event: dict[str, Any] = {"version": "0"}
+        for name, values in columns.items():
+            if values[i] is not None:
+                event[name] = values[i]
+        if times[i] is not None:
+            event["time"] = times[i]
+        event["resources"] = _json(resources[i], []) if need_resources else []
+        event["detail"] = _json(details[i], {}) if need_detail else {}
+        out.append(event)
+    return out
+
+
+def _from_cloudtrail(batch: pa.RecordBatch, wanted: frozenset[str] | None) -> list[dict[str, Any]]:
+    names = (
+        "event_id",
+        "event_source",
+        "event_name",
+        "aws_region",
+        "source_ip",
+        "user_agent",
+        "identity_type",
+        "identity_arn",
+        "access_key_id",
+        "account",
+        "error_code",
+        "read_only",
+    )
+    col = {name: _column(batch, name) for name in names}
+    times = _iso_times(batch)
+    need_detail = wanted is None or "detail" in wanted
+    n = batch.num_rows
+    parameters = _column(batch, "request_parameters") if need_detail else [None] * n
+    responses = _column(batch, "response_elements") if need_detail else [None] * n
+    trail_resources = _column(batch, "resources") if need_detail else [None] * n
+    sources: dict[str | None, str | None] = {}
+    out = []
+    for i in range(n):
+        event_source = col["event_source"][i]
+        event_name = col["event_name"][i]
+        if event_source not in sources:
+            sources[event_source] = service_source(event_source)
+        event: dict[str, Any] = {
+            "version": "0",
+            "detail-type": detail_type(event_source, event_name),
+        }
+        _put(event, "id", col["event_id"][i])
+        _put(event, "source", sources[event_source])
+        _put(event, "account", col["account"][i])
+        _put(event, "time", times[i])
+        _put(event, "region", col["aws_region"][i])
+        event["resources"] = []
+        if need_detail:
+            identity: dict[str, Any] = {}
+            _put(identity, "type", col["identity_type"][i])
+            _put(identity, "arn", col["identity_arn"][i])
+            _put(identity, "accessKeyId", col["access_key_id"][i])
+            detail: dict[str, Any] = {}
+            _put(detail, "eventSource", event_source)
+            _put(detail, "eventName", event_name)
+            _put(detail, "awsRegion", col["aws_region"][i])
+            _put(detail, "sourceIPAddress", col["source_ip"][i])
+            _put(detail, "userAgent", col["user_agent"][i])
+            if identity:
+                detail["userIdentity"] = identity
+            _put(detail, "errorCode", col["error_code"][i])
+            # CloudTrail writes these two as null when empty; the store cannot tell null from
+            # absent, so they are always there
+            detail["requestParameters"] = _json(parameters[i], None)
+            detail["responseElements"] = _json(responses[i], None)
+            if trail_resources[i] is not None:
+                detail["resources"] = _json(trail_resources[i], None)
+            _put(detail, "readOnly", col["read_only"][i])
+            _put(detail, "eventID", col["event_id"][i])
+            _put(detail, "eventTime", times[i])
+            event["detail"] = detail
+        out.append(event)
+    return out
+
+
+def detail_type(event_source: str | None, event_name: str | None) -> str:
+    if event_source == "signin.amazonaws.com" and event_name in SIGN_IN_EVENTS:
+        return SIGN_IN
+    return API_CALL
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def top_level_columns(table: str, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+    """The top-level EventBridge fields of every row, computed column-wise."""
+    if table == "events":
+        return {
+            "source": batch.column("source"),
+            "detail-type": batch.column("detail_type"),
+            "account": batch.column("account"),
+            "region": batch.column("region"),
+            "id": batch.column("id"),
+        }
+    event_source = batch.column("event_source")
+    encoded = pc.dictionary_encode(event_source)
+    mapped = pa.array(
+        [service_source(value) for value in encoded.dictionary.to_pylist()], pa.string()
+    )
+    sign_in = pc.and_(
+        pc.equal(event_source, "signin.amazonaws.com"),
+        pc.is_in(batch.column("event_name"), value_set=pa.array(SIGN_IN_EVENTS)),
+    ).fill_null(False)
+    return {
+        "source": mapped.take(encoded.indices),
+        "detail-type": pc.if_else(sign_in, SIGN_IN, API_CALL),
+        "account": batch.column("account"),
+        "region": batch.column("aws_region"),
+        "id": batch.column("event_id"),
+    }
+
+
+def rows_to_test(
+    table: str, batch: pa.RecordBatch, requirements: dict[str, frozenset[str]] | None
+) -> list[int]:
+    """Row numbers that could match: all of them, or those whose top-level fields hold a value
+    some branch requires (see PatternSet.top_level_requirements)."""
+    if requirements is None:
+        return list(range(batch.num_rows))
+    columns = top_level_columns(table, batch)
+    keep: pa.Array | None = None
+    for name, values in requirements.items():
+        hit = pc.is_in(columns[name], value_set=pa.array(sorted(values), pa.string()))
+        hit = hit.fill_null(False)
+        keep = hit if keep is None else pc.or_(keep, hit)
+    if keep is None:
+        return []
+    return pc.indices_nonzero(keep).to_pylist()
+
+
+def summary(table: str, row: dict[str, Any]) -> str:
+    """'<detail-type> from <source>: <resource or key detail>', one line, from a store row."""
+    if table == "cloudtrail":
+        source = service_source(row.get("event_source")) or "?"
+        head = f"{detail_type(row.get('event_source'), row.get('event_name'))} from {source}"
+        text = f"{row.get('event_name') or '?'} by {row.get('identity_arn') or 'unknown identity'}"
+        if row.get("error_code"):
+            text += f" ({row['error_code']})"
+        return f"{head}: {text}"
+    head = f"{row.get('detail_type') or '?'} from {row.get('source') or '?'}"
+    resources = _json(row.get("resources"), [])
+    detail = _json(row.get("detail"), {})
+    detail = detail if isinstance(detail, dict) else {}
+    if isinstance(resources, list) and resources and isinstance(resources[0], str):
+        what = resources[0]
+    else:
+        what = next(
+            (
+                f"{key} {detail[key]}"
+                for key in ("eventName", "lastStatus", "stopCode", "eventType", "status", "state")
+                if isinstance(detail.get(key), str | int | float)
+            ),
+            f"event {row.get('id') or '?'}",
+        )
+    return f"{head}: {what}"
