@@ -33,6 +33,8 @@ docs: install  ## regenerate generated references
 	$(VENV)/bin/ecsguard iam auditor-policy > docs/iam-policy.json
 	$(VENV)/bin/ecsguard audit checks --output markdown > docs/checks.md
 	$(VENV)/bin/ecsguard audit checks --output markdown --lang ja > docs/checks.ja.md
+	$(PY) -m ecsguard.detect.reference > docs/rules.md
+	$(PY) -m ecsguard.detect.sigma.coverage > docs/sigma-coverage.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,7 @@ COMMANDS = {
     "events": "ecsguard.cli.events:events",
     "alarms": "ecsguard.cli.alarms:alarms",
     "rules": "ecsguard.cli.rules:rules",
+    "notify": "ecsguard.cli.notify:notify",
 }
 
 

@@ -70,7 +70,7 @@ def validate(paths: tuple[str, ...]) -> None:
 def test(rule_file: str, events_file: str, output: str) -> None:
     """Run the rules of RULE_FILE over a file of records: which match, and why."""
     from ecsguard.detect.loader import TYPES, load_rules
-    from ecsguard.detect.replay import read_records, test_rule
+    from ecsguard.detect.replay import evaluate_rule, read_records
 
     loaded = load_rules([rule_file])
     loaded.raise_errors()
@@ -79,7 +79,7 @@ def test(rule_file: str, events_file: str, output: str) -> None:
         tables = TYPES.get(rule.type).tables
         table_name = next((t for t in tables if t in ("events", "cloudtrail", "logs")), tables[0])
         batch = read_records(Path(events_file), table_name)
-        for match in test_rule(rule, batch, table_name):
+        for match in evaluate_rule(rule, batch, table_name):
             results.append(
                 {
                     "rule": rule.id,

@@ -38,7 +38,7 @@ def read_records(path: Path, table: str) -> pa.RecordBatch:
     return parsed.batch
 
 
-def test_rule(rule: Rule, batch: pa.RecordBatch, table: str) -> list[Match]:
+def evaluate_rule(rule: Rule, batch: pa.RecordBatch, table: str) -> list[Match]:
     """The matches of one rule over one batch, with the windows closed after the last record."""
     rule_type = TYPES.get(rule.type)
     if table not in rule_type.tables:

@@ -5,10 +5,11 @@ account, time (ISO, Z), region, resources and detail (parsed from their JSON tex
 `cloudtrail` rows become the event EventBridge makes of a CloudTrail record: detail-type
 "AWS API Call via CloudTrail" ("AWS Console Sign In via CloudTrail" for sign-in events), source
 "aws.<service>" from the event source, and a detail with the record's fields that the store keeps
-(eventSource, eventName, awsRegion, sourceIPAddress, userAgent, userIdentity {type, arn,
-accessKeyId}, errorCode, requestParameters, responseElements, readOnly, eventID, eventTime,
-resources). A field the record did not have is left out, so `{"errorCode": [{"exists": false}]}`
-means "succeeded" as it does on AWS.
+(eventSource, eventName, eventType, awsRegion, sourceIPAddress, userAgent, userIdentity (the
+whole object, with type, arn and accessKeyId as the store normalised them), errorCode,
+errorMessage, requestParameters, responseElements, additionalEventData, readOnly, eventID,
+eventTime, resources). A field the record did not have is left out, so
+`{"errorCode": [{"exists": false}]}` means "succeeded" as it does on AWS.
 
 `top_level_columns` gives the same top-level fields as Arrow arrays, for filtering a batch before
 any row is turned into a dict (PatternSet.top_level_requirements says what to keep).
@@ -113,6 +114,8 @@ def _from_cloudtrail(batch: pa.RecordBatch, wanted: frozenset[str] | None) -> li
         "access_key_id",
         "account",
         "error_code",
+        "error_message",
+        "event_type",
         "read_only",
     )
     col = {name: _column(batch, name) for name in names}
@@ -122,6 +125,8 @@ def _from_cloudtrail(batch: pa.RecordBatch, wanted: frozenset[str] | None) -> li
     parameters = _column(batch, "request_parameters") if need_detail else [None] * n
     responses = _column(batch, "response_elements") if need_detail else [None] * n
     trail_resources = _column(batch, "resources") if need_detail else [None] * n
+    additional = _column(batch, "additional_event_data") if need_detail else [None] * n
+    identities = _column(batch, "user_identity") if need_detail else [None] * n
     sources: dict[str | None, str | None] = {}
     out = []
     for i in range(n):
@@ -140,19 +145,24 @@ def _from_cloudtrail(batch: pa.RecordBatch, wanted: frozenset[str] | None) -> li
         _put(event, "region", col["aws_region"][i])
         event["resources"] = []
         if need_detail:
-            identity: dict[str, Any] = {}
+            whole = _json(identities[i], None) if identities[i] is not None else None
+            identity: dict[str, Any] = dict(whole) if isinstance(whole, dict) else {}
             _put(identity, "type", col["identity_type"][i])
             _put(identity, "arn", col["identity_arn"][i])
             _put(identity, "accessKeyId", col["access_key_id"][i])
             detail: dict[str, Any] = {}
             _put(detail, "eventSource", event_source)
             _put(detail, "eventName", event_name)
+            _put(detail, "eventType", col["event_type"][i])
             _put(detail, "awsRegion", col["aws_region"][i])
             _put(detail, "sourceIPAddress", col["source_ip"][i])
             _put(detail, "userAgent", col["user_agent"][i])
             if identity:
                 detail["userIdentity"] = identity
             _put(detail, "errorCode", col["error_code"][i])
+            _put(detail, "errorMessage", col["error_message"][i])
+            if additional[i] is not None:
+                detail["additionalEventData"] = _json(additional[i], None)
             # CloudTrail writes these two as null when empty; the store cannot tell null from
             # absent, so they are always there
             detail["requestParameters"] = _json(parameters[i], None)
