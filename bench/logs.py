@@ -322,7 +322,9 @@ def ingest_http(raw: Path, cuts: list[int], data_dir: Path) -> dict[str, Any]:
 
 def duckdb_convert(raw: Path, out: Path) -> dict[str, Any]:
     code = (
-        "import duckdb, sys; duckdb.connect().execute("
+        "import duckdb, sys; con = duckdb.connect();"
+        " con.execute('SET enable_progress_bar = false');"
+        " con.execute("
         '"COPY (SELECT * FROM read_json(?)) TO \'" + sys.argv[2] + "\' (FORMAT parquet)",'
         " [sys.argv[1]])"
     )
@@ -397,7 +399,9 @@ def ecsguard_cli(data_dir: Path, sql: str) -> list[dict[str, Any]]:
 def duckdb_raw(sql: str) -> list[tuple[Any, ...]]:
     import duckdb
 
-    return duckdb.connect().execute(sql).fetchall()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con.execute(sql).fetchall()
 
 
 def error_groups(rows: list[Any]) -> dict[tuple[str, str, int], int]:
