@@ -125,6 +125,10 @@ def test_demo_once_does_the_whole_job_within_a_minute(tmp_path: Path) -> None:
     assert run.stdout.count(" handled request") + run.stdout.count("Traceback") >= 9
     assert "stats count(*) as errors by cluster, service" in run.stdout
     assert "one request end to end" in run.stdout
+    # the bad minute: the shipped rules raise alerts and the local channel receives them
+    for rule in ("ecs-task-oom", "ecs-deployment-failed", "ecs-task-placement-failure"):
+        assert rule in run.stdout
+    assert "5 notification(s) delivered to the local channel" in run.stdout
     assert list((tmp_path / "store" / "logs").rglob("*.parquet"))
     assert (tmp_path / "snapshots" / "demo.json.gz").exists()
     html = (tmp_path / "reports" / "audit-ja.html").read_text()

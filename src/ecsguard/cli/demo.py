@@ -120,13 +120,16 @@ def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
         for region in snapshot.regions.values()
         for s in region.ecs.services
     ]
-    with ServeProcess(folder) as server:
+    config, inbox = log_demo.notify_config(folder)
+    rules = ["--rules", "builtin:ecs-operations", "--notify", str(config)]
+    with ServeProcess(folder, args=rules) as server:
         stdout.print(
-            f"log server: ecsguard serve on {server.url} (FireLens posts to /ingest/firelens)",
+            f"log server: ecsguard serve on {server.url} (FireLens posts to /ingest/firelens; "
+            "rules: builtin:ecs-operations)",
             markup=False,
             highlight=False,
         )
-        result = log_demo.run(server.url, services)
+        result = log_demo.run(server.url, services, inbox)
     stdout.print(
         f"logs: {result.stored} FireLens records received over HTTP, stored as Parquet under "
         f"{folder / 'store'}",
@@ -138,6 +141,19 @@ def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
         stdout.print(render_line(record))
     for answer in result.answers:
         stdout.print(table(f'ecsguard logs query "{answer.query}"', answer.columns, answer.rows))
+    alert_rows = [
+        (a["severity"], a["rule_id"], a["count"], a["summary"][:110]) for a in result.alerts
+    ]
+    stdout.print(
+        table(
+            "Alerts (ecsguard rules alerts)", ["severity", "rule", "count", "summary"], alert_rows
+        )
+    )
+    stdout.print(
+        f"{result.notified} notification(s) delivered to the local channel: {inbox}",
+        markup=False,
+        highlight=False,
+    )
     if result.request_id:
         stdout.print(
             f"one request end to end: ecsguard logs query --data-dir {folder} --since 2h "

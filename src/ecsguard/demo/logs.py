@@ -5,13 +5,16 @@ first questions are asked in the Logs Insights language through the server's que
 from __future__ import annotations
 
 import queue
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from ecsguard.demo.traffic import firelens_bodies
+from ecsguard.demo.traffic import ecs_events, error_burst, firelens_bodies
 from ecsguard.logs.tail import follow
 
 ERRORS_BY_SERVICE = (
@@ -38,6 +41,32 @@ class LogDemo:
     answers: list[Answer] = field(default_factory=list)
     tailed: list[dict[str, Any]] = field(default_factory=list)
     request_id: str | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    notified: int = 0
+
+
+NOTIFY_CONFIG = """\
+# the demo's notification channel: a local inbox file (docs/notify.md lists the real ones)
+channels:
+  inbox:
+    type: command
+    command:
+      argv: [{python}, -c, "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + '\\\\n')",
+             {inbox}]
+default:
+  channels: [inbox]
+"""
+ALERT_WAIT_SECONDS = 15.0
+
+
+def notify_config(folder: Path) -> tuple[Path, Path]:
+    """(config file, inbox file) of the demo's local notification channel."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inbox = folder / "notifications.jsonl"
+    inbox.unlink(missing_ok=True)
+    config = folder / "notify.yaml"
+    config.write_text(NOTIFY_CONFIG.format(python=sys.executable, inbox=inbox))
+    return config, inbox
 
 
 def _ask(client: httpx.Client, query: str) -> Answer:
@@ -56,8 +85,29 @@ def _tail(url: str, records: queue.Queue[dict[str, Any] | None]) -> None:
             records.put(event.data)
 
 
-def run(url: str, services: list[tuple[str, str, str]]) -> LogDemo:
-    """Send an hour of traffic, then a live burst while tailing, then ask questions."""
+def _bad_minute(client: httpx.Client, services: list[tuple[str, str, str]]) -> int:
+    """What goes wrong: ECS events (an OOM kill, a failed deployment, a placement failure) and a
+    burst of 5xx errors from one service; the records posted."""
+    events = ecs_events(services)
+    client.post("/ingest/ecs-events", json=events).raise_for_status()
+    service, body = error_burst(sorted(services)[-1])
+    client.post("/ingest/firelens", params={"service": service}, content=body).raise_for_status()
+    return len(events) + body.count(b"\n")
+
+
+def _wait_for_alerts(client: httpx.Client, inbox: Path | None, result: LogDemo) -> None:
+    deadline = time.monotonic() + ALERT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        result.alerts = client.get("/api/alerts", params={"since": "1h"}).json()["alerts"]
+        result.notified = len(inbox.read_text().splitlines()) if inbox and inbox.exists() else 0
+        if len(result.alerts) >= 5 and (inbox is None or result.notified >= len(result.alerts)):
+            return
+        time.sleep(0.2)
+
+
+def run(url: str, services: list[tuple[str, str, str]], inbox: Path | None = None) -> LogDemo:
+    """Send an hour of traffic, then a live burst while tailing, then ask questions; then a bad
+    minute that the server's rules turn into alerts (delivered to `inbox`)."""
     result = LogDemo()
     with httpx.Client(base_url=url, timeout=60) as client:
         for service, body in firelens_bodies(sorted(services)):
@@ -98,4 +148,6 @@ def run(url: str, services: list[tuple[str, str, str]]) -> LogDemo:
         )
         if needle.rows:
             result.request_id = str(needle.rows[0][needle.columns.index("request_id")])
+        result.stored += _bad_minute(client, services)
+        _wait_for_alerts(client, inbox, result)
     return result

@@ -65,6 +65,41 @@ def firelens_bodies(
         yield service, b"\n".join(lines) + b"\n"
 
 
+def error_burst(service: tuple[str, str, str], lines: int = 30) -> tuple[str, bytes]:
+    """(service, json_lines body): a minute in which one service answers 5xx again and again."""
+    cluster, name, family = service
+    end = datetime.now(UTC)
+    task_arn = (
+        f"arn:aws:ecs:ap-northeast-1:123456789012:task/{cluster}/5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b"
+    )
+    rows = []
+    for i in range(lines):
+        moment = end - timedelta(seconds=lines - i)
+        event = {
+            "time": moment.isoformat().replace("+00:00", "Z"),
+            "level": "ERROR",
+            "request_id": f"req-burst{i:07x}",
+            "path": "/api/pay",
+            "status": 503,
+            "latency_ms": 2000.0,
+            "message": "upstream payments-gateway unavailable",
+        }
+        rows.append(
+            orjson.dumps(
+                {
+                    "date": moment.timestamp(),
+                    "source": "stderr",
+                    "log": orjson.dumps(event).decode(),
+                    "container_name": name,
+                    "ecs_cluster": cluster,
+                    "ecs_task_arn": task_arn,
+                    "ecs_task_definition": family,
+                }
+            )
+        )
+    return name, b"\n".join(rows) + b"\n"
+
+
 def ecs_events(
     services: list[tuple[str, str, str]], when: datetime | None = None
 ) -> list[dict[str, Any]]:
