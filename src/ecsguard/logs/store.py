@@ -33,6 +33,25 @@ from ecsguard.logs.schema import ID_COLUMN, SORT_KEYS, TABLES, table_schema, upg
 HOURLY = frozenset({"logs"})
 COMPRESSION = "zstd"
 _INTENT = ".compacting"
+#: columns whose values are (nearly) unique per row
+UNIQUE_COLUMNS = frozenset(
+    {
+        "id",
+        "event_id",
+        "message",
+        "fields",
+        "detail",
+        "request_parameters",
+        "response_elements",
+        "additional_event_data",
+        "user_identity",
+        "error_message",
+    }
+)
+#: compaction merges files smaller than this...
+SMALL_FILE_BYTES = 32 * 1024 * 1024
+#: ...into files of at most about this much input, so its memory stays bounded
+MAX_COMPACTION_BYTES = 256 * 1024 * 1024
 
 
 class FileSystem(Protocol):
@@ -45,6 +64,8 @@ class FileSystem(Protocol):
     def modified(self, path: str) -> float:
         """Epoch seconds of the last write."""
         ...
+
+    def size(self, path: str) -> int: ...
 
     def uri(self, path: str) -> str:
         """Where a query engine (DuckDB, Spark) finds `path`."""
@@ -123,6 +144,9 @@ class LocalFS:
     def modified(self, path: str) -> float:
         return self._path(path).stat().st_mtime
 
+    def size(self, path: str) -> int:
+        return self._path(path).stat().st_size
+
     def uri(self, path: str) -> str:
         return str(self._path(path))
 
@@ -132,13 +156,22 @@ def _utc_naive(times: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return times.cast(pa.timestamp("us"))
 
 
-def partition_keys(table: str, data: pa.Table) -> pa.ChunkedArray | pa.Array:
-    """The partition path of every row (`dt=…/hour=…` for logs, `dt=…` otherwise). A row without
-    a time goes to 1970-01-01 rather than being dropped."""
-    times = _utc_naive(data.column("time"))
-    times = pc.fill_null(times, pa.scalar(0, pa.timestamp("us")))
-    fmt = "dt=%Y-%m-%d/hour=%H" if table in HOURLY else "dt=%Y-%m-%d"
-    return pc.strftime(times, format=fmt)
+_US_PER = {True: 3_600_000_000, False: 86_400_000_000}  # an hour, a day
+
+
+def partition_index(table: str, data: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """Every row's partition as a number (hours or days since the epoch): integer arithmetic,
+    no per-row text. A row without a time goes to 1970-01-01 rather than being dropped."""
+    micros = pc.cast(_utc_naive(data.column("time")), pa.int64())
+    micros = pc.fill_null(micros, 0)
+    # integer division (times are never before the epoch, see records.parse_time)
+    return pc.divide(micros, pa.scalar(_US_PER[table in HOURLY], pa.int64()))
+
+
+def partition_name(table: str, index: int) -> str:
+    """The Hive path of a partition number (`dt=…/hour=…` for logs, `dt=…` otherwise)."""
+    start = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=index * _US_PER[table in HOURLY])
+    return start.strftime("dt=%Y-%m-%d/hour=%H" if table in HOURLY else "dt=%Y-%m-%d")
 
 
 def partition_date(partition: str) -> dt.date:
@@ -169,12 +202,13 @@ class Store:
         tbl = self._conform(table, data)
         if tbl.num_rows == 0:
             return []
-        tbl = tbl.sort_by([(key, "ascending") for key in SORT_KEYS[table]])
-        keys = partition_keys(table, tbl)
+        # one chunk first: sorting a many-chunk table spends its time gathering across chunks
+        tbl = tbl.combine_chunks().sort_by([(key, "ascending") for key in SORT_KEYS[table]])
+        keys = partition_index(table, tbl)
         written = []
         for key in pc.unique(keys).to_pylist():
             part = tbl.filter(pc.equal(keys, key))  # filter keeps the sorted order
-            written.append(self._write_file(table, key, part, name))
+            written.append(self._write_file(table, partition_name(table, key), part, name))
         return written
 
     def _write_file(self, table: str, partition: str, data: pa.Table, name: str | None) -> str:
@@ -183,7 +217,10 @@ class Store:
             name = f"{stamp}-{uuid.uuid4().hex}"
         path = f"{table}/{partition}/{name}.parquet"
         sink = pa.BufferOutputStream()
-        pq.write_table(data, sink, compression=COMPRESSION)
+        # dictionaries only where values repeat (names, levels); unique texts (ids, messages)
+        # would fill a dictionary page only to fall back to plain encoding
+        repeated = [c for c in data.column_names if c not in UNIQUE_COLUMNS]
+        pq.write_table(data, sink, compression=COMPRESSION, use_dictionary=repeated)
         self.fs.write_atomic(path, sink.getvalue().to_pybytes())
         return path
 
@@ -246,10 +283,19 @@ class Store:
         return pq.read_table(pa.BufferReader(self.fs.read(path)), columns=columns)
 
     def compact(self, table: str, partition: str) -> str | None:
-        """Merge a partition's files into one sorted file without duplicate ids; the new file's
-        path, or None if there was nothing to merge. Crash-safe through an intent file."""
+        """Merge a partition's small files (up to MAX_COMPACTION_BYTES of them per call) into one
+        sorted file without duplicate ids; the new file's path, or None if there was nothing to
+        merge. Crash-safe through an intent file."""
         prefix = f"{table}/{partition}/"
-        old = [p for p in self.live_files(table) if p.startswith(prefix)]
+        old, total = [], 0
+        for path in self.live_files(table):
+            if not path.startswith(prefix):
+                continue
+            size = self.fs.size(path)
+            if size >= SMALL_FILE_BYTES or total + size > MAX_COMPACTION_BYTES:
+                continue  # big enough already, or beyond this round's memory budget
+            old.append(path)
+            total += size
         if len(old) < 2:
             return None
         schema = table_schema(table)
