@@ -105,3 +105,21 @@ def write_output(data: bytes, out: str | None) -> bool:
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     return False
+
+
+def time_window_options(fn: F) -> F:
+    """`--since` or `--start`/`--end`, resolved with ecsguard.logs.query.timerange.resolve."""
+    decorators = [
+        click.option("--since", help="Window ending now: 30s, 15m, 1h, 2d, 1w (default 1h)."),
+        click.option("--start", help="Window start: ISO 8601 (UTC by default) or epoch seconds."),
+        click.option("--end", help="Window end (exclusive); default now."),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
+def data_dir_option(fn: F) -> F:
+    return click.option(
+        "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
+    )(fn)

@@ -12,7 +12,7 @@ import click
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.cli.audit import print_summary
-from ecsguard.cli.common import stderr, stdout, table
+from ecsguard.cli.common import data_dir_option, stderr, stdout, table
 from ecsguard.cli.inventory import render_summary, run_inventory
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.posture.audit import audit
@@ -28,9 +28,7 @@ DEMO_REGION = "ap-northeast-1"
     type=click.Path(exists=True, dir_okay=False),
     help="Seed from this estate YAML instead of the built-in one.",
 )
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 @click.pass_context
 def demo(ctx: click.Context, once: bool, estate: str | None, data_dir: str | None) -> None:
     """Run ecsguard on an emulated AWS account, no AWS account needed.

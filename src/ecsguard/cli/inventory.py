@@ -15,6 +15,7 @@ from ecsguard.aws.diff import diff
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.cli.common import (
     aws_options,
+    data_dir_option,
     make_aws_options,
     output_option,
     print_json,
@@ -35,9 +36,7 @@ from ecsguard.core.config import data_dir
     help="Write the snapshot here (.json or .json.gz; `-` for stdout). "
     "Default: DATA_DIR/snapshots/ACCOUNT-TIME.json.gz.",
 )
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 @output_option
 @click.pass_context
 def inventory(

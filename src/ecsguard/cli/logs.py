@@ -7,7 +7,7 @@ import sys
 import click
 import duckdb
 
-from ecsguard.cli.common import print_json, stdout, table
+from ecsguard.cli.common import data_dir_option, print_json, stdout, table, time_window_options
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 
@@ -31,14 +31,10 @@ def logs() -> None:
 @logs.command("query")
 @click.argument("query", required=False)
 @click.option("--sql", help="DuckDB SQL over the views logs, cloudtrail, events, metrics.")
-@click.option("--since", help="Insights window ending now: 30s, 15m, 1h, 2d, 1w (default 1h).")
-@click.option("--start", help="Insights window start: ISO 8601 (UTC by default) or epoch seconds.")
-@click.option("--end", help="Insights window end (exclusive); default now.")
+@time_window_options
 @click.option("--show-sql", is_flag=True, help="Print the SQL an Insights query compiles to.")
 @click.option("--output", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 def query_command(
     query: str | None,
     sql: str | None,
@@ -138,9 +134,7 @@ def _print_rows(columns: list[str], rows: list[tuple[object, ...]], output: str)
 
 @logs.command("filter")
 @click.argument("pattern")
-@click.option("--since", help="Window ending now: 30s, 15m, 1h, 2d, 1w (default 1h).")
-@click.option("--start", help="Window start: ISO 8601 (UTC by default) or epoch seconds.")
-@click.option("--end", help="Window end (exclusive); default now.")
+@time_window_options
 @click.option("--cluster", help="Only records of this cluster.")
 @click.option("--service", help="Only records of this service.")
 @click.option(
@@ -151,9 +145,7 @@ def _print_rows(columns: list[str], rows: list[tuple[object, ...]], output: str)
     help="At most this many records, oldest first (0: no limit).",
 )
 @click.option("--output", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 def filter_command(
     pattern: str,
     since: str | None,
@@ -201,9 +193,7 @@ def filter_command(
 
 
 @logs.command("patterns")
-@click.option("--since", help="Window ending now: 30s, 15m, 1h, 2d, 1w (default 1h).")
-@click.option("--start", help="Window start: ISO 8601 (UTC by default) or epoch seconds.")
-@click.option("--end", help="Window end (exclusive); default now.")
+@time_window_options
 @click.option("--cluster", help="Only records of this cluster.")
 @click.option("--service", help="Only records of this service.")
 @click.option(
@@ -214,9 +204,7 @@ def filter_command(
     help="At most this many patterns, the most frequent first (0: all).",
 )
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 def patterns_command(
     since: str | None,
     start: str | None,
@@ -365,9 +353,7 @@ def test_metric_filter_command(
 @click.option("--cluster", help="Cluster of plain lines.")
 @click.option("--service", help="Service of plain lines.")
 @click.option("--container", help="Container of plain lines.")
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 def ingest(
     source: str,
     fmt: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ecsguard.cli.common import stdout
+from ecsguard.cli.common import data_dir_option, stdout
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 
@@ -40,9 +40,7 @@ def validate(config: str) -> None:
 @notify.command("test")
 @click.argument("channel")
 @click.option("--config", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 def test(channel: str, config: str, data_dir: str | None) -> None:
     """Send a test message through CHANNEL now; exit 1 if the channel refuses it."""
     from ecsguard.notify.config import load_config

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from ecsguard.cli.common import print_json, stderr, stdout, table
+from ecsguard.cli.common import (
+    data_dir_option,
+    print_json,
+    stderr,
+    stdout,
+    table,
+    time_window_options,
+)
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 from ecsguard.core.models import Alert
@@ -154,13 +161,9 @@ def import_sigma(folder: str, out: str | None) -> None:
     type=str,
     help="Rule file or directory, or builtin:ecs-operations (repeatable).",
 )
-@click.option("--since", help="How far back, e.g. 24h (default 1h).")
-@click.option("--start", help="Start time (ISO 8601 or epoch seconds).")
-@click.option("--end", help="End time.")
+@time_window_options
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 def run(
     rule_paths: tuple[str, ...],
     since: str | None,
@@ -184,9 +187,7 @@ def run(
 @click.option("--since", default="1d", show_default=True, help="How far back.")
 @click.option("--rule", help="Only this rule id.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 def alerts_command(since: str, rule: str | None, output: str, data_dir: str | None) -> None:
     """The stored alerts, newest first."""
     from datetime import UTC, datetime

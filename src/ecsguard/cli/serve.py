@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ecsguard.cli.common import stdout
+from ecsguard.cli.common import data_dir_option, stdout
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 
@@ -56,9 +56,7 @@ def parse_size(text: str) -> int:
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
-@click.option(
-    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
-)
+@data_dir_option
 @click.option(
     "--flush-seconds",
     type=click.FloatRange(0.05, 3600),
