@@ -27,6 +27,8 @@ COMMANDS = {
     "alarms": "ecsguard.cli.alarms:alarms",
     "rules": "ecsguard.cli.rules:rules",
     "notify": "ecsguard.cli.notify:notify",
+    "metrics": "ecsguard.cli.metrics:metrics",
+    "health": "ecsguard.cli.health:health",
 }
 
 
