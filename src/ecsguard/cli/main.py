@@ -28,7 +28,6 @@ COMMANDS = {
     "rules": "ecsguard.cli.rules:rules",
     "notify": "ecsguard.cli.notify:notify",
     "metrics": "ecsguard.cli.metrics:metrics",
-    "metrics": "ecsguard.cli.metrics:metrics",
     "health": "ecsguard.cli.health:health",
 }
 
