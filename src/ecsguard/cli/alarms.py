@@ -168,3 +168,62 @@ def _end(text: str | None, period: int) -> datetime:
         return parse_instant(text, "--end")
     now = int(datetime.now(UTC).timestamp())
     return datetime.fromtimestamp(now - now % period, UTC)
+
+
+@alarms.command("recommend")
+@click.option(
+    "--snapshot",
+    "snapshot_file",
+    metavar="FILE",
+    help="An inventory snapshot (`ecsguard inventory -o FILE`); default the newest in "
+    "DATA_DIR/snapshots.",
+)
+@click.option("--output", "out", metavar="FILE", help="Write the rule file here instead of stdout.")
+@click.option(
+    "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
+)
+def recommend_command(snapshot_file: str | None, out: str | None, data_dir: str | None) -> None:
+    """Print a rule file with sensible alarms for every ECS service in a snapshot.
+
+    Per service: CPU and memory above 80% (AWS/ECS, 3 of 3 five-minute periods) and running
+    tasks below the desired count (ECS/ContainerInsights RunningTaskCount against the
+    snapshot's desiredCount). Per target group of a service: target 5xx, unhealthy targets
+    and an anomaly band on RequestCountPerTarget. The rules are metric_alarm and anomaly_band
+    rules (docs/rules.md): adapt the thresholds, then load them with `ecsguard serve --rules`.
+
+    \b
+    Examples:
+      ecsguard alarms recommend > alarms.yaml
+      ecsguard alarms recommend --snapshot prod.json.gz --output rules/alarms.yaml
+      ecsguard rules validate rules/alarms.yaml
+    """
+    from ecsguard.aws import snapshot as snapshots
+    from ecsguard.core.config import data_dir as resolve_data_dir
+    from ecsguard.monitor.recommend import render
+
+    if snapshot_file is None:
+        folder = resolve_data_dir(data_dir) / "snapshots"
+        found = sorted(
+            (p for p in folder.glob("*.json*") if p.name.endswith((".json", ".json.gz"))),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if not found:
+            raise UserError(
+                f"no snapshot in {folder}",
+                "collect one with `ecsguard inventory`, or pass --snapshot FILE",
+            )
+        path = found[-1]
+    else:
+        path = Path(snapshot_file)
+    text = render(snapshots.load(path), str(path))
+    if out and out != "-":
+        try:
+            Path(out).write_text(text)
+        except OSError as err:
+            raise UserError(
+                f"--output {out}: cannot write: {err.strerror}", "check the path"
+            ) from None
+        print(f"rule file written to {out}", file=sys.stderr)
+        return
+    sys.stdout.write(text)
+    sys.stdout.flush()
