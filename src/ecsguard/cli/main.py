@@ -27,6 +27,7 @@ COMMANDS = {
     "alarms": "ecsguard.cli.alarms:alarms",
     "rules": "ecsguard.cli.rules:rules",
     "notify": "ecsguard.cli.notify:notify",
+    "agent": "ecsguard.cli.agent:agent",
     "metrics": "ecsguard.cli.metrics:metrics",
     "health": "ecsguard.cli.health:health",
 }

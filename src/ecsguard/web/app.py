@@ -29,6 +29,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import DEFAULT_CAPACITY, TailHub
+from ecsguard.monitor.emf import EmfExtractor
 from ecsguard.web import api, ingest
 from ecsguard.web.auth import ApiError
 
@@ -104,6 +105,8 @@ def create_app(
     `detection` (optional) evaluates rules on every stored batch."""
     hub = TailHub(settings.tail_capacity)
     service.add_listener(hub.publish)
+    # EMF records among log lines (apps, Container Insights performance logs) are metrics too
+    service.add_listener(EmfExtractor(service.store))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

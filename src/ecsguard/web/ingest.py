@@ -8,6 +8,7 @@ Answers: 200 `{"stored", "duplicates", "problems"}`; 400 when the body cannot be
 record in it is bad; 401 token; 413 body too large; 503 with Retry-After when the disk is full.
 `/ingest/firehose` speaks the Amazon Data Firehose HTTP endpoint protocol instead: the answer is
 `{"requestId", "timestamp"}` (plus `errorMessage` on failure) with the same status codes.
+`/ingest/metrics` takes CloudWatch embedded metric format documents into the `metrics` table.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ ROUTES = {
     "cloudtrail": "cloudtrail",
     "ecs-events": "ecs_events",
     "lines": "lines",
+    "metrics": "emf",  # EMF documents (one, a JSON list, or NDJSON): what `ecsguard agent` posts
 }
 #: problems in an answer; the rest are counted
 SHOWN_PROBLEMS = 20

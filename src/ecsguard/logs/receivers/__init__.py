@@ -21,3 +21,4 @@ from ecsguard.logs.receivers import cloudwatch  # noqa: E402, F401
 from ecsguard.logs.receivers import cloudtrail  # noqa: E402, F401
 from ecsguard.logs.receivers import ecs_events  # noqa: E402, F401
 from ecsguard.logs.receivers import forward  # noqa: E402, F401
+from ecsguard.logs.receivers import emf  # noqa: E402, F401
