@@ -288,6 +288,10 @@ def collect(
     return snapshot
 
 
+#: what `ecsguard metrics poll` calls besides the collectors (ecsguard.monitor.cloudwatch)
+METRICS_POLL_ACTIONS = ("cloudwatch:GetMetricData", "elasticloadbalancing:DescribeTargetGroups")
+
+
 def auditor_policy() -> dict[str, Any]:
     """The read-only IAM policy ecsguard needs, derived from what the collectors declare."""
     import ecsguard.aws.collectors  # noqa: F401
@@ -303,6 +307,12 @@ def auditor_policy() -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": actions,
                 "Resource": "*",
-            }
+            },
+            {
+                "Sid": "EcsguardMetricsPolling",
+                "Effect": "Allow",
+                "Action": sorted(METRICS_POLL_ACTIONS),
+                "Resource": "*",
+            },
         ],
     }

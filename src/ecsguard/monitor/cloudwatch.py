@@ -34,6 +34,7 @@ import botocore.exceptions as bce
 import orjson
 import pyarrow as pa
 
+from ecsguard.aws.collect import METRICS_POLL_ACTIONS
 from ecsguard.aws.session import AwsSession
 from ecsguard.aws.snapshot import Snapshot
 from ecsguard.core.errors import AwsAccessError, UserError
@@ -51,7 +52,7 @@ MAX_QUERIES_PER_CALL = 500
 #: DescribeTargetGroups accepts at most this many ARNs per call
 MAX_TARGET_GROUPS_PER_CALL = 20
 #: the IAM actions a poll calls (for the auditor policy)
-ACTIONS = ("cloudwatch:GetMetricData", "elasticloadbalancing:DescribeTargetGroups")
+ACTIONS = METRICS_POLL_ACTIONS  # declared in aws/collect.py, so the auditor policy has them
 STATE_VERSION = 1
 
 
