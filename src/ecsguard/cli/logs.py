@@ -337,11 +337,12 @@ def test_metric_filter_command(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["lines", "firelens", "cloudwatch", "cloudtrail", "ecs-events"]),
+    type=click.Choice(["lines", "firelens", "cloudwatch", "cloudtrail", "ecs-events", "emf"]),
     default="lines",
     show_default=True,
     help="What SOURCE holds: NDJSON or text lines, Fluent Bit http bodies (FireLens), "
-    "CloudWatch Logs subscription payloads, CloudTrail log files, ECS events.",
+    "CloudWatch Logs subscription payloads, CloudTrail log files, ECS events, CloudWatch "
+    "embedded metric format documents (into the metrics table).",
 )
 @click.option(
     "--source-name",
