@@ -28,6 +28,7 @@ lint: install
 bench: install
 	$(PY) bench/inventory.py
 	$(PY) bench/logs.py
+	$(PY) bench/metrics.py
 
 docs: install  ## regenerate generated references
 	$(VENV)/bin/ecsguard iam auditor-policy > docs/iam-policy.json
