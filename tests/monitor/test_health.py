@@ -4,6 +4,7 @@ from snapshots."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -206,6 +207,20 @@ def test_snapshots_give_counts_over_time_and_the_summary(tmp_path: Path) -> None
     [api] = health.summarize(entries)
     assert (api.desired, api.running, api.pending) == (3, 3, 0)
     assert api.deployment is not None and api.deployment.data["status"] == "COMPLETED"
+
+
+def test_counts_before_the_window_come_from_the_newest_older_snapshot(tmp_path: Path) -> None:
+    t0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    _snapshot(tmp_path, t0, 1, "IN_PROGRESS")
+    _snapshot(tmp_path, t0 + timedelta(minutes=5), 2, "IN_PROGRESS")
+    for n, path in enumerate(sorted((tmp_path / "snapshots").iterdir())):
+        stamp = (t0 + timedelta(minutes=5 * n)).timestamp()
+        os.utime(path, (stamp, stamp))  # written when collected
+    window = TimeRange(t0 + timedelta(hours=1), t0 + timedelta(hours=2))
+    entries, _ = health.collect(tmp_path, window)
+    assert [(e.kind, e.data["running"]) for e in entries] == [("counts", 2)]
+    [api] = health.summarize(entries)
+    assert (api.running, api.deployment) == (2, None)
 
 
 def test_health_command_json_and_table(data_dir: Path) -> None:

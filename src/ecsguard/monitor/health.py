@@ -276,15 +276,19 @@ def snapshot_files(data_dir: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.endswith((".json", ".json.gz")))
 
 
-def snapshot_entries(snapshot: snapshots.Snapshot, window: TimeRange) -> list[Entry]:
-    """Counts of every service at the snapshot's time, and its deployments' rollout states."""
+def snapshot_entries(
+    snapshot: snapshots.Snapshot, window: TimeRange, baseline: bool = False
+) -> list[Entry]:
+    """Counts of every service at the snapshot's time, and its deployments' rollout states.
+    `baseline`: the snapshot taken before the window gives the counts the window starts with."""
     out: list[Entry] = []
     taken = snapshot.collected_at.astimezone(UTC)
+    counted = (baseline or window.start <= taken) and taken < window.end
     for inventory in snapshot.regions.values():
         for svc in inventory.ecs.services:
             cluster = _cluster_of(svc.get("clusterArn")) or "default"
             service = str(svc.get("serviceName") or NO_SERVICE)
-            if window.start <= taken < window.end:
+            if counted:
                 counts = {k: svc.get(f"{k}Count") for k in ("desired", "running", "pending")}
                 summary = "desired {desired}, running {running}, pending {pending}".format(**counts)
                 out.append(Entry(taken, cluster, service, "counts", summary, counts))
@@ -393,9 +397,16 @@ def collect(
         con.close()
     finally:
         pipeline.close()
-    for path in snapshot_files(data_dir):
+    # a file is written after its snapshot was taken: one older than the window holds nothing
+    # of it but the counts it starts with, so of those only the newest is read
+    files = [(path.stat().st_mtime, path) for path in snapshot_files(data_dir)]
+    before = [f for f in files if f[0] < window.start.timestamp()]
+    chosen = [(path, False) for mtime, path in files if mtime >= window.start.timestamp()]
+    if before:
+        chosen.insert(0, (max(before)[1], True))
+    for path, baseline in chosen:
         try:
-            entries.extend(snapshot_entries(snapshots.load(path), window))
+            entries.extend(snapshot_entries(snapshots.load(path), window, baseline))
         except UserError as err:
             problems.append(err.problem)
     return timeline(entries, cluster, service), problems
