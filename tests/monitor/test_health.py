@@ -223,6 +223,38 @@ def test_counts_before_the_window_come_from_the_newest_older_snapshot(tmp_path: 
     assert (api.running, api.deployment) == (2, None)
 
 
+def test_snapshot_stopped_tasks_and_service_messages(tmp_path: Path) -> None:
+    t0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    _snapshot(tmp_path, t0, 2, "COMPLETED")
+    snap = snapshots.load(tmp_path / "snapshots" / "s-1000.json.gz")
+    inventory = snap.regions["us-west-2"].ecs
+    inventory.services[0]["events"] = [
+        {
+            "id": "e1",
+            "createdAt": "2026-11-28T09:58:00Z",
+            "message": "(service api) was unable to place a task because no container instance "
+            "met all of its requirements.",
+        },
+        {"id": "e2", "createdAt": "2026-11-28T09:57:00Z", "message": "(service api) other"},
+    ]
+    inventory.tasks.append(
+        {
+            "taskArn": "arn:aws:ecs:us-west-2:111122223333:task/prod/t9",
+            "clusterArn": "arn:aws:ecs:us-west-2:111122223333:cluster/prod",
+            "group": "service:api",
+            "lastStatus": "STOPPED",
+            "stoppedAt": "2026-11-28T09:59:00Z",
+            "stoppedReason": "OutOfMemoryError: Container killed due to memory usage",
+        }
+    )
+    # the same snapshot saved twice: its task and message are listed once
+    snapshots.save(snap, tmp_path / "snapshots" / "s-1000.json.gz")
+    snapshots.save(snap, tmp_path / "snapshots" / "s-1001.json.gz")
+    entries, _ = health.collect(tmp_path, EVERYTHING)
+    got = [(e.kind, e.data.get("category")) for e in entries if e.kind != "counts"]
+    assert got == [("placement_failure", None), ("task_stopped", "oom"), ("deployment", None)]
+
+
 def test_health_command_json_and_table(data_dir: Path) -> None:
     runner = CliRunner()
     args = ["health", "--data-dir", str(data_dir), "--start", "2000-01-01T00:00:00Z"]

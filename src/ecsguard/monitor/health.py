@@ -6,7 +6,10 @@ Entries come from two sources:
   "rolling back" in its reason), service actions (steady state, start impaired, placement
   failures), task state changes (a STOPPED task with its stop code and a classified reason);
 - inventory snapshots under DATA_DIR/snapshots/: desired, running and pending counts at the
-  time each was collected, and the rollout state of the deployments it lists.
+  time each was collected, the rollout state of the deployments it lists, its stopped tasks
+  (DescribeTasks keeps them about an hour) and the services' own event messages (placement
+  failures, impaired starts, steady states). What an event and a snapshot both report (or two
+  snapshots) is listed once.
 
 A service is identified by (cluster, service). Task events name their service in `group`
 ("service:NAME"); a task started outside a service keeps its group ("family:NAME"), and one
@@ -307,6 +310,52 @@ def snapshot_entries(
                 kind = "deployment_failed" if state == "FAILED" else "deployment"
                 summary = f"deployment {deployment.get('id')} {state}: {reason}".rstrip(": ")
                 out.append(Entry(when, cluster, service, kind, summary, data))
+            out.extend(_service_event_entries(cluster, service, svc, window))
+        out.extend(_stopped_task_entries(inventory.ecs.tasks, taken, window))
+    return out
+
+
+# the ECS service event messages that mean the same as an EventBridge service action
+_SERVICE_MESSAGES = (
+    ("was unable to place a task", "placement_failure"),
+    ("is unable to consistently start tasks", "start_impaired"),
+    ("has reached a steady state", "steady_state"),
+)
+
+
+def _service_event_entries(
+    cluster: str, service: str, svc: dict[str, Any], window: TimeRange
+) -> list[Entry]:
+    """Placement failures, impaired starts and steady states from the service's own event
+    messages (DescribeServices keeps the last 100): there even without EventBridge."""
+    out = []
+    for event in svc.get("events") or []:
+        if not isinstance(event, dict):
+            continue
+        message = str(event.get("message") or "")
+        when = _parse_time(event.get("createdAt"))
+        kind = next((k for text, k in _SERVICE_MESSAGES if text in message), None)
+        if kind is None or when is None or not window.start <= when < window.end:
+            continue
+        data = {"event_id": event.get("id"), "reason": message}
+        out.append(Entry(when, cluster, service, kind, message, data))
+    return out
+
+
+def _stopped_task_entries(
+    tasks: list[dict[str, Any]], taken: datetime, window: TimeRange
+) -> list[Entry]:
+    """The snapshot's stopped tasks (DescribeTasks has the event's field names)."""
+    out = []
+    for task in tasks:
+        if task.get("lastStatus") != "STOPPED":
+            continue
+        when = _parse_time(task.get("stoppedAt")) or _parse_time(task.get("stoppingAt")) or taken
+        if not window.start <= when < window.end:
+            continue
+        entry = _task_entry(when, [], task)
+        if entry is not None:
+            out.append(entry)
     return out
 
 
@@ -334,19 +383,31 @@ def timeline(
             continue
         if service is not None and entry.service != service:
             continue
-        if entry.kind.startswith("deployment"):
-            key: tuple[Any, ...] = (
-                entry.cluster,
-                entry.service,
-                entry.data.get("deployment_id"),
-                entry.data.get("status"),
-                entry.data.get("rollback"),
-            )
+        key = _identity(entry)
+        if key is not None:
             if key in seen:
                 continue
             seen.add(key)
         out.append(entry)
     return out
+
+
+def _identity(entry: Entry) -> tuple[Any, ...] | None:
+    """What makes an entry the same as one seen already (in an event and a snapshot, or in
+    successive snapshots); None for entries that are never repeated."""
+    if entry.kind.startswith("deployment"):
+        return (
+            entry.cluster,
+            entry.service,
+            entry.data.get("deployment_id"),
+            entry.data.get("status"),
+            entry.data.get("rollback"),
+        )
+    if entry.kind == "task_stopped" and entry.data.get("task"):
+        return (entry.cluster, "task", entry.data["task"], entry.data.get("status"))
+    if entry.data.get("event_id"):
+        return (entry.cluster, entry.service, "service event", entry.data["event_id"])
+    return None
 
 
 def summarize(entries: list[Entry], incidents: int = 5) -> list[ServiceHealth]:
