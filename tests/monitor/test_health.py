@@ -76,6 +76,7 @@ STOPPED = [
     ),
     _stopped("t5", "service:api", stopCode="SpotInterruption", stoppedReason="Spot interrupted"),
     _stopped("t6", "service:api", stopCode="UserInitiated", stoppedReason="Task stopped by user"),
+    _stopped("t7", "service:api", stoppedReason="Scaling activity initiated by (deployment x)"),
 ]
 
 
@@ -173,6 +174,7 @@ def test_stop_reasons_are_classified(data_dir: Path) -> None:
         "t4": "container_health_check",
         "t5": "spot_interruption",
         "t6": "user_stop",
+        "t7": "scaling",
     }
     assert entries[0].data["exit_codes"] == {"app": 137}
 
@@ -263,7 +265,9 @@ def test_health_command_json_and_table(data_dir: Path) -> None:
     doc = json.loads(result.output)
     by_name = {(s["cluster"], s["service"]): s for s in doc["services"]}
     api = by_name[("prod", "api")]
-    assert api["stopped"]["oom"] == 1 and len(api["incidents"]) == 5
+    assert api["stopped"]["oom"] == 1 and api["stopped"]["scaling"] == 1
+    assert len(api["incidents"]) == 5
+    assert all(i["data"]["category"] != "scaling" for i in api["incidents"])
     servicetest = by_name[("default", "servicetest")]
     assert servicetest["deployment"]["data"]["status"] == "FAILED"
     result = runner.invoke(cli, [*args, "--service", "servicetest"])

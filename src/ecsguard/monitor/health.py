@@ -35,6 +35,8 @@ from ecsguard.logs.query.timerange import TimeRange
 NO_SERVICE = "-"
 #: entry kinds that are incidents (shown under "latest incidents")
 INCIDENTS = frozenset({"task_stopped", "placement_failure", "deployment_failed", "start_impaired"})
+#: stop categories of the scheduler's own work: counted, but not incidents
+ROUTINE_STOPS = frozenset({"scaling", "deployment", "scheduler"})
 _DEPLOYMENT_STATUS = {
     "SERVICE_DEPLOYMENT_IN_PROGRESS": "IN_PROGRESS",
     "SERVICE_DEPLOYMENT_COMPLETED": "COMPLETED",
@@ -132,14 +134,13 @@ def classify_stop(detail: dict[str, Any]) -> str:
         return "container_health_check"
     if code == "EssentialContainerExited" or "essential container in task exited" in lowered:
         return "essential_exit"
-    if code == "ServiceSchedulerInitiated":
-        if "scaling activity" in lowered:
-            return "scaling"
-        if "deployment" in lowered:
-            return "deployment"
-        return "scheduler"
     if code == "UserInitiated" or lowered.startswith("task stopped by user"):
         return "user_stop"
+    # the scheduler replacing tasks: a scale-in or a deployment, not an incident of the task
+    if "scaling activity" in lowered:
+        return "scaling"
+    if code == "ServiceSchedulerInitiated":
+        return "deployment" if "deployment" in lowered else "scheduler"
     return "other"
 
 
@@ -428,7 +429,7 @@ def summarize(entries: list[Entry], incidents: int = 5) -> list[ServiceHealth]:
         if entry.kind == "task_stopped":
             category = entry.data["category"]
             health.stopped[category] = health.stopped.get(category, 0) + 1
-        if entry.kind in INCIDENTS:
+        if entry.kind in INCIDENTS and entry.data.get("category") not in ROUTINE_STOPS:
             health.incidents.append(entry)
     for health in services.values():
         health.incidents = health.incidents[::-1][:incidents]
