@@ -9,9 +9,11 @@ against the same query over the raw table.
    (the WAL: fsynced before it returns, what a receiver acknowledges) and flushed to Parquet at
    the end of every minute, as the server's flusher does. The batches of a minute are built
    before its clock starts (they are what a receiver produces). Target: 1 M datapoints a minute
-   sustained, i.e. every minute ingested and flushed in well under 60 s.
+   sustained, i.e. every minute ingested and flushed in well under 60 s. Then one rollup()
+   of those minutes (timed).
 2. Query: --days days of per-minute AWS/ECS CPUUtilization for --services services (4.3 M rows
-   at the defaults) written to the store one day a file, then `rollup()` (timed), then the hourly
+   at the defaults) written to the store one day a file, then `rollup()` (timed: the backfill,
+   then the next run a minute later), then the hourly
    p95 of one service over the whole window, --runs times (median), both on a connection that
    is already open and including `connect_with_rollups()`:
    - rollup: `SELECT time, p95 FROM metrics_1h WHERE ... dimensions = <service>`;
@@ -131,6 +133,11 @@ def bench_ingest(work: Path, minutes: int, per_minute: int, seed: int) -> dict[s
     [(stored,)] = con.execute("SELECT count(*) FROM metrics").fetchall()
     con.close()
     assert stored == minutes * per_minute, stored
+    # the rollup of these minutes: what a run every minute reads is LATE + 1 minute of them
+    began = time.perf_counter()
+    rolled = rollup(folder, NOW)
+    rollup_s = time.perf_counter() - began
+    print(f"  rollup of the {minutes} minutes: {rollup_s:.1f} s {rolled.rows}")
     return {
         "minutes": minutes,
         "datapoints_per_minute": per_minute,
@@ -140,6 +147,8 @@ def bench_ingest(work: Path, minutes: int, per_minute: int, seed: int) -> dict[s
         "headroom": round(60 * minutes / total, 1),
         "cpu_seconds": round(cpu_seconds, 1),
         "datapoints_per_cpu_second": round(minutes * per_minute / cpu_seconds),
+        "rollup_seconds": round(rollup_s, 1),
+        "rollup_datapoints_per_second": round(minutes * per_minute / rollup_s),
         "store_bytes": sum(p.stat().st_size for p in (folder / "store").rglob("*.parquet")),
     }
 
@@ -198,6 +207,10 @@ def bench_query(work: Path, days: int, services: int, runs: int, seed: int) -> d
     result = rollup(folder, NOW)
     rollup_s = time.perf_counter() - began
     print(f"  rollup in {rollup_s:.1f} s: {result.rows}")
+    began = time.perf_counter()
+    rollup(folder, NOW + dt.timedelta(minutes=1))
+    incremental_s = time.perf_counter() - began
+    print(f"  the next run (a minute later): {incremental_s:.2f} s")
     target = _dims(7, 7)
     start = (NOW - dt.timedelta(days=days)).isoformat()
     where = (
@@ -240,6 +253,7 @@ def bench_query(work: Path, days: int, services: int, runs: int, seed: int) -> d
         "raw_rows": rows,
         "rollup_seconds": round(rollup_s, 1),
         "rollup_rows": result.rows,
+        "incremental_rollup_seconds": round(incremental_s, 2),
         "hours": days * 24,
         "answers_equal": same,
         **figures,

@@ -11,7 +11,7 @@ import pytest
 from ecsguard.core.errors import UserError
 from ecsguard.logs.pipeline import Pipeline
 from ecsguard.logs.schema import METRICS
-from ecsguard.monitor.rollups import Rollups, connect_with_rollups, rollup
+from ecsguard.monitor.rollups import LATE, Rollups, connect_with_rollups, rollup
 
 T0 = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
 API = '{"ClusterName":"prod","ServiceName":"api"}'
@@ -99,7 +99,7 @@ def test_a_second_run_picks_up_new_and_late_points(rolled: Path) -> None:
     fresh = _minutes(T0 + dt.timedelta(hours=2), 10, API, 7.0)
     _ingest(rolled, late + fresh, flush=False)  # still in the WAL: rollups read it too
     result = rollup(rolled, T0 + dt.timedelta(hours=2, minutes=10))
-    assert result.start == T0 + dt.timedelta(hours=1)  # the last run's end, less LATE, on an hour
+    assert result.start == T0 + dt.timedelta(hours=2) - LATE  # the last run's end, less LATE
     hours = _rows(
         rolled,
         f"SELECT count, max FROM metrics_1h WHERE dimensions = '{API}' ORDER BY time",
@@ -146,3 +146,11 @@ def test_bad_retention_is_a_user_error(tmp_path: Path) -> None:
         Rollups(tmp_path, {"2m": 3})
     with pytest.raises(UserError, match="at least 1 day"):
         Rollups(tmp_path, {"1h": 0})
+
+
+def test_points_later_than_late_stay_out_of_the_rollups(rolled: Path) -> None:
+    too_late = [(T0 + dt.timedelta(hours=1, minutes=10), API, 5000.0)]
+    _ingest(rolled, too_late, flush=True)
+    rollup(rolled, T0 + dt.timedelta(hours=2, minutes=1))
+    assert _rows(rolled, "SELECT max(value) FROM metrics") == [(5000.0,)]
+    assert _rows(rolled, "SELECT max(max) FROM metrics_1m") == [(119.0,)]

@@ -11,11 +11,13 @@ percentiles of the per-minute averages: exact for a series with at most one data
 (CloudWatch's 1-minute metrics, Container Insights), an approximation otherwise (spikes inside a
 minute are smoothed). count, sum, min, max and avg are exact at every level.
 
-`rollup(data_dir, now)` is incremental and idempotent: it recomputes every hour from a little
-before the last run (LATE: datapoints that arrive that late still count) up to the last closed
-minute, replacing the files of those hours (and the days' 1-hour files) atomically. The bucket
-being filled when it runs may be partial; the next run rewrites it. Then each level drops the
-days older than its retention.
+`rollup(data_dir, now)` is incremental and idempotent: it recomputes the 1-minute rows from
+LATE before the last run's end (datapoints that arrive up to that late still count; later ones
+are left out of the rollups, not of the raw table) up to the last closed minute, merges them
+into the hour files, derives those hours' 5-minute and 1-hour rows from the hours' 1-minute rows,
+and replaces the files atomically. A run after a minute reads about LATE of raw datapoints, not
+the whole hour. The 5-minute and 1-hour buckets being filled are partial until a later run.
+Then each level drops the days older than its retention.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ecsguard.logs.store import COMPRESSION, LocalFS, partition_date
 #: level -> (bucket seconds, default retention in days)
 LEVELS: dict[str, tuple[int, int]] = {"1m": (60, 8), "5m": (300, 35), "1h": (3600, 400)}
 #: datapoints this much older than the last run's end are still rolled up by the next run
-LATE = dt.timedelta(hours=1)
+LATE = dt.timedelta(minutes=10)
 PERCENTILES = (50, 90, 95, 99)
 STATE_FILE = "_rollup_state.json"
 
@@ -198,39 +200,62 @@ class Rollups:
             if first is None:
                 return None
             start = _utc(first)
-        start = _floor(max(start, oldest_kept), 3600)
+        start = _floor(max(start, oldest_kept), 60)
         return start if start < end else None
 
     def _roll_day(
         self, con: duckdb.DuckDBPyConnection, day: dt.date, low: dt.datetime, high: dt.datetime
     ) -> dict[str, int]:
-        """Recompute the hours [low, high) of one day (low is on an hour), and the day's 1h file."""
-        where = f"dt = DATE '{day.isoformat()}' AND time >= {_lit(low)} AND time < {_lit(high)}"
-        minute = con.sql(_fine_sql("metrics", where)).to_arrow_table()
-        con.register("_minute", minute)
-        five = con.sql(_coarse_sql("_minute", 300)).to_arrow_table()
-        con.unregister("_minute")
-        rows = {"1m": minute.num_rows, "5m": five.num_rows, "1h": 0}
-        hours_m = pc.hour(minute.column("time")) if minute.num_rows else None
-        hours_5 = pc.hour(five.column("time")) if five.num_rows else None
-        hour = low
+        """Recompute the minutes [low, high) of one day, an hour file at a time (memory stays
+        one hour of 1-minute rows): the 1-minute rows from the raw datapoints, merged with the
+        hour's rows before `low`; the hour's 5-minute and 1-hour rows from those 1-minute rows."""
+        rows = dict.fromkeys(LEVELS, 0)
+        hourly_parts = []
+        hour = _floor(low, 3600)
         while hour < high:
-            for level, data, hours in (("1m", minute, hours_m), ("5m", five, hours_5)):
-                part = data.filter(pc.equal(hours, hour.hour)) if hours is not None else data
-                self._write(level, day, f"h-{hour.hour:02d}", part)
+            begin, until = max(hour, low), min(hour + dt.timedelta(hours=1), high)
+            where = (
+                f"dt = DATE '{day.isoformat()}' AND time >= {_lit(begin)} AND time < {_lit(until)}"
+            )
+            fresh = con.sql(_fine_sql("metrics", where)).to_arrow_table()
+            file = f"h-{hour.hour:02d}"
+            earlier = self._read_outside("1m", day, file, begin, until)
+            minute = pa.concat_tables(
+                [earlier, fresh.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)]
+            )
+            con.register("_minute", minute)
+            try:
+                five = con.sql(_coarse_sql("_minute", 300)).to_arrow_table()
+                hourly_parts.append(con.sql(_coarse_sql("_minute", 3600)).to_arrow_table())
+            finally:
+                con.unregister("_minute")
+            self._write("1m", day, file, minute)
+            self._write("5m", day, file, five)
+            rows["1m"] += fresh.num_rows
+            rows["5m"] += five.num_rows
             hour += dt.timedelta(hours=1)
-        # the 1h file from the whole day's 1-minute files (older hours were written earlier)
-        day_files = [
-            self.fs.uri(p) for p in self.files("1m") if p.split("/")[1] == f"dt={day.isoformat()}"
-        ]
-        if day_files:
-            source = f"read_parquet([{_listing(day_files)}])"
-            hourly = con.sql(_coarse_sql(source, 3600)).to_arrow_table()
-        else:
-            hourly = ROLLUP_SCHEMA.empty_table()
-        self._write("1h", day, "day", hourly)
-        rows["1h"] = hourly.num_rows
+        # the day's other hours stay as the earlier runs left them
+        first_hour = _floor(low, 3600)
+        kept = self._read_outside("1h", day, "day", first_hour, hour)
+        parts = [kept] + [p.select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA) for p in hourly_parts]
+        self._write("1h", day, "day", pa.concat_tables(parts))
+        rows["1h"] = sum(p.num_rows for p in hourly_parts)
         return rows
+
+    def _read_outside(
+        self, level: str, day: dt.date, file: str, begin: dt.datetime, until: dt.datetime
+    ) -> pa.Table:
+        """The rows of a rollup file whose bucket is outside [begin, until)."""
+        path = f"{table_name(level)}/dt={day.isoformat()}/{file}.parquet"
+        try:
+            old = pq.read_table(pa.BufferReader(self.fs.read(path)))
+        except FileNotFoundError:
+            return ROLLUP_SCHEMA.empty_table()
+        times = old.column("time")
+        outside = pc.or_(
+            pc.less(times, pa.scalar(begin, TS)), pc.greater_equal(times, pa.scalar(until, TS))
+        )
+        return old.filter(outside).select(ROLLUP_SCHEMA.names).cast(ROLLUP_SCHEMA)
 
     def expire(self, level: str, now: dt.datetime) -> list[str]:
         """Delete the days of `level` older than its retention; the deleted partitions."""
