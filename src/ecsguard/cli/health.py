@@ -40,8 +40,9 @@ def health(
     """Each service's desired/running/pending tasks, latest deployment and latest incidents.
 
     Built from the ECS events in the store (send EventBridge's aws.ecs events to
-    `ecsguard serve` or `ecsguard ingest --format ecs_events`) and the inventory snapshots in
-    DATA_DIR/snapshots. Counts come from the latest snapshot in the window. Incidents are
+    `ecsguard serve` or `ecsguard ingest --format ecs-events`) and the inventory snapshots in
+    DATA_DIR/snapshots. Counts come from the latest snapshot (the newest one older than the
+    window counts as its start). Incidents are
     stopped tasks (classified: oom, essential_exit, elb_health_check, container_health_check,
     spot_interruption, user_stop, ...), placement failures, impaired task starts and failed
     deployments.
