@@ -95,6 +95,24 @@ async def _start_forward(
     return server
 
 
+#: how often the metric rollups (1 minute, 5 minutes, 1 hour) catch up
+ROLLUP_SECONDS = 300
+
+
+async def _roll_up_metrics(service: LogService) -> None:
+    """Keep metrics_1m / 5m / 1h current, off the event loop; a failure waits for the next round."""
+    from datetime import UTC, datetime
+
+    from ecsguard.monitor.rollups import rollup
+
+    while True:
+        await asyncio.sleep(ROLLUP_SECONDS)
+        try:
+            await run_in_threadpool(rollup, service.data_dir, datetime.now(UTC))
+        except Exception:  # a full disk or a damaged file: logged, retried next round
+            log.exception("metric rollup failed; retrying in %s s", ROLLUP_SECONDS)
+
+
 def create_app(
     settings: ServerSettings,
     service: LogService,
@@ -114,10 +132,12 @@ def create_app(
         if detection is not None:
             detection.start()
         forward = await _start_forward(service, settings, announce)
+        rollups = asyncio.create_task(_roll_up_metrics(service))
         announce("ready")
         try:
             yield
         finally:
+            rollups.cancel()
             hub.close()
             if forward is not None:
                 forward.close()
