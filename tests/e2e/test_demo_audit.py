@@ -129,6 +129,9 @@ def test_demo_once_does_the_whole_job_within_a_minute(tmp_path: Path) -> None:
     for rule in ("ecs-task-oom", "ecs-deployment-failed", "ecs-task-placement-failure"):
         assert rule in run.stdout
     assert "5 notification(s) delivered to the local channel" in run.stdout
+    # monitoring: the EMF metrics charted, the ECS events turned into service health
+    assert "CPU and memory, last hour" in run.stdout and "▇" in run.stdout
+    assert "Service health: latest incidents" in run.stdout and "placement_failure" in run.stdout
     assert list((tmp_path / "store" / "logs").rglob("*.parquet"))
     assert (tmp_path / "snapshots" / "demo.json.gz").exists()
     html = (tmp_path / "reports" / "audit-ja.html").read_text()

@@ -123,3 +123,19 @@ def data_dir_option(fn: F) -> F:
     return click.option(
         "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
     )(fn)
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None], low: float = 0.0, high: float = 100.0) -> str:
+    """A one-line chart of `values` between `low` and `high` (a gap for a missing value)."""
+    span = (high - low) or 1.0
+    out = []
+    for value in values:
+        if value is None:
+            out.append(" ")
+            continue
+        level = int((min(max(value, low), high) - low) / span * (len(_BARS) - 1) + 0.5)
+        out.append(_BARS[level])
+    return "".join(out)

@@ -12,7 +12,7 @@ import click
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.cli.audit import print_summary
-from ecsguard.cli.common import data_dir_option, stderr, stdout, table
+from ecsguard.cli.common import data_dir_option, sparkline, stderr, stdout, table
 from ecsguard.cli.inventory import render_summary, run_inventory
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.posture.audit import audit
@@ -102,6 +102,21 @@ def write_audit_reports(snapshot: snapshots.Snapshot, folder: Path, snapshot_fil
     (folder / "iam.json").write_bytes(iam_render.json(analysis))
 
 
+def show_health(folder: Path) -> None:
+    """The services with incidents in the last two hours, as `ecsguard health` shows them."""
+    from ecsguard.logs.query.timerange import resolve
+    from ecsguard.monitor.health import collect, summarize
+
+    entries, _ = collect(folder, resolve("2h", None, None))
+    rows = [
+        (e.time.strftime("%H:%M"), f"{e.cluster}/{e.service}", e.kind, e.summary[:70])
+        for service in summarize(entries)
+        for e in service.incidents
+    ]
+    title = "Service health: latest incidents (ecsguard health)"
+    stdout.print(table(title, ["time", "service", "kind", "what"], rows))
+
+
 def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
     """The log step of the demo: `ecsguard serve` receives synthetic FireLens traffic over HTTP,
     a live tail watches it arrive, and Logs Insights queries answer the first questions."""
@@ -152,6 +167,17 @@ def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
         markup=False,
         highlight=False,
     )
+    stdout.print(
+        table(
+            "CPU and memory, last hour in 5-minute steps (EMF posted to /ingest/metrics)",
+            ["cluster", "service", "CPU %", "memory %", "peak memory"],
+            [
+                (c, s, sparkline(cpu), sparkline(memory), f"{max(memory):.0f}%")
+                for (c, s), (cpu, memory) in sorted(result.usage.items())
+            ],
+        )
+    )
+    show_health(folder)
     if result.request_id:
         stdout.print(
             f"one request end to end: ecsguard logs query --data-dir {folder} --since 2h "

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ecsguard.demo.traffic import ecs_events, error_burst, firelens_bodies
+from ecsguard.demo.traffic import cpu_metrics, ecs_events, error_burst, firelens_bodies
 from ecsguard.logs.tail import follow
 
 ERRORS_BY_SERVICE = (
@@ -43,6 +43,8 @@ class LogDemo:
     request_id: str | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
     notified: int = 0
+    #: (cluster, service) -> 5-minute average CPU and memory (%), oldest first
+    usage: dict[tuple[str, str], tuple[list[float], list[float]]] = field(default_factory=dict)
 
 
 NOTIFY_CONFIG = """\
@@ -150,4 +152,29 @@ def run(url: str, services: list[tuple[str, str, str]], inbox: Path | None = Non
             result.request_id = str(needle.rows[0][needle.columns.index("request_id")])
         result.stored += _bad_minute(client, services)
         _wait_for_alerts(client, inbox, result)
+        client.post("/ingest/metrics", content=cpu_metrics(services)).raise_for_status()
+        result.usage = _usage(client)
     return result
+
+
+USAGE_SQL = """
+SELECT json_extract_string(dimensions, '$.ClusterName') AS cluster,
+       json_extract_string(dimensions, '$.ServiceName') AS service,
+       time_bucket(INTERVAL 5 MINUTE, time) AS bucket,
+       avg(value) FILTER (WHERE name = 'CPUUtilization') AS cpu,
+       avg(value) FILTER (WHERE name = 'MemoryUtilization') AS memory
+FROM metrics WHERE namespace = 'AWS/ECS' AND time > now() - INTERVAL 2 HOUR
+GROUP BY ALL ORDER BY cluster, service, bucket
+"""
+
+
+def _usage(client: httpx.Client) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
+    """5-minute CPU and memory per service, through the query API (the EMF just posted)."""
+    reply = client.post("/api/query", json={"sql": USAGE_SQL, "limit": 10_000})
+    reply.raise_for_status()
+    usage: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for cluster, service, _, cpu, memory in reply.json()["rows"]:
+        cpus, memories = usage.setdefault((cluster, service), ([], []))
+        cpus.append(cpu)
+        memories.append(memory)
+    return usage

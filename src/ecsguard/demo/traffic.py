@@ -177,3 +177,44 @@ def ecs_events(
             3,
         ),
     ]
+
+
+def cpu_metrics(services: list[tuple[str, str, str]], minutes: int = 60, seed: int = 7) -> bytes:
+    """An hour of per-minute CPU and memory utilisation per service, as the embedded metric
+    format documents a Container Insights-style agent would log (NDJSON). The first service
+    (the one the bad minute kills for memory) climbs towards its limit at the end."""
+    rng = random.Random(seed)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    first = sorted(services)[0]
+    docs = []
+    for cluster, service, _ in sorted(services):
+        base = rng.uniform(15, 45)
+        for minute in range(minutes):
+            moment = end - timedelta(minutes=minutes - minute)
+            climbing = (cluster, service) == first[:2] and minute > minutes - 15
+            cpu = base + rng.gauss(0, 4) + (4 * (minute - minutes + 15) if climbing else 0)
+            memory = 40 + rng.gauss(0, 2) + (3.5 * (minute - minutes + 15) if climbing else 0)
+            docs.append(
+                orjson.dumps(
+                    {
+                        "_aws": {
+                            "Timestamp": int(moment.timestamp() * 1000),
+                            "CloudWatchMetrics": [
+                                {
+                                    "Namespace": "AWS/ECS",
+                                    "Dimensions": [["ClusterName", "ServiceName"]],
+                                    "Metrics": [
+                                        {"Name": "CPUUtilization", "Unit": "Percent"},
+                                        {"Name": "MemoryUtilization", "Unit": "Percent"},
+                                    ],
+                                }
+                            ],
+                        },
+                        "ClusterName": cluster,
+                        "ServiceName": service,
+                        "CPUUtilization": round(min(max(cpu, 0.0), 100.0), 1),
+                        "MemoryUtilization": round(min(max(memory, 0.0), 100.0), 1),
+                    }
+                )
+            )
+    return b"\n".join(docs) + b"\n"
