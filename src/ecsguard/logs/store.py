@@ -57,7 +57,7 @@ MAX_COMPACTION_BYTES = 256 * 1024 * 1024
 class FileSystem(Protocol):
     """Paths are '/'-separated and relative to the filesystem's root."""
 
-    def write_atomic(self, path: str, data: bytes) -> None: ...
+    def write_atomic(self, path: str, data: bytes | memoryview) -> None: ...
     def list(self, prefix: str) -> list[str]: ...
     def read(self, path: str) -> bytes: ...
     def delete(self, path: str) -> None: ...
@@ -100,7 +100,7 @@ class LocalFS:
                 new.mkdir()
             _fsync_dir(new.parent)  # the new entry must survive a crash too
 
-    def write_atomic(self, path: str, data: bytes) -> None:
+    def write_atomic(self, path: str, data: bytes | memoryview) -> None:
         target = self._path(path)
         self._makedirs(target.parent)
         # the temp name does not end in .parquet, so readers' globs never match it
@@ -221,7 +221,7 @@ class Store:
         # would fill a dictionary page only to fall back to plain encoding
         repeated = [c for c in data.column_names if c not in UNIQUE_COLUMNS]
         pq.write_table(data, sink, compression=COMPRESSION, use_dictionary=repeated)
-        self.fs.write_atomic(path, sink.getvalue().to_pybytes())
+        self.fs.write_atomic(path, memoryview(sink.getvalue()))  # no copy into bytes
         return path
 
     def files(self, table: str) -> list[str]:

@@ -36,7 +36,8 @@ from ecsguard.core.errors import UserError
 
 MAGIC = b"EGW1"
 _HEADER = struct.Struct("<4sII")
-DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+#: a sealed segment is flushed as a whole: its size bounds the flusher's memory
+DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
 _SUFFIX = ".wal"
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 

@@ -52,7 +52,8 @@ class ServerSettings:
     tls_key: Path | None = None
     tail_capacity: int = DEFAULT_CAPACITY
     #: requests read and parsed at once; with --max-body this bounds the memory bodies take
-    ingest_slots: int = 16
+    #: (parsing is CPU-bound: more slots than a few cores only add memory)
+    ingest_slots: int = 4
 
     @property
     def scheme(self) -> str:
