@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/inventory.py
 	$(PY) bench/logs.py
 	$(PY) bench/metrics.py
+	$(PY) bench/detect.py
 
 docs: install  ## regenerate generated references
 	$(VENV)/bin/ecsguard iam auditor-policy > docs/iam-policy.json
