@@ -36,6 +36,23 @@ def parse_size(text: str) -> int:
     return size
 
 
+def _fewer_malloc_arenas() -> None:
+    """Request threads each get a glibc malloc arena by default (8 per core), and freed memory
+    stays in them: the server held 1.7 GB where the same work in two threads needs 650 MB.
+    Two arenas keep it near the latter. A no-op where libc is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(ctypes.c_int(-8), ctypes.c_int(2))  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -162,6 +179,7 @@ def serve(
             "pick another --port (0 takes any free one) or stop the process using it",
         ) from None
 
+    _fewer_malloc_arenas()
     directory = resolve_data_dir(data_dir)
     detection_rules = []
     if rule_paths:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +72,9 @@ class SharedPatterns:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # releases come from finalizers, which may run inside a locked section of this very
+        # thread (a garbage collection during _compute): they are queued, applied under the lock
+        self._released: deque[str] = deque()
         self._set = PatternSet()
         self._users: dict[str, int] = {}
         self._version = 0
@@ -83,6 +87,7 @@ class SharedPatterns:
     def register(self, pattern: EventPattern) -> str:
         key = self.key(pattern)
         with self._lock:
+            self._apply_releases()
             if key not in self._users:
                 self._set.add(key, pattern)
                 self._version += 1
@@ -90,18 +95,28 @@ class SharedPatterns:
         return key
 
     def release(self, key: str) -> None:
-        with self._lock:
-            left = self._users.get(key, 0) - 1
+        """A rule using `key` is gone (called from its finalizer: never blocks)."""
+        self._released.append(key)
+
+    def _apply_releases(self) -> None:
+        """Called with the lock held."""
+        while self._released:
+            key = self._released.popleft()
+            if key not in self._users:
+                continue
+            left = self._users[key] - 1
             if left > 0:
                 self._users[key] = left
-                return
+                continue
             self._users.pop(key, None)
             self._set.remove(key)
             self._version += 1
             self._last = None
 
     def __len__(self) -> int:
-        return len(self._set)
+        with self._lock:
+            self._apply_releases()
+            return len(self._set)
 
     def match(self, table: str, batch: pa.RecordBatch) -> dict[str, list[int]]:
         """Row numbers of `batch` per registered pattern key (patterns with no rows left out)."""
@@ -110,6 +125,7 @@ class SharedPatterns:
     def result(self, table: str, batch: pa.RecordBatch) -> _BatchResult:
         """The matches in `batch`, computed by the first caller for this batch."""
         with self._lock:
+            self._apply_releases()
             last = self._last
             if (
                 last is not None
