@@ -12,12 +12,13 @@ alerts are reloaded on start, so a restart continues a burst instead of alerting
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,18 @@ class AlertStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for many saves (a batch's alerts): a commit per alert cost 140 µs."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def save(self, alert: Alert) -> None:
         with self._lock:
@@ -165,13 +178,20 @@ class Engine:
     def process(self, table: str, batch: pa.RecordBatch) -> list[Alert]:
         """Evaluate the rules that read `table` on one stored batch."""
         alerts = []
-        for rule_id in self.by_table.get(table, ()):
-            alerts.extend(self._run(rule_id, lambda e: e.on_batch(table, batch)))
+        with self.store.transaction():
+            for rule_id in self.by_table.get(table, ()):
+                alerts.extend(self._run(rule_id, lambda e: e.on_batch(table, batch)))
         return alerts
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
         """Let time pass for every rule; persist their state."""
         now = now or datetime.now(UTC)
+        alerts = []
+        with self.store.transaction():
+            alerts.extend(self._tick_all(now))
+        return alerts
+
+    def _tick_all(self, now: datetime) -> list[Alert]:
         alerts = []
         for rule_id, evaluator in self.evaluators.items():
             alerts.extend(self._run(rule_id, lambda e: e.on_tick(now)))
