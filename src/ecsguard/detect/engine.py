@@ -61,7 +61,7 @@ class AlertStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a transaction holds it across the saves inside it
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -40,6 +40,7 @@ class DetectionWorker:
             engine.on_alert = self._notify
         self._queue: queue.Queue[tuple[str, pa.RecordBatch] | None] = queue.Queue(QUEUE_BATCHES)
         self._thread = threading.Thread(target=self._run, name="ecsguard-detect", daemon=True)
+        self._own: list[tuple[str, pa.RecordBatch]] = []  # submitted by the worker itself
         self.processed = 0  # batches, for /api/stats
         self.lag_seconds = 0.0  # ingest acknowledgement -> evaluated, last batch
 
@@ -54,8 +55,13 @@ class DetectionWorker:
             self.dispatcher.submit(alert)
 
     def submit(self, table: str, batch: pa.RecordBatch) -> None:
-        if table in self.engine.by_table:
-            self._queue.put((table, batch))
+        if table not in self.engine.by_table:
+            return
+        if threading.current_thread() is self._thread:
+            # the worker's own derived metrics: a put on its own full queue would wait for ever
+            self._own.append((table, batch))
+            return
+        self._queue.put((table, batch))
 
     def _store_metrics(self, batch: pa.RecordBatch) -> None:
         try:
@@ -81,6 +87,8 @@ class DetectionWorker:
             if time.monotonic() >= next_tick:
                 self.engine.tick(datetime.now(UTC))
                 next_tick = time.monotonic() + TICK_SECONDS
+            while self._own:
+                self.engine.process(*self._own.pop(0))
         self.engine.tick(datetime.now(UTC))  # save state on the way out
 
     def stop(self) -> None:
