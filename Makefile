@@ -29,6 +29,8 @@ bench: install
 	$(PY) bench/inventory.py
 	$(PY) bench/logs.py
 	$(PY) bench/metrics.py
+	$(PY) bench/detect_patterns.py
+	$(PY) bench/detect_templates.py
 	$(PY) bench/detect.py
 
 docs: install  ## regenerate generated references
