@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from ecsguard.demo.logs import notify_config
 from ecsguard.demo.logserver import ServeProcess
 
 RULE = """
@@ -88,24 +89,10 @@ def test_a_bad_rule_file_stops_serve_before_it_listens(tmp_path: Path) -> None:
     assert "listening" not in run.stdout
 
 
-NOTIFY = """
-channels:
-  inbox:
-    type: command
-    command:
-      argv: [{python}, -c, "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + '\\\\n')",
-             {inbox}]
-default:
-  channels: [inbox]
-"""
-
-
 def test_an_alert_is_delivered_through_the_outbox(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULE)
-    inbox = tmp_path / "inbox.jsonl"
-    notify = tmp_path / "notify.yaml"
-    notify.write_text(NOTIFY.format(python=sys.executable, inbox=inbox))
+    notify, inbox = notify_config(tmp_path)  # the demo's local channel: a command to a file
     args = ["--rules", str(rules), "--notify", str(notify)]
     with ServeProcess(tmp_path / "data", args=args) as server:
         sent = time.monotonic()

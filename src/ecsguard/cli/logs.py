@@ -105,17 +105,7 @@ def query_command(
         rows = result.fetchall()
     finally:
         pipeline.close()
-    if output == "json":
-        print_json([dict(zip(columns, row, strict=True)) for row in rows])
-    elif output == "csv":
-        import csv as csvlib
-
-        writer = csvlib.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    else:
-        stdout.print(table(None, columns, rows))
-        stdout.print(f"{len(rows)} rows", markup=False, highlight=False)
+    _print_rows(columns, rows, output)
 
 
 def _print_rows(columns: list[str], rows: list[tuple[object, ...]], output: str) -> None:

@@ -156,6 +156,7 @@ class Engine:
         self.on_alert = on_alert
         self.on_metrics = on_metrics
         self.rules = {rule.id: rule for rule in rules if rule.enabled}
+        self.windows = {rule.id: parse_duration(rule.window) for rule in self.rules.values()}
         self.evaluators: dict[str, Evaluator] = {}
         self.by_table: dict[str, list[str]] = {}
         self.errors: dict[str, str] = {}  # rule id -> last evaluation error
@@ -220,7 +221,7 @@ class Engine:
         ]
         slot = (rule.id, orjson.dumps(key, default=str).decode())
         current = self.open.get(slot)
-        window = parse_duration(rule.window)
+        window = self.windows[rule.id]
         if match.state is None and current is not None and match.time - current.last_seen <= window:
             evidence = (current.evidence + match.evidence)[:MAX_EVIDENCE]
             alert = current.model_copy(
