@@ -230,6 +230,7 @@ SLOW = """
 import pathlib, sys, time
 sys.stdin.read()
 gate = pathlib.Path(sys.argv[1])
+pathlib.Path(sys.argv[2]).touch()  # a send is in progress
 deadline = time.monotonic() + 10
 while not gate.exists() and time.monotonic() < deadline:
     time.sleep(0.01)
@@ -239,7 +240,7 @@ while not gate.exists() and time.monotonic() < deadline:
 def test_a_slow_channel_blocks_neither_the_others_nor_the_caller(
     http_hook: HttpRecorder, tmp_path: Path
 ) -> None:
-    gate = tmp_path / "open"
+    gate, sending = tmp_path / "open", tmp_path / "sending"
     config = parse_config(
         f"""
 channels:
@@ -249,7 +250,7 @@ channels:
   slow:
     type: command
     timeout: 20s
-    command: {{argv: ["{sys.executable}", "-c", {SLOW!r}, "{gate}"]}}
+    command: {{argv: ["{sys.executable}", "-c", {SLOW!r}, "{gate}", "{sending}"]}}
 default: {{channels: [slow, fast]}}
 """.replace("'", '"'),
     )
@@ -257,6 +258,11 @@ default: {{channels: [slow, fast]}}
         d.submit(make_alert("a1"))
         assert len(http_hook.wait_for(1)) == 1  # the fast channel delivered...
         assert d.stats()["slow"].get("sent", 0) == 0  # ...while the slow one is still busy
+        deadline = time.monotonic() + 10
+        # a1 must be in flight on the slow channel before a2 arrives, else the dispatcher
+        # rightly groups both into one message
+        while not sending.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         started = time.monotonic()
         d.submit(make_alert("a2"))  # the caller does not wait for either
         assert time.monotonic() - started < 1.0
