@@ -134,7 +134,7 @@ def test_follow_resumes_after_a_dropped_connection(srv: Running) -> None:
     done = threading.Event()
 
     def consume() -> None:
-        stream = follow(srv.url, params={"service": "follow-svc"}, token=TOKEN, read_timeout=0.1)
+        stream = follow(srv.url, params={"service": "follow-svc"}, token=TOKEN, read_timeout=1.0)
         for event in stream:
             got.append(event)
             if sum(e.kind == "message" for e in got) == 6:
@@ -143,11 +143,17 @@ def test_follow_resumes_after_a_dropped_connection(srv: Running) -> None:
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
-    for batch in (("f1", "f2"), ("f3",), ("f4", "f5", "f6")):
-        while sum(e.kind == "ready" for e in got) < 1:
+    def wait_for(kind: str, count: int) -> None:
+        deadline = time.monotonic() + 10
+        while sum(e.kind == kind for e in got) < count:
+            assert time.monotonic() < deadline, f"no {kind} event #{count}: {got}"
             threading.Event().wait(0.01)
+
+    for number, batch in enumerate((("f1", "f2"), ("f3",), ("f4", "f5", "f6"))):
+        # The first batch goes to a live stream; each later one is posted while the client is
+        # disconnected (it saw the drop and waits before reconnecting), so resuming must fetch it.
+        wait_for("ready", 1) if number == 0 else wait_for("reconnecting", number)
         post_lines(srv, "follow-svc", *batch)
-        threading.Event().wait(0.2)  # longer than the read timeout: the connection drops
     assert done.wait(10)
     assert [e.data["message"] for e in got if e.kind == "message"] == [f"f{i}" for i in range(1, 7)]
     assert sum(e.kind == "reconnecting" for e in got) >= 2
