@@ -78,3 +78,86 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     to 64 KiB; tests share its store, so each looks only at records it made itself."""
     with running(tmp_path_factory.mktemp("srv"), token=TOKEN, max_body=64 * 1024) as server:
         yield server
+
+
+# -- the console -------------------------------------------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+ROLE_USERS = {"viewer": "vera", "operator": "otto", "admin": "ada"}
+
+
+def add_console_users(data_dir: Path) -> None:
+    """One user per role (ROLE_USERS), all with PASSWORD."""
+    from ecsguard.web.users import UserStore
+
+    store = UserStore(data_dir)
+    try:
+        for role, name in ROLE_USERS.items():
+            store.add(name, PASSWORD, role)
+    finally:
+        store.close()
+
+
+def login_form_token(client: httpx.Client) -> str:
+    import re
+
+    page = client.get("/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def csrf_of(client: httpx.Client, path: str = "/overview") -> str:
+    """The session's CSRF token, as a page carries it in <meta name="csrf-token">."""
+    import re
+
+    page = client.get(path)
+    found = re.search(r'<meta name="csrf-token" content="([^"]*)"', page.text)
+    assert page.status_code == 200 and found and found.group(1), page.text[:500]
+    return found.group(1)
+
+
+@dataclass
+class Console:
+    """A logged-in console client: `client` carries the session cookie, `csrf` its token."""
+
+    client: httpx.Client
+    csrf: str
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        return self.client.post(path, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+def log_in(url: str, role: str) -> Console:
+    """A client logged in through the login form as the ROLE_USERS user of `role`."""
+    client = httpx.Client(base_url=url, timeout=30)
+    token = login_form_token(client)
+    reply = client.post(
+        "/login", data={"user": ROLE_USERS[role], "password": PASSWORD, "csrf": token}
+    )
+    assert reply.status_code == 303, reply.text
+    return Console(client, csrf_of(client))
+
+
+@pytest.fixture(scope="module")
+def console_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A tokenless loopback server (the console's default) with one user per role."""
+    data_dir = tmp_path_factory.mktemp("console")
+    add_console_users(data_dir)
+    with running(data_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def as_role(console_srv: Running) -> Iterator[Callable[[str], Console]]:
+    """`as_role("operator")`: a Console logged in with that role on `console_srv`."""
+    opened: list[Console] = []
+
+    def open_as(role: str) -> Console:
+        opened.append(log_in(console_srv.url, role))
+        return opened[-1]
+
+    yield open_as
+    for console in opened:
+        console.client.close()

@@ -30,6 +30,7 @@ COMMANDS = {
     "agent": "ecsguard.cli.agent:agent",
     "metrics": "ecsguard.cli.metrics:metrics",
     "health": "ecsguard.cli.health:health",
+    "users": "ecsguard.cli.users:users",
 }
 
 

@@ -30,8 +30,9 @@ from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import DEFAULT_CAPACITY, TailHub
 from ecsguard.monitor.emf import EmfExtractor
-from ecsguard.web import api, ingest
+from ecsguard.web import api, console, ingest
 from ecsguard.web.auth import ApiError
+from ecsguard.web.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,12 @@ def create_app(
 
     app.include_router(ingest.router)
     app.include_router(api.router)
+    console.install(
+        app,
+        console.Console(
+            service.data_dir, UserStore(service.data_dir), secure_cookies=bool(settings.tls_cert)
+        ),
+    )
     return app
 
 

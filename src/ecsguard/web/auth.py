@@ -1,8 +1,10 @@
-"""The bearer token every route but /healthz requires when the server has one.
+"""The bearer token every API and ingest route requires when the server has one.
 
 Clients send `Authorization: Bearer T`; Amazon Data Firehose sends its configured access key in
 `X-Amz-Firehose-Access-Key`, which is accepted the same way. Tokens are compared in constant time
-and never logged or echoed.
+and never logged or echoed. A logged-in console session counts as well (its state changes carry
+the CSRF header). Requests a browser sends from another site (an `Origin` that is not ours) are
+refused whatever they carry: a web page must not post log lines into a loopback server.
 """
 
 from __future__ import annotations
@@ -34,11 +36,38 @@ def presented_token(request: Request) -> str | None:
     return request.headers.get(FIREHOSE_KEY_HEADER) or None
 
 
+def check_origin(request: Request) -> None:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return  # not a browser's cross-origin request (CLI, Fluent Bit, Firehose)
+    ours = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin != ours:
+        raise ApiError(403, f"requests from {origin} are not accepted (a different site)")
+
+
+def _console_session_ok(request: Request) -> bool:
+    console = getattr(request.app.state, "console", None)
+    cookie = request.cookies.get("ecsguard_session")
+    if console is None or not cookie:
+        return False
+    session = console.users.session(cookie)
+    if session is None:
+        return False
+    if request.method in ("GET", "HEAD"):
+        return True
+    given = request.headers.get("x-csrf-token")
+    return given is not None and hmac.compare_digest(given.encode(), session.csrf.encode())
+
+
 def check_token(request: Request, expected: str | None) -> None:
-    """Raise a 401 ApiError unless `expected` is None or the request presents it."""
+    """Raise a 401 ApiError unless `expected` is None or the request presents it (or a console
+    session); 403 for a request from another site."""
+    check_origin(request)
     if expected is None:
         return
     given = presented_token(request)
+    if given is None and _console_session_ok(request):
+        return
     if given is None:
         raise ApiError(
             401,

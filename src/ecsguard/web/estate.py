@@ -1,0 +1,71 @@
+"""The audited estate as the console sees it: the newest snapshot in the data directory, its
+audit findings and its IAM analysis, each computed once per snapshot file and language."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ecsguard.aws import snapshot as snapshots
+from ecsguard.core.models import Finding
+
+
+@dataclass(frozen=True)
+class Estate:
+    path: Path
+    snapshot: snapshots.Snapshot
+
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, Any], Any] = {}
+
+
+def latest_snapshot_file(data_dir: Path) -> Path | None:
+    """The most recently written `snapshots/*.json.gz` (what `inventory`, `audit` and the demo
+    save)."""
+    files = list((data_dir / "snapshots").glob("*.json.gz"))
+    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
+
+
+def _cached(kind: str, path: Path, lang: str, make: Any) -> Any:
+    key = (kind, (str(path), path.stat().st_mtime_ns, lang))
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+    value = make()
+    with _lock:
+        # keep the newest few: a long-running server sees many snapshots over time
+        if len(_cache) > 16:
+            _cache.clear()
+        _cache[key] = value
+    return value
+
+
+def latest(data_dir: Path) -> Estate | None:
+    path = latest_snapshot_file(data_dir)
+    if path is None:
+        return None
+    snapshot = _cached("snapshot", path, "", lambda: snapshots.load(path))
+    return Estate(path, snapshot)
+
+
+def findings(estate: Estate, lang: str = "en") -> list[Finding]:
+    """Every check's result on the snapshot (PASS included), in `lang`."""
+    from ecsguard.posture.audit import audit
+
+    result: list[Finding] = _cached(
+        "audit", estate.path, lang, lambda: audit(estate.snapshot, lang=lang).findings
+    )
+    return result
+
+
+def iam_analysis(estate: Estate) -> dict[str, Any]:
+    """`ecsguard iam report`'s analysis (principals, tiers, escalation paths, services)."""
+    from ecsguard.iam.account import analyze_account
+
+    result: dict[str, Any] = _cached(
+        "iam", estate.path, "", lambda: analyze_account(estate.snapshot)
+    )
+    return result

@@ -1,0 +1,8 @@
+"""Console pages: one module (and template) each, registering a Page in `ecsguard.web.page.PAGES`.
+
+Registration is one import line per module, kept in alphabetical order.
+"""
+
+from __future__ import annotations
+
+import ecsguard.web.pages.overview  # noqa: F401

@@ -1,0 +1,120 @@
+"""Overview: the four pillars at a glance. Open findings by severity (posture), admin-equivalent
+principals (IAM), records received in the last five minutes (logs) and alerts of the last day
+(monitoring and response)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ecsguard.core.models import Severity, Status
+from ecsguard.web import estate
+from ecsguard.web.page import PAGES, Page, PageContext
+
+RATE_MINUTES = 5
+
+
+def _logs(ctx: PageContext) -> dict[str, Any]:
+    service = ctx.app_state.service
+    since = datetime.now(UTC) - timedelta(minutes=RATE_MINUTES)
+    con = service.connect()
+    try:
+        per_table = {
+            table: con.execute(
+                f"SELECT count(*) FROM {table} WHERE time >= ?",
+                [since],
+            ).fetchone()[0]
+            for table in ("logs", "cloudtrail", "events")
+        }
+    finally:
+        con.close()
+    return {
+        "window_minutes": RATE_MINUTES,
+        "records": per_table,
+        "per_second": round(sum(per_table.values()) / (RATE_MINUTES * 60), 2),
+        "since_start": service.stats.records,
+    }
+
+
+def _alerts(ctx: PageContext) -> dict[str, Any]:
+    from ecsguard.detect.engine import AlertStore
+
+    since = datetime.now(UTC) - timedelta(days=1)
+    detection = ctx.app_state.detection
+    if detection is not None:
+        found = detection.engine.store.alerts(since=since, limit=1000)
+    else:
+        store = AlertStore(ctx.console.data_dir / "detect.db")
+        try:
+            found = store.alerts(since=since, limit=1000)
+        finally:
+            store.close()
+    by_severity = Counter(str(a.severity) for a in found)
+    return {
+        "last_day": len(found),
+        "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
+        "rules": len(detection.engine.rules) if detection is not None else 0,
+        "latest": [a.model_dump(mode="json") for a in found[:5]],
+    }
+
+
+def data(ctx: PageContext) -> dict[str, Any]:
+    found = estate.latest(ctx.console.data_dir)
+    posture: dict[str, Any] | None = None
+    iam: dict[str, Any] | None = None
+    if found is not None:
+        from ecsguard.iam.render import figures
+
+        failed = [f for f in estate.findings(found, ctx.lang) if f.status is Status.FAIL]
+        by_severity = Counter(f.severity.value for f in failed)
+        posture = {
+            "snapshot": found.path.name,
+            "account": found.snapshot.account,
+            "collected_at": found.snapshot.collected_at.isoformat(),
+            "open_findings": len(failed),
+            "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
+        }
+        iam = figures(estate.iam_analysis(found))
+    return {"posture": posture, "iam": iam, "logs": _logs(ctx), "alerts": _alerts(ctx)}
+
+
+PAGES.add(
+    "overview",
+    Page(
+        name="overview",
+        order=0,
+        data=data,
+        script=True,
+        words={
+            "en": {
+                "title": "Overview",
+                "posture": "Security posture",
+                "open_findings": "open findings",
+                "iam": "IAM",
+                "admin_equivalent": "admin-equivalent principals",
+                "outside_iam_admin": "of them outside the IAM-administrator tier",
+                "escalation_paths": "privilege-escalation paths",
+                "logs": "Logs",
+                "per_second": "records per second (last {minutes} min)",
+                "alerts": "Alerts",
+                "last_day": "alerts in the last 24 h",
+                "snapshot": "Snapshot {name} of account {account}, collected {at}",
+            },
+            "ja": {
+                "title": "概要",
+                "posture": "セキュリティ態勢",
+                "open_findings": "件の未対応の検出事項",
+                "iam": "IAM",
+                "admin_equivalent": "管理者相当のプリンシパル",
+                "outside_iam_admin": "うち IAM 管理者層以外",
+                "escalation_paths": "権限昇格パス",
+                "logs": "ログ",
+                "per_second": "件/秒 (直近 {minutes} 分)",
+                "alerts": "アラート",
+                "last_day": "件のアラート (直近 24 時間)",
+                "snapshot": "スナップショット {name} (アカウント {account}、{at} に収集)",
+            },
+        },
+    ),
+)
