@@ -100,6 +100,7 @@ PAGES.add(
                 "alerts": "Alerts",
                 "last_day": "alerts in the last 24 h",
                 "snapshot": "Snapshot {name} of account {account}, collected {at}",
+                "by_severity": "Open findings and alerts by severity",
             },
             "ja": {
                 "title": "概要",
@@ -114,6 +115,7 @@ PAGES.add(
                 "alerts": "アラート",
                 "last_day": "件のアラート (直近 24 時間)",
                 "snapshot": "スナップショット {name} (アカウント {account}、{at} に収集)",
+                "by_severity": "重大度別の未対応の検出事項とアラート",
             },
         },
     ),
