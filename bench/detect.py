@@ -184,8 +184,11 @@ def run_engine(
     store = AlertStore(work / "detect.db")
     engine = new_engine(rules, store)
 
-    def store_metrics(batch: pa.RecordBatch) -> None:  # as the worker stores them
-        engine.process("metrics", batch)
+    derived: list[pa.RecordBatch] = []
+
+    def store_metrics(batch: pa.RecordBatch) -> None:
+        # as the worker does: evaluated after the tick, whose transaction is still open here
+        derived.append(batch)
 
     engine.on_metrics = store_metrics
     alerts = 0
@@ -209,6 +212,8 @@ def run_engine(
         done += body.batch.num_rows
         if after >= next_tick:
             alerts += len(engine.tick(datetime.now(UTC)))
+            while derived:
+                alerts += len(engine.process("metrics", derived.pop(0)))
             tick_seconds += time.perf_counter() - after
             next_tick = time.perf_counter() + 1.0
     elapsed = time.perf_counter() - started

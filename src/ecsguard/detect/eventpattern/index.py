@@ -40,6 +40,7 @@ from ecsguard.detect.eventpattern.pattern import (
     needs_consistency,
     tests_hold,
 )
+from ecsguard.detect.eventpattern.prefilter import Prefilter, RowView
 from ecsguard.detect.eventpattern.values import EqualsIgnoreCase, Prefix, value_key
 
 #: a presence trigger wakes its branch like this many shared exact values would
@@ -87,6 +88,7 @@ class _Index:
     always: list[int] = field(default_factory=list)
     wanted: frozenset[str] = frozenset()
     tests: int = 0
+    prefilter: Prefilter | None = None
 
     def hits(self, leaves: Leaves) -> tuple[set[int], set[int]]:
         """(indexed tests the event satisfies, branches triggered by it)."""
@@ -274,6 +276,14 @@ class PatternSet:
 
     def match_many(self, events: Iterable[Mapping[str, Any]]) -> list[list[Hashable]]:
         return [self.match_all(event) for event in events]
+
+    def candidates(self, view: RowView) -> list[int]:
+        """Rows of a stored batch that some pattern may match (prefilter.py): the others need
+        not be built into events at all."""
+        index = self._index or self._build()
+        if index.prefilter is None:
+            index.prefilter = Prefilter(index.branches)
+        return index.prefilter.survivors(view)
 
     def top_level_requirements(self, fields: Sequence[str]) -> dict[str, frozenset[str]] | None:
         """For filtering store rows before building events: if every branch needs one of

@@ -259,3 +259,171 @@ def summary(table: str, row: dict[str, Any]) -> str:
             f"event {row.get('id') or '?'}",
         )
     return f"{head}: {what}"
+
+
+# ------------------------------------------------------------------------- rows by path
+# (for prefilter.py: what to_events would put at a path, without building the events)
+
+#: events: top-level fields that are columns
+_EVENT_COLUMNS = {
+    "id": "id",
+    "detail-type": "detail_type",
+    "source": "source",
+    "account": "account",
+    "region": "region",
+}
+#: cloudtrail: detail fields that are columns, as _from_cloudtrail copies them
+_TRAIL_DETAIL_COLUMNS = {
+    "detail.eventSource": "event_source",
+    "detail.eventName": "event_name",
+    "detail.eventType": "event_type",
+    "detail.awsRegion": "aws_region",
+    "detail.sourceIPAddress": "source_ip",
+    "detail.userAgent": "user_agent",
+    "detail.errorCode": "error_code",
+    "detail.errorMessage": "error_message",
+    "detail.readOnly": "read_only",
+    "detail.eventID": "event_id",
+}
+#: cloudtrail detail fields parsed from JSON text: (column, present when the text is null)
+_TRAIL_DETAIL_JSON = {
+    "requestParameters": ("request_parameters", True),
+    "responseElements": ("response_elements", True),
+    "additionalEventData": ("additional_event_data", False),
+    "resources": ("resources", False),
+}
+_ABSENT = object()
+
+
+class RowView:
+    """The rows of one stored batch, read by EventBridge path (see prefilter.RowView): exactly
+    the leaves to_events + flatten would give, column-wise where the store has the field as a
+    column, else from the JSON text, parsed once per row and only for rows that ask."""
+
+    def __init__(self, table: str, batch: pa.RecordBatch) -> None:
+        if table not in TABLES:
+            raise ValueError(f"no EventBridge shape for table {table!r}")
+        self.table = table
+        self.batch = batch
+        self.rows = batch.num_rows
+        self._columns: dict[str, list[Any]] = {}
+        self._parsed: dict[str, dict[int, Any]] = {}
+
+    def kind(self, path: str) -> str | None:
+        first, _, rest = path.partition(".")
+        if self.table == "events":
+            if first in ("resources", "detail"):
+                return "json"
+            return "column" if not rest else "absent"
+        if first == "detail" and rest:
+            if path in _TRAIL_DETAIL_COLUMNS or path == "detail.eventTime":
+                return "column"
+            top = rest.partition(".")[0]
+            if top in _TRAIL_DETAIL_JSON or top == "userIdentity":
+                return "json"
+            # a dotted key of an object inside detail could spell a longer path: only the
+            # fields detail always has are certain
+            return None if "." in rest else "absent"
+        if first == "detail":  # the detail object itself has no leaf
+            return "absent"
+        if first == "resources":
+            return "absent"  # always []
+        return "column" if not rest else "absent"
+
+    def column(self, path: str) -> list[Any]:
+        values = self._columns.get(path)
+        if values is None:
+            values = self._columns[path] = self._column(path)
+        return values
+
+    def _column(self, path: str) -> list[Any]:
+        batch, n = self.batch, self.rows
+        if path == "version":
+            return ["0"] * n
+        if path == "time" or (self.table == "cloudtrail" and path == "detail.eventTime"):
+            return _iso_times(batch)
+        if path.startswith("~"):  # a raw column
+            return _column(batch, path[1:])
+        if self.table == "events":
+            name = _EVENT_COLUMNS.get(path)
+            return _column(batch, name) if name else [None] * n
+        if path in _TRAIL_DETAIL_COLUMNS:
+            return _column(batch, _TRAIL_DETAIL_COLUMNS[path])
+        if path == "detail-type":
+            sources, names = self.column("~event_source"), self.column("~event_name")
+            return [detail_type(s, e) for s, e in zip(sources, names, strict=True)]
+        if path == "source":
+            cache: dict[Any, str | None] = {}
+            out = []
+            for value in self.column("~event_source"):
+                if value not in cache:
+                    cache[value] = service_source(value)
+                out.append(cache[value])
+            return out
+        name = {"id": "event_id", "account": "account", "region": "aws_region"}.get(path)
+        return _column(batch, name) if name else [None] * n
+
+    def leaves(self, path: str, row: int) -> list[Any]:
+        parts = path.split(".")
+        if self.table == "events":
+            root = self._json(parts[0], row, [] if parts[0] == "resources" else {})
+            out: list[Any] = []
+            _collect(root, parts, 1, out)
+            return out
+        top = parts[1]
+        if top == "userIdentity":
+            root = self._identity(row)
+        else:
+            column, always = _TRAIL_DETAIL_JSON[top]
+            text = self._text(column, row)
+            root = _ABSENT if text is None and not always else _json(text, None)
+        out = []
+        if root is not _ABSENT:
+            _collect(root, parts, 2, out)
+        return out
+
+    def _text(self, column: str, row: int) -> Any:
+        return self.column("~" + column)[row]
+
+    def _json(self, name: str, row: int, empty: Any) -> Any:
+        parsed = self._parsed.setdefault(name, {})
+        if row not in parsed:
+            parsed[row] = _json(self.column("~" + name)[row], empty)
+        return parsed[row]
+
+    def _identity(self, row: int) -> Any:
+        parsed = self._parsed.setdefault("userIdentity", {})
+        if row in parsed:
+            return parsed[row]
+        text = self._text("user_identity", row)
+        whole = _json(text, None) if text is not None else None
+        identity: dict[str, Any] = dict(whole) if isinstance(whole, dict) else {}
+        _put(identity, "type", self._text("identity_type", row))
+        _put(identity, "arn", self._text("identity_arn", row))
+        _put(identity, "accessKeyId", self._text("access_key_id", row))
+        parsed[row] = identity if identity else _ABSENT
+        return parsed[row]
+
+
+def _collect(node: Any, parts: list[str], i: int, out: list[Any]) -> None:
+    """The scalar leaves of `node` at parts[i:], as flatten.py finds them: arrays are
+    transparent, and a key may itself hold dots ({"a.b": 1} is the field a.b)."""
+    kind = type(node)
+    if kind is list:
+        for item in node:
+            _collect(item, parts, i, out)
+        return
+    if i == len(parts):
+        if kind is not dict:
+            out.append(node)
+        return
+    if kind is not dict:
+        return
+    key, j = parts[i], i + 1
+    while True:
+        child = node.get(key, _ABSENT)
+        if child is not _ABSENT:
+            _collect(child, parts, j, out)
+        if j == len(parts):
+            return
+        key, j = f"{key}.{parts[j]}", j + 1

@@ -34,13 +34,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from ecsguard.core.errors import UserError
 from ecsguard.detect.eventpattern import EventPattern, PatternSet, compile_pattern
-from ecsguard.detect.eventpattern.records import (
-    TABLES,
-    TOP_LEVEL,
-    rows_to_test,
-    summary,
-    to_events,
-)
+from ecsguard.detect.eventpattern.records import TABLES, RowView, summary, to_events
 from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless, rows
 
 
@@ -141,7 +135,7 @@ class SharedPatterns:
     def _compute(self, table: str, batch: pa.RecordBatch) -> _BatchResult:
         found: dict[str, list[int]] = {}
         if table in TABLES and batch.num_rows and len(self._set):
-            candidates = rows_to_test(table, batch, self._set.top_level_requirements(TOP_LEVEL))
+            candidates = self._set.candidates(RowView(table, batch))
             if candidates:
                 subset = batch if len(candidates) == batch.num_rows else batch.take(candidates)
                 wanted = self._set.top_level_fields()

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ecsguard.core.errors import UserError
+from ecsguard.detect.filterset import masks
 from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless
 from ecsguard.logs.query.filter_pattern import compile_pattern
 from ecsguard.logs.query.timerange import parse_duration
@@ -75,7 +76,7 @@ class LogFilter(Stateless):
         self.counts: dict[datetime, int] = {}  # matches per minute, for the metric
 
     def on_batch(self, table: str, batch: pa.RecordBatch) -> list[Match]:
-        hits = self.filter.mask(batch)
+        hits = self._hits(batch)
         if not hits.num_rows:
             return []
         if self.settings.metric is not None:
@@ -99,6 +100,21 @@ class LogFilter(Stateless):
                 )
             )
         return matches
+
+    def _hits(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The rows that pass, as TailFilter.mask decides; the pattern's part is shared with
+        every other rule over the same batch (filterset.py)."""
+        if not batch.num_rows:
+            return batch
+        keep = masks(batch).mask(self.filter.pattern) if self.filter.pattern else None
+        for column, value in (
+            ("cluster", self.settings.cluster),
+            ("service", self.settings.service),
+        ):
+            if value is not None:
+                same = pc.fill_null(pc.equal(batch.column(column), pa.scalar(value)), False)
+                keep = same if keep is None else pc.and_(keep, same)
+        return batch if keep is None else batch.filter(keep)
 
     def _due(self, key: tuple[Any, ...], now: datetime, count: int) -> bool:
         """True when the matches inside the window reach min_count."""

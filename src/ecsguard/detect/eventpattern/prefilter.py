@@ -1,0 +1,156 @@
+"""Rows that cannot match any pattern, found before any row is turned into an event.
+
+Most rows of a stream match nothing, and most fields a pattern tests hold a handful of distinct
+values (source, detail-type, eventName, lastStatus). So every branch of every pattern gets one bit,
+and for each tested path the bits of the branches that a value *rules out* are worked out once per
+distinct value and cached: a row's surviving branches are the AND of the masks of its values, path
+after path, and a row is dropped as soon as none survives. Only the rows left are built into
+events and matched exactly (index.py), so this filter may keep too much but never too little:
+a test rules a branch out only when it fails on the path's values alone, which implies it fails
+array-consistently too; `exists: false` tests, the one kind array consistency can rescue, never
+rule anything out here.
+
+Values come from a `RowView` (records.py): store columns where the EventBridge field is a column,
+parsed JSON text where it is inside one; paths a table cannot say anything cheap about are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from ecsguard.detect.eventpattern.flatten import Leaves
+from ecsguard.detect.eventpattern.pattern import Branch, FieldTest, tests_hold
+
+#: distinct values remembered per path (a path of unique values, such as an ARN, would grow it
+#: without end: it is emptied when full)
+CACHE_LIMIT = 50_000
+
+
+class RowView(Protocol):
+    """How a table's rows expose EventBridge paths (records.RowView)."""
+
+    rows: int
+
+    def kind(self, path: str) -> str | None:
+        """'column' (one scalar or nothing per row), 'json' (leaves found in parsed JSON),
+        'absent' (no row has the field) or None (nothing cheap to say)."""
+        ...
+
+    def column(self, path: str) -> list[Any]:
+        """One value per row, None when the event has no such field."""
+        ...
+
+    def leaves(self, path: str, row: int) -> list[Any]:
+        """The path's scalar leaves in one row's event, as flatten.py would find them."""
+        ...
+
+
+class Prefilter:
+    """Built once per set of patterns; `survivors(view)` is the per-batch part."""
+
+    def __init__(self, branches: Sequence[Branch]) -> None:
+        self.all = (1 << len(branches)) - 1
+        grouped: dict[str, dict[str, tuple[FieldTest, int]]] = {}
+        for bit, branch in enumerate(branches):
+            for test in branch:
+                if test.exists_false:
+                    continue
+                tests = grouped.setdefault(test.path, {})
+                # identical lists on one path are one test (tested once per value)
+                known = tests.get(test.shown)
+                bits = (known[1] if known else 0) | (1 << bit)
+                tests[test.shown] = (known[0] if known else test, bits)
+        self.tests = {path: list(tests.values()) for path, tests in grouped.items()}
+        # the paths that rule out the most branches first
+        self.weight = {
+            path: bin(_union(bits for _, bits in tests)).count("1")
+            for path, tests in self.tests.items()
+        }
+        self._cache: dict[tuple[str, str], dict[Any, int]] = {}
+        self._order: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+
+    def alive(self, path: str, leaves: list[Any]) -> int:
+        """The branches the values `leaves` of `path` do not rule out."""
+        found: Leaves = {path: [(value, ()) for value in leaves]}
+        killed = 0
+        for test, bits in self.tests[path]:
+            if not tests_hold((test,), found):
+                killed |= bits
+        return self.all & ~killed
+
+    def order(self, view: RowView) -> list[tuple[str, str]]:
+        """(path, kind) to test for this view: columns before JSON, heaviest first."""
+        kinds = tuple((path, view.kind(path) or "") for path in self.tests)
+        cached = self._order.get(kinds)
+        if cached is None:
+            usable = [(path, kind) for path, kind in kinds if kind]
+            usable.sort(key=lambda item: (item[1] != "column", -self.weight[item[0]]))
+            cached = self._order[kinds] = usable
+        return cached
+
+    def survivors(self, view: RowView) -> list[int]:
+        """Row numbers some branch may still match, in order."""
+        live = list(range(view.rows))
+        if not self.tests:
+            return live
+        masks = [self.all] * view.rows
+        for path, kind in self.order(view):
+            if not live:
+                break
+            cache = self._cache.setdefault((path, kind), {})
+            if len(cache) > CACHE_LIMIT:
+                cache.clear()
+            kept = []
+            if kind == "absent":
+                alive = cache.get(None)
+                if alive is None:
+                    alive = cache[None] = self.alive(path, [])
+                for row in live:
+                    mask = masks[row] & alive
+                    if mask:
+                        masks[row] = mask
+                        kept.append(row)
+            elif kind == "column":
+                values = view.column(path)
+                for row in live:
+                    value = values[row]
+                    alive = cache.get(value)
+                    if alive is None:
+                        alive = cache[value] = self.alive(path, [] if value is None else [value])
+                    mask = masks[row] & alive
+                    if mask:
+                        masks[row] = mask
+                        kept.append(row)
+            else:
+                for row in live:
+                    leaves = view.leaves(path, row)
+                    key = _key(leaves)
+                    alive = cache.get(key) if key is not None else None
+                    if alive is None:
+                        alive = self.alive(path, leaves)
+                        if key is not None:
+                            cache[key] = alive
+                    mask = masks[row] & alive
+                    if mask:
+                        masks[row] = mask
+                        kept.append(row)
+            live = kept
+        return live
+
+
+def _key(leaves: list[Any]) -> bytes | None:
+    """A cache key that keeps True, 1 and 1.0 apart (a tuple would not)."""
+    try:
+        return orjson.dumps(leaves)
+    except TypeError:  # an integer beyond 64 bits: not cached
+        return None
+
+
+def _union(values: Iterable[int]) -> int:
+    out = 0
+    for value in values:
+        out |= value
+    return out
