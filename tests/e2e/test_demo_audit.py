@@ -4,6 +4,7 @@ resources pass, and the demo command does the whole job."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -132,6 +133,9 @@ def test_demo_once_does_the_whole_job_within_a_minute(tmp_path: Path) -> None:
     # monitoring: the EMF metrics charted, the ECS events turned into service health
     assert "CPU and memory, last hour" in run.stdout and "▇" in run.stdout
     assert "Service health: latest incidents" in run.stdout and "placement_failure" in run.stdout
+    # the web console answered a one-time login with the same figures
+    console = re.search(r"web console http://\S+ \(as user demo\): (\d+) open findings", run.stdout)
+    assert console and int(console.group(1)) > 0
     assert list((tmp_path / "store" / "logs").rglob("*.parquet"))
     assert (tmp_path / "snapshots" / "demo.json.gz").exists()
     html = (tmp_path / "reports" / "audit-ja.html").read_text()

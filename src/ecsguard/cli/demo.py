@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,20 +66,24 @@ def demo(ctx: click.Context, once: bool, estate: str | None, data_dir: str | Non
         path = snapshots.save(snapshot, target_dir / "snapshots" / "demo.json.gz")
         render_summary(snapshot, path, "table", verbose)
         write_audit_reports(snapshot, target_dir / "reports", path)
-        show_logs(snapshot, target_dir)
-        if once:
-            return
-        stdout.print(
-            f"emulator running on {server.endpoint}; try `ecsguard inventory --endpoint-url "
-            f"{server.endpoint} --region {DEMO_REGION}`. Ctrl-C stops it.",
-            markup=False,
-            highlight=False,
-        )
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            stderr.print("stopping the emulator", markup=False)
+
+        def stay_up() -> None:
+            stdout.print(
+                f"emulator running on {server.endpoint}; try `ecsguard inventory --endpoint-url "
+                f"{server.endpoint} --region {DEMO_REGION}`. Ctrl-C stops it.",
+                markup=False,
+                highlight=False,
+            )
+            # SIGTERM too ends the wait normally, so the server and the emulator are stopped
+            # rather than orphaned
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                stderr.print("stopping the emulator and the log server", markup=False)
+
+        show_logs(snapshot, target_dir, then=None if once else stay_up)
 
 
 def write_audit_reports(snapshot: snapshots.Snapshot, folder: Path, snapshot_file: Path) -> None:
@@ -117,9 +123,13 @@ def show_health(folder: Path) -> None:
     stdout.print(table(title, ["time", "service", "kind", "what"], rows))
 
 
-def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
+def show_logs(
+    snapshot: snapshots.Snapshot, folder: Path, then: Callable[[], None] | None = None
+) -> None:
     """The log step of the demo: `ecsguard serve` receives synthetic FireLens traffic over HTTP,
-    a live tail watches it arrive, and Logs Insights queries answer the first questions."""
+    a live tail watches it arrive, and Logs Insights queries answer the first questions; then the
+    web console of that server. `then` runs while the server is still up (the demo without
+    --once waits there for Ctrl-C, so the console stays open)."""
     from ecsguard.demo import logs as log_demo
     from ecsguard.demo.logserver import ServeProcess
     from ecsguard.logs.tail import render_line
@@ -143,45 +153,83 @@ def show_logs(snapshot: snapshots.Snapshot, folder: Path) -> None:
             highlight=False,
         )
         result = log_demo.run(server.url, services, inbox)
-    stdout.print(
-        f"logs: {result.stored} FireLens records received over HTTP, stored as Parquet under "
-        f"{folder / 'store'}",
-        markup=False,
-        highlight=False,
-    )
-    stdout.print(f"live tail (ecsguard logs tail --server {server.url}):", markup=False)
-    for record in result.tailed[:9]:
-        stdout.print(render_line(record))
-    for answer in result.answers:
-        stdout.print(table(f'ecsguard logs query "{answer.query}"', answer.columns, answer.rows))
-    alert_rows = [
-        (a["severity"], a["rule_id"], a["count"], a["summary"][:110]) for a in result.alerts
-    ]
-    stdout.print(
-        table(
-            "Alerts (ecsguard rules alerts)", ["severity", "rule", "count", "summary"], alert_rows
-        )
-    )
-    stdout.print(
-        f"{result.notified} notification(s) delivered to the local channel: {inbox}",
-        markup=False,
-        highlight=False,
-    )
-    stdout.print(
-        table(
-            "CPU and memory, last hour in 5-minute steps (EMF posted to /ingest/metrics)",
-            ["cluster", "service", "CPU %", "memory %", "peak memory"],
-            [
-                (c, s, sparkline(cpu), sparkline(memory), f"{max(memory):.0f}%")
-                for (c, s), (cpu, memory) in sorted(result.usage.items())
-            ],
-        )
-    )
-    show_health(folder)
-    if result.request_id:
         stdout.print(
-            f"one request end to end: ecsguard logs query --data-dir {folder} --since 2h "
-            f"'filter request_id = \"{result.request_id}\" | fields @timestamp, service, @message'",
+            f"logs: {result.stored} FireLens records received over HTTP, stored as Parquet under "
+            f"{folder / 'store'}",
+            markup=False,
+            highlight=False,
+        )
+        stdout.print(f"live tail (ecsguard logs tail --server {server.url}):", markup=False)
+        for record in result.tailed[:9]:
+            stdout.print(render_line(record))
+        for answer in result.answers:
+            stdout.print(
+                table(f'ecsguard logs query "{answer.query}"', answer.columns, answer.rows)
+            )
+        alert_rows = [
+            (a["severity"], a["rule_id"], a["count"], a["summary"][:110]) for a in result.alerts
+        ]
+        stdout.print(
+            table(
+                "Alerts (ecsguard rules alerts)",
+                ["severity", "rule", "count", "summary"],
+                alert_rows,
+            )
+        )
+        stdout.print(
+            f"{result.notified} notification(s) delivered to the local channel: {inbox}",
+            markup=False,
+            highlight=False,
+        )
+        stdout.print(
+            table(
+                "CPU and memory, last hour in 5-minute steps (EMF posted to /ingest/metrics)",
+                ["cluster", "service", "CPU %", "memory %", "peak memory"],
+                [
+                    (c, s, sparkline(cpu), sparkline(memory), f"{max(memory):.0f}%")
+                    for (c, s), (cpu, memory) in sorted(result.usage.items())
+                ],
+            )
+        )
+        show_health(folder)
+        if result.request_id:
+            stdout.print(
+                f"one request end to end: ecsguard logs query --data-dir {folder} --since 2h "
+                f'\'filter request_id = "{result.request_id}" '
+                "| fields @timestamp, service, @message'",
+                markup=False,
+                highlight=False,
+            )
+        show_console(server.url, folder, keep_open=then is not None)
+        if then is not None:
+            then()
+
+
+def show_console(url: str, folder: Path, keep_open: bool) -> None:
+    """Log in to the server's web console with a one-time link, as a person would, and show the
+    overview's figures; print a fresh link for the person when the console stays open."""
+    from ecsguard.demo.console import login_link, overview
+
+    figures = overview(login_link(folder, url))
+    posture, iam = figures.get("posture") or {}, figures.get("iam") or {}
+    stdout.print(
+        f"web console {url}/ (as user demo): {posture.get('open_findings', 0)} open findings, "
+        f"{iam.get('admin_equivalent', 0)} admin-equivalent principals, "
+        f"{figures['alerts']['last_day']} alerts in 24 h, "
+        f"{figures['logs']['per_second']} records/s",
+        markup=False,
+        highlight=False,
+    )
+    if keep_open:
+        stdout.print(
+            f"open the console: {login_link(folder, url)}  (one-time login, 15 minutes)",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        stdout.print(
+            "the console closes with --once; `ecsguard demo` keeps it open and prints a "
+            "one-time login link",
             markup=False,
             highlight=False,
         )

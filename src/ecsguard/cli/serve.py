@@ -54,6 +54,19 @@ def _fewer_malloc_arenas() -> None:
         pass
 
 
+def _console_users_note(directory: Path) -> str:
+    from ecsguard.web.users import UserStore
+
+    store = UserStore(directory)
+    try:
+        count = len(store.users())
+    finally:
+        store.close()
+    if count:
+        return f"{count} user{'s' if count != 1 else ''}; manage them with `ecsguard users`"
+    return "no users yet: `ecsguard users add NAME --role admin` to log in"
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -121,8 +134,9 @@ def serve(
     /ingest/firehose (Amazon Data Firehose HTTP endpoint, CloudWatch Logs subscriptions),
     /ingest/cloudwatch, /ingest/cloudtrail, /ingest/ecs-events, /ingest/lines; the Fluentd
     forward protocol on --forward-port. API: /api/query, /api/tail (server-sent events),
-    /api/stats, /healthz. A record is acknowledged only once it is fsynced; SIGTERM flushes
-    everything acknowledged to Parquet and exits 0.
+    /api/stats, /healthz. The web console is at / (log in as a user from `ecsguard users add`).
+    A record is acknowledged only once it is fsynced; SIGTERM flushes everything acknowledged
+    to Parquet and exits 0.
 
     \b
     Examples:
@@ -207,7 +221,7 @@ def serve(
     def announce(line: str) -> None:
         stdout.print(line, markup=False, highlight=False)
 
-    app = create_app(settings, service, announce, detection)
+    app = create_app(settings, service, announce, detection, dispatcher)
     address = sock.getsockname()
     shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
     base = f"{settings.scheme}://{shown_host}:{address[1]}"
@@ -216,6 +230,7 @@ def serve(
         f"  receivers: {base}/ingest/{{firelens,firehose,cloudwatch,cloudtrail,ecs-events,lines}}"
     )
     announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats")
+    announce(f"  console: {base}/ ({_console_users_note(directory)})")
     if detection_rules:
         announce(f"  detection: {len(detection_rules)} rules; alerts: ecsguard rules alerts")
     if dispatcher is not None:

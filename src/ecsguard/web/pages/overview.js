@@ -4,7 +4,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const data = ecsguard.pageData();
   const container = document.getElementById("severity-chart");
   if (!data.posture || !container) return;
-  const names = Object.keys(data.posture.by_severity);
+  const names = data.severities;  // most severe first (JSON objects carry no order)
   const x = names.map((_, i) => i);
   ecsguard.chart(container, x, [
     { label: "findings", values: names.map((n) => data.posture.by_severity[n]) },

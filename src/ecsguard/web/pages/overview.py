@@ -76,7 +76,13 @@ def data(ctx: PageContext) -> dict[str, Any]:
             "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
         }
         iam = figures(estate.iam_analysis(found))
-    return {"posture": posture, "iam": iam, "logs": _logs(ctx), "alerts": _alerts(ctx)}
+    return {
+        "severities": [s.value for s in Severity],
+        "posture": posture,
+        "iam": iam,
+        "logs": _logs(ctx),
+        "alerts": _alerts(ctx),
+    }
 
 
 PAGES.add(

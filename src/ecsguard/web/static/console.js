@@ -56,6 +56,12 @@ window.ecsguard = (() => {
   const get = (url) => request("GET", url);
   const post = (url, body) => request("POST", url, body ?? {});
 
+  /** Bar paths; two series stand side by side (uPlot's `align`), more share the slot. */
+  function bars(index, count) {
+    if (count === 2) return uPlot.paths.bars({ size: [0.35, 40], align: index === 0 ? -1 : 1 });
+    return uPlot.paths.bars({ size: [0.8 / Math.max(count, 1), 60] });
+  }
+
   /** A chart (uPlot): x in epoch seconds, series [{label, values, color?}]. Options: height,
    *  bars, fill, legend, onSelect(from, to) for a dragged range, categories (names for x = 0..n-1,
    *  instead of time). */
@@ -64,7 +70,7 @@ window.ecsguard = (() => {
     const palette = ["#0b63c5", "#c62828", "#2f7d32", "#d97706", "#6a3fb5", "#00838f"];
     const opts = {
       width, height: options.height || 180,
-      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: s.color || palette[i % palette.length], width: 1.5, fill: options.fill ? (s.color || palette[i % palette.length]) + "22" : undefined, paths: options.bars ? uPlot.paths.bars({ size: [0.8, 60] }) : undefined }))],
+      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: s.color || palette[i % palette.length], width: 1.5, fill: options.fill || options.bars ? (s.color || palette[i % palette.length]) + (options.bars ? "bb" : "22") : undefined, paths: options.bars ? bars(i, series.length) : undefined }))],
       scales: options.categories ? { x: { time: false, range: [-0.5, options.categories.length - 0.5] } } : {},
       axes: [options.categories ? { splits: () => options.categories.map((_, i) => i), values: () => options.categories } : {}, { size: 50 }],
       legend: { show: series.length > 1 || !!options.legend },
