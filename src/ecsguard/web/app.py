@@ -30,6 +30,7 @@ from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import DEFAULT_CAPACITY, TailHub
 from ecsguard.monitor.emf import EmfExtractor
+from ecsguard.notify.dispatcher import Dispatcher
 from ecsguard.web import api, console, ingest
 from ecsguard.web.auth import ApiError
 from ecsguard.web.users import UserStore
@@ -120,9 +121,11 @@ def create_app(
     service: LogService,
     announce: Callable[[str], None] = lambda line: None,
     detection: DetectionWorker | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> FastAPI:
     """The FastAPI app around `service`; `announce` receives human-readable status lines;
-    `detection` (optional) evaluates rules on every stored batch."""
+    `detection` (optional) evaluates rules on every stored batch; `dispatcher` (optional, else
+    the detection's) is the notification dispatcher the console silences and test-sends with."""
     hub = TailHub(settings.tail_capacity)
     service.add_listener(hub.publish)
     # EMF records among log lines (apps, Container Insights performance logs) are metrics too
@@ -161,6 +164,9 @@ def create_app(
     app.state.service = service
     app.state.hub = hub
     app.state.detection = detection
+    app.state.dispatcher = (
+        dispatcher if dispatcher is not None else (detection.dispatcher if detection else None)
+    )
     app.state.ingest_slots = asyncio.Semaphore(settings.ingest_slots)
     if settings.token is None and is_loopback(settings.host):
         # without a token only local clients may talk to us; checking Host stops a web page
