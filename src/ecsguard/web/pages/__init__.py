@@ -6,4 +6,5 @@ Registration is one import line per module, kept in alphabetical order.
 from __future__ import annotations
 
 import ecsguard.web.pages.alarms  # noqa: F401
+import ecsguard.web.pages.findings  # noqa: F401
 import ecsguard.web.pages.overview  # noqa: F401
