@@ -71,6 +71,8 @@ class Prefilter:
         }
         self._cache: dict[tuple[str, str], dict[Any, int]] = {}
         self._order: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+        #: (path, kind) -> rows tried, rows dropped
+        self._stats: dict[tuple[str, str], tuple[int, int]] = {}
 
     def alive(self, path: str, leaves: list[Any]) -> int:
         """The branches the values `leaves` of `path` do not rule out."""
@@ -82,14 +84,21 @@ class Prefilter:
         return self.all & ~killed
 
     def order(self, view: RowView) -> list[tuple[str, str]]:
-        """(path, kind) to test for this view: columns before JSON, heaviest first."""
+        """(path, kind) to test for this view: columns first (cheap), then the paths that
+        dropped the most rows they were tried on so far (a row needs several paths to be
+        dropped when patterns branch on different fields), the heaviest first at the start."""
         kinds = tuple((path, view.kind(path) or "") for path in self.tests)
-        cached = self._order.get(kinds)
-        if cached is None:
-            usable = [(path, kind) for path, kind in kinds if kind]
-            usable.sort(key=lambda item: (item[1] != "column", -self.weight[item[0]]))
-            cached = self._order[kinds] = usable
-        return cached
+        order = self._order.get(kinds)
+        if order is None:
+            order = [(path, kind) for path, kind in kinds if kind]
+            self._order[kinds] = order
+        order.sort(key=self._rank)
+        return order
+
+    def _rank(self, item: tuple[str, str]) -> tuple[bool, float, int]:
+        path, kind = item
+        tried, dropped = self._stats.get(item, (0, 0))
+        return (kind == "json", -(dropped + 1) / (tried + 2), -self.weight[path])
 
     def survivors(self, view: RowView) -> list[int]:
         """Row numbers some branch may still match, in order."""
@@ -97,10 +106,12 @@ class Prefilter:
         if not self.tests:
             return live
         masks = [self.all] * view.rows
-        for path, kind in self.order(view):
+        stats = self._stats
+        for item in self.order(view):
             if not live:
                 break
-            cache = self._cache.setdefault((path, kind), {})
+            path, kind = item
+            cache = self._cache.setdefault(item, {})
             if len(cache) > CACHE_LIMIT:
                 cache.clear()
             kept = []
@@ -125,8 +136,9 @@ class Prefilter:
                         masks[row] = mask
                         kept.append(row)
             else:
+                leaves_of = view.leaves
                 for row in live:
-                    leaves = view.leaves(path, row)
+                    leaves = leaves_of(path, row)
                     key = _key(leaves)
                     alive = cache.get(key) if key is not None else None
                     if alive is None:
@@ -137,6 +149,8 @@ class Prefilter:
                     if mask:
                         masks[row] = mask
                         kept.append(row)
+            tried, dropped = stats.get(item, (0, 0))
+            stats[item] = (tried + len(live), dropped + len(live) - len(kept))
             live = kept
         return live
 

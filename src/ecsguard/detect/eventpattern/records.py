@@ -293,6 +293,7 @@ _TRAIL_DETAIL_JSON = {
     "resources": ("resources", False),
 }
 _ABSENT = object()
+_UNPARSED = object()
 
 
 class RowView:
@@ -307,7 +308,8 @@ class RowView:
         self.batch = batch
         self.rows = batch.num_rows
         self._columns: dict[str, list[Any]] = {}
-        self._parsed: dict[str, dict[int, Any]] = {}
+        self._roots: dict[str, list[Any]] = {}  # JSON parsed per row, on first use
+        self._plans: dict[str, tuple[str, list[str], int]] = {}
 
     def kind(self, path: str) -> str | None:
         first, _, rest = path.partition(".")
@@ -364,45 +366,48 @@ class RowView:
         return _column(batch, name) if name else [None] * n
 
     def leaves(self, path: str, row: int) -> list[Any]:
-        parts = path.split(".")
-        if self.table == "events":
-            root = self._json(parts[0], row, [] if parts[0] == "resources" else {})
-            out: list[Any] = []
-            _collect(root, parts, 1, out)
-            return out
-        top = parts[1]
-        if top == "userIdentity":
-            root = self._identity(row)
-        else:
-            column, always = _TRAIL_DETAIL_JSON[top]
-            text = self._text(column, row)
-            root = _ABSENT if text is None and not always else _json(text, None)
-        out = []
-        if root is not _ABSENT:
-            _collect(root, parts, 2, out)
+        plan = self._plans.get(path)
+        if plan is None:
+            parts = path.split(".")
+            # events: resources / detail hold the JSON; cloudtrail: detail.<field> does
+            start = 1 if self.table == "events" else 2
+            plan = self._plans[path] = (parts[start - 1], parts, start)
+        name, parts, start = plan
+        roots = self._roots.get(name)
+        if roots is None:
+            roots = self._roots[name] = [_UNPARSED] * self.rows
+        root = roots[row]
+        if root is _UNPARSED:
+            root = roots[row] = self._root(name, row)
+        if root is _ABSENT:
+            return []
+        if start == len(parts) - 1 and type(root) is dict:
+            # the common case, one key down: no dotted key can spell it differently
+            value = root.get(parts[start], _ABSENT)
+            kind = type(value)
+            if kind is dict or value is _ABSENT:
+                return []
+            if kind is not list:
+                return [value]
+        out: list[Any] = []
+        _collect(root, parts, start, out)
         return out
 
-    def _text(self, column: str, row: int) -> Any:
-        return self.column("~" + column)[row]
-
-    def _json(self, name: str, row: int, empty: Any) -> Any:
-        parsed = self._parsed.setdefault(name, {})
-        if row not in parsed:
-            parsed[row] = _json(self.column("~" + name)[row], empty)
-        return parsed[row]
-
-    def _identity(self, row: int) -> Any:
-        parsed = self._parsed.setdefault("userIdentity", {})
-        if row in parsed:
-            return parsed[row]
-        text = self._text("user_identity", row)
-        whole = _json(text, None) if text is not None else None
-        identity: dict[str, Any] = dict(whole) if isinstance(whole, dict) else {}
-        _put(identity, "type", self._text("identity_type", row))
-        _put(identity, "arn", self._text("identity_arn", row))
-        _put(identity, "accessKeyId", self._text("access_key_id", row))
-        parsed[row] = identity if identity else _ABSENT
-        return parsed[row]
+    def _root(self, name: str, row: int) -> Any:
+        """The parsed JSON the leaves of `name` are in (_ABSENT: the event has no such field)."""
+        if self.table == "events":
+            return _json(self.column("~" + name)[row], [] if name == "resources" else {})
+        if name == "userIdentity":
+            text = self.column("~user_identity")[row]
+            whole = _json(text, None) if text is not None else None
+            identity: dict[str, Any] = dict(whole) if isinstance(whole, dict) else {}
+            _put(identity, "type", self.column("~identity_type")[row])
+            _put(identity, "arn", self.column("~identity_arn")[row])
+            _put(identity, "accessKeyId", self.column("~access_key_id")[row])
+            return identity if identity else _ABSENT
+        column, always = _TRAIL_DETAIL_JSON[name]
+        text = self.column("~" + column)[row]
+        return _ABSENT if text is None and not always else _json(text, None)
 
 
 def _collect(node: Any, parts: list[str], i: int, out: list[Any]) -> None:

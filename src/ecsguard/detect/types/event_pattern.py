@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from ecsguard.core.errors import UserError
 from ecsguard.detect.eventpattern import EventPattern, PatternSet, compile_pattern
 from ecsguard.detect.eventpattern.records import TABLES, RowView, summary, to_events
-from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless, rows
+from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless
+from ecsguard.detect.rules import rows as batch_rows
 
 
 class Settings(BaseModel):
@@ -58,6 +59,19 @@ class _BatchResult:
     table: str
     version: int
     rows: dict[str, list[int]]  # pattern key -> matching row numbers
+    # matched rows as (record, summary), converted once for all the rules that matched them
+    records: dict[int, tuple[dict[str, Any], str]] = field(default_factory=dict)
+
+    def records_at(self, rows: list[int]) -> list[tuple[dict[str, Any], str]]:
+        missing = [row for row in rows if row not in self.records]
+        if missing:
+            # every matched row at once: one Arrow take for the batch, not one per rule
+            wanted = sorted(
+                {row for found in self.rows.values() for row in found} - set(self.records)
+            )
+            for row, record in zip(wanted, batch_rows(self.batch, wanted), strict=True):
+                self.records[row] = (record, summary(self.table, record))
+        return [self.records[row] for row in rows]
 
 
 class SharedPatterns:
@@ -160,18 +174,19 @@ class EventPatternRule(Stateless):
     def on_batch(self, table: str, batch: pa.RecordBatch) -> list[Match]:
         if table not in TABLES:
             return []
-        matched = SHARED.match(table, batch).get(self.key)
+        result = SHARED.result(table, batch)
+        matched = result.rows.get(self.key)
         if not matched:
             return []
         out = []
-        for record in rows(batch, matched):
+        for record, text in result.records_at(matched):
             time = record.get("time")
             out.append(
                 Match(
                     rule_id=self.rule.id,
                     time=time if isinstance(time, datetime) else datetime.now(UTC),
-                    summary=summary(table, record),
-                    evidence=[record],
+                    summary=text,
+                    evidence=[dict(record)],  # a copy each: alerts never share one
                 )
             )
         return out
