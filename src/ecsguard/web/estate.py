@@ -69,3 +69,10 @@ def iam_analysis(estate: Estate) -> dict[str, Any]:
         "iam", estate.path, "", lambda: analyze_account(estate.snapshot)
     )
     return result
+
+
+def identity_map(estate: Estate) -> Any:
+    """The snapshot's service-to-identity map (`ecsguard.iam.usage.IdentityMap`)."""
+    from ecsguard.iam.usage import identity_map as make
+
+    return _cached("identity_map", estate.path, "", lambda: make(estate.snapshot))

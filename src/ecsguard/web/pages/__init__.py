@@ -8,4 +8,5 @@ from __future__ import annotations
 import ecsguard.web.pages.alarms  # noqa: F401
 import ecsguard.web.pages.findings  # noqa: F401
 import ecsguard.web.pages.health  # noqa: F401
+import ecsguard.web.pages.iam  # noqa: F401
 import ecsguard.web.pages.overview  # noqa: F401
