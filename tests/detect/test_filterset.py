@@ -1,0 +1,112 @@
+"""filterset.py: many filter patterns over one logs batch decide exactly as `match` per line."""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from ecsguard.detect.filterset import BatchMasks, _needed, masks
+from ecsguard.logs.query.filter_pattern import compile_pattern
+
+PATTERNS = [
+    '"OutOfMemoryError"',
+    '"Connection refused"',
+    '?"panic:" ?"FATAL"',
+    '"timed out" -"health"',
+    "ERROR OutOfMemoryError",
+    '"a\\nb"',
+    "",
+    "%upstream timed out after [0-9]+ms%",
+    "{ $.latency_ms > 2000 }",
+    '{ $.status = 503 && $.path = "/api/pay" }',
+    '{ $.level = "FATAL" }',
+    '{ $.msg = "*heap space*" }',
+    '{ $.level = "FATAL" || $.latency_ms > 2000 }',
+    "{ $.missing NOT EXISTS }",
+    '{ $.tags[0] = "x" }',
+    "{ $.a.* = 1 }",
+    "[ip, user, status = 5*, size]",
+]
+
+MESSAGES = [
+    "2024 ERROR java.lang.OutOfMemoryError: heap",
+    "dial tcp: Connection refused",
+    "upstream timed out after 3021ms while reading",
+    "GET /health timed out",
+    "FATAL panic: nil map",
+    "line one a\nb line two",
+    '{"level": "FATAL", "latency_ms": 10}',
+    '{"lat\\u0065ncy_ms": 3000}',  # the key is escaped: the literal prefilter must not drop it
+    '{"level": "F\\u0041TAL"}',
+    '{"msg": "java heap space exhausted", "status": 503, "path": "/api/pay"}',
+    '  {"status": 503, "path": "/api/pay", "latency_ms": 2500}',
+    '{"tags": ["x", "y"], "a": {"b": 1}}',
+    "not json {",
+    '{"latency_ms": 2001',
+    "10.0.0.1 bob 503 120",
+    "",
+    None,
+    "OutOfMemoryError\x00Connection refused",
+]
+FIELDS: list[str | None] = [None] * len(MESSAGES)
+FIELDS[1] = '{"level": "FATAL"}'  # a JSON pattern reads fields before the message
+FIELDS[16] = '{"latency_ms": 9000}'
+
+
+def batch() -> pa.RecordBatch:
+    return pa.record_batch(
+        {"message": pa.array(MESSAGES, pa.string()), "fields": pa.array(FIELDS, pa.string())}
+    )
+
+
+def per_line(text: str, data: pa.RecordBatch) -> list[bool]:
+    pattern = compile_pattern(text)
+    column = data.column("message")
+    if pattern.kind == "json":
+        column = pc.coalesce(data.column("fields"), column)
+    return [t is not None and pattern.match(t) is not None for t in column.to_pylist()]
+
+
+@pytest.mark.parametrize("text", PATTERNS)
+def test_masks_are_what_match_decides_per_line(text: str) -> None:
+    data = batch()
+    shared = masks(data)
+    got = shared.mask(compile_pattern(text)).to_pylist()
+    assert got == per_line(text, data)
+
+
+def test_all_patterns_share_one_batch_and_agree() -> None:
+    data = batch()
+    shared = BatchMasks(data)
+    first = {text: shared.mask(compile_pattern(text)).to_pylist() for text in PATTERNS}
+    again = {text: shared.mask(compile_pattern(text)).to_pylist() for text in PATTERNS}
+    assert first == again == {text: per_line(text, data) for text in PATTERNS}
+    assert any(any(found) for found in first.values())
+
+
+def test_the_last_batch_is_kept_per_thread() -> None:
+    data = batch()
+    assert masks(data) is masks(data)
+    other = batch()
+    assert masks(other) is not masks(data)
+    seen: list[BatchMasks] = []
+    worker = threading.Thread(target=lambda: seen.append(masks(other)))
+    worker.start()
+    worker.join()
+    assert seen[0] is not masks(other)
+
+
+def test_needed_texts_of_json_patterns() -> None:
+    def needed(text: str) -> set[str]:
+        tree = compile_pattern(text).tree
+        return _needed(tree.expr)  # type: ignore[union-attr]
+
+    assert needed('{ $.status = 503 && $.path = "/api/pay" }') == {'"status"', '"path"', "/api/pay"}
+    assert needed('{ $.level = "FATAL" || $.level = "ERROR" }') == {'"level"'}
+    assert needed('{ $.msg = "*heap*" }') == {'"msg"', "heap"}
+    assert needed("{ $.missing NOT EXISTS }") == set()
+    assert needed('{ $.a = "*" }') == {'"a"'}  # any text: no value literal
+    assert needed('{ $.q != "x" }') == {'"q"'}

@@ -1,0 +1,224 @@
+"""The event-pattern prefilter (eventpattern/prefilter.py) and the row view it reads
+(records.RowView): it may keep rows no pattern matches, never drop one that some pattern does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from ecsguard.detect.eventpattern import PatternSet, compile_pattern
+from ecsguard.detect.eventpattern.flatten import flatten
+from ecsguard.detect.eventpattern.prefilter import Prefilter
+from ecsguard.detect.eventpattern.records import RowView, to_events
+from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.records import ReceiverOptions
+
+TESTDATA = Path(__file__).parents[2].parent / "shared" / "testdata"
+CASES = json.loads((TESTDATA / "eventbridge" / "cases.json").read_text())
+STRATUS = TESTDATA / "cloudtrail" / "stratus-red-team-detonation-logs"
+PACK = Path(__file__).parents[2] / "src" / "ecsguard" / "detect" / "pack" / "ecs-operations.yaml"
+
+
+def store(receiver: str, data: bytes) -> pa.RecordBatch:
+    import ecsguard.logs.receivers.cloudtrail
+    import ecsguard.logs.receivers.ecs_events  # noqa: F401
+
+    return RECEIVERS.get(receiver)(data, ReceiverOptions()).batch
+
+
+@pytest.fixture(scope="module")
+def trail_batch() -> pa.RecordBatch:
+    records: list[Any] = []
+    for path in sorted(STRATUS.glob("*.json")):
+        doc = json.loads(path.read_text())
+        records.extend(doc if isinstance(doc, list) else doc.get("Records", []))
+    return store("cloudtrail", json.dumps({"Records": records}).encode())
+
+
+def odd_events() -> pa.RecordBatch:
+    """Dotted keys, arrays of objects, nulls, a detail that is not an object."""
+    base = {"version": "0", "source": "test", "account": "1", "region": "r", "resources": []}
+    events = [
+        {
+            **base,
+            "id": "1",
+            "detail-type": "a",
+            "time": "2024-01-02T03:04:05Z",
+            "detail": {
+                "a.b": 1,
+                "a": {"b": 2, "c": {"d.e": "x"}},
+                "list": [{"x": 1}, {"x": [2, 3]}, "s", [{"x": 4}]],
+                "n": None,
+                "empty": [],
+                "obj": {},
+            },
+            "resources": ["arn:1", {"k": "v"}],
+        },
+        {**base, "id": "2", "detail-type": "b", "time": "2024-01-02T03:04:06Z", "detail": ["x"]},
+        {**base, "id": "3", "detail-type": "c", "time": "2024-01-02T03:04:07Z", "detail": "text"},
+    ]
+    return store("ecs_events", json.dumps(events).encode())
+
+
+def expected_leaves(event: dict[str, Any], path: str) -> list[str]:
+    leaves, _ = flatten(event)
+    return sorted(json.dumps(value) for value, _ in leaves.get(path, []))
+
+
+def view_leaves(view: RowView, path: str, row: int) -> list[str] | None:
+    kind = view.kind(path)
+    if kind is None:
+        return None
+    if kind == "absent":
+        values: list[Any] = []
+    elif kind == "column":
+        value = view.column(path)[row]
+        values = [] if value is None else [value]
+    else:
+        values = view.leaves(path, row)
+    return sorted(json.dumps(value) for value in values)
+
+
+def all_paths(event: dict[str, Any]) -> set[str]:
+    leaves, _ = flatten(event)
+    return set(leaves)
+
+
+EXTRA = (
+    "version",
+    "id",
+    "time",
+    "source",
+    "detail-type",
+    "account",
+    "region",
+    "resources",
+    "resources.k",
+    "detail",
+    "detail.nothing",
+    "detail.a.b",
+    "detail.a.c.d.e",
+    "detail.list.x",
+    "detail.userIdentity",
+    "detail.userIdentity.type",
+    "detail.userIdentity.sessionContext.attributes.mfaAuthenticated",
+    "detail.requestParameters",
+    "detail.responseElements",
+    "detail.eventTime",
+    "detail.resources.ARN",
+    "detail.additionalEventData.MFAUsed",
+    "id.x",
+    "detail.eventName.x",
+    "unknown",
+)
+
+
+@pytest.mark.parametrize("table", ["events", "cloudtrail", "odd"])
+def test_the_view_gives_the_leaves_flatten_finds(table: str, trail_batch: pa.RecordBatch) -> None:
+    batch, name = (
+        (trail_batch, "cloudtrail")
+        if table == "cloudtrail"
+        else (odd_events(), "events")
+        if table == "odd"
+        else (store("ecs_events", json.dumps([case["event"] for case in CASES]).encode()), "events")
+    )
+    events = to_events(name, batch)
+    view = RowView(name, batch)
+    checked = 0
+    for row, event in enumerate(events):
+        for path in sorted(all_paths(event) | set(EXTRA)):
+            got = view_leaves(view, path, row)
+            if got is not None:
+                assert got == expected_leaves(event, path), (row, path)
+                checked += 1
+    assert checked > len(events) * len(EXTRA) // 2
+
+
+def test_the_view_refuses_other_tables() -> None:
+    with pytest.raises(ValueError, match="no EventBridge shape"):
+        RowView("logs", pa.record_batch({"message": ["x"]}))
+
+
+def sound(patterns: list[Any], table: str, batch: pa.RecordBatch) -> int:
+    """Asserts no matching row is dropped, for the patterns together and each alone; returns
+    how many rows the set drops."""
+    events = to_events(table, batch)
+    together = PatternSet({i: p for i, p in enumerate(patterns)})
+    kept = set(together.candidates(RowView(table, batch)))
+    for row, event in enumerate(events):
+        if together.match_all(event):
+            assert row in kept, (row, together.match_all(event))
+    for pattern in patterns:
+        alone = PatternSet({0: pattern})
+        kept_alone = set(alone.candidates(RowView(table, batch)))
+        for row, event in enumerate(events):
+            if alone.match_all(event):
+                assert row in kept_alone, (pattern, event)
+    return len(events) - len(kept)
+
+
+def test_no_eventbridge_case_that_matches_is_dropped() -> None:
+    matched = 0
+    for case in CASES:
+        batch = store("ecs_events", json.dumps([case["event"]]).encode())
+        pattern = compile_pattern(case["pattern"])
+        sound([pattern], "events", batch)
+        matched += pattern.matches(to_events("events", batch)[0])
+    assert matched > 20  # the cases exercise matching rows, not only dropped ones
+
+
+def test_the_shipped_pack_over_cloudtrail_drops_rows_but_no_match(
+    trail_batch: pa.RecordBatch,
+) -> None:
+    import yaml
+
+    doc = yaml.safe_load(PACK.read_text())
+    rules = doc["rules"] if isinstance(doc, dict) else doc
+    patterns = [
+        compile_pattern(rule["event_pattern"]["pattern"])
+        for rule in rules
+        if rule.get("type") == "event_pattern"
+    ]
+    assert len(patterns) > 5
+    dropped = sound(patterns, "cloudtrail", trail_batch)
+    assert dropped > trail_batch.num_rows // 2  # most Stratus records match no ECS rule
+
+
+def test_exists_false_and_anything_but_keep_what_array_consistency_may_match() -> None:
+    batch = odd_events()
+    patterns = [
+        compile_pattern({"detail": {"list": {"x": [{"exists": False}]}}}),
+        compile_pattern({"detail": {"list": {"x": [{"anything-but": 1}]}}}),
+        compile_pattern({"detail": {"n": [None], "a.b": [1]}}),
+        compile_pattern({"detail": {"a": {"b": [{"numeric": [">", 1]}]}}}),
+        compile_pattern({"detail-type": ["b"], "detail": ["x"]}),
+        compile_pattern({"resources": [{"prefix": "arn:"}]}),
+    ]
+    sound(patterns, "events", batch)
+    kept = PatternSet({0: patterns[4]}).candidates(RowView("events", batch))
+    assert kept == [1]  # detail-type alone rules out the other rows
+
+
+def test_a_set_without_tests_keeps_every_row() -> None:
+    batch = odd_events()
+    assert Prefilter([]).survivors(RowView("events", batch)) == [0, 1, 2]
+
+
+def test_the_value_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ecsguard.detect.eventpattern.prefilter as prefilter
+
+    monkeypatch.setattr(prefilter, "CACHE_LIMIT", 1)
+    pattern = compile_pattern({"id": ["2"], "detail": {"a": {"b": [2]}}})
+    found = PatternSet({0: pattern})
+    data = odd_events()
+    for row in (0, 2, 0, 2, 0):  # one id per batch (ids 1 and 3; "2" never arrives)
+        assert found.candidates(RowView("events", data.slice(row, 1))) == []
+    index = found._index
+    assert index is not None and index.prefilter is not None
+    ids = index.prefilter._cache[("id", "column")]
+    assert len(ids) == 1  # emptied when over the limit, then refilled
+    assert found.candidates(RowView("events", data)) == []  # row 1 has id 2 but no detail.a.b
