@@ -10,3 +10,4 @@ import ecsguard.web.pages.findings  # noqa: F401
 import ecsguard.web.pages.health  # noqa: F401
 import ecsguard.web.pages.iam  # noqa: F401
 import ecsguard.web.pages.overview  # noqa: F401
+import ecsguard.web.pages.settings  # noqa: F401
