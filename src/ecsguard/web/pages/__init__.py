@@ -9,5 +9,7 @@ import ecsguard.web.pages.alarms  # noqa: F401
 import ecsguard.web.pages.findings  # noqa: F401
 import ecsguard.web.pages.health  # noqa: F401
 import ecsguard.web.pages.iam  # noqa: F401
+import ecsguard.web.pages.logs  # noqa: F401
 import ecsguard.web.pages.overview  # noqa: F401
 import ecsguard.web.pages.settings  # noqa: F401
+import ecsguard.web.pages.tail  # noqa: F401

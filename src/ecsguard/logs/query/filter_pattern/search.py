@@ -25,6 +25,28 @@ def text_column(pattern: FilterPattern) -> str:
     return "coalesce(fields, message)" if pattern.kind == "json" else "message"
 
 
+def where_clause(
+    pattern: FilterPattern,
+    window: TimeRange,
+    *,
+    cluster: str | None = None,
+    service: str | None = None,
+    level: str | None = None,
+) -> tuple[str, list[Any], bool]:
+    """The WHERE condition of a search over `logs`, its parameters, and whether it is exact
+    (False: the rows it selects still need `pattern.mask` over the text column)."""
+    column = text_column(pattern)
+    where = [window.sql("time")]
+    params: list[Any] = []
+    for name, value in (("cluster", cluster), ("service", service), ("level", level)):
+        if value is not None:
+            where.append(f"{name} = ?")
+            params.append(value)
+    exact = pattern.sql(column)
+    where.append(exact if exact is not None else pattern.prefilter_sql(column))
+    return " AND ".join(where), params, exact is not None
+
+
 def search_logs(
     con: duckdb.DuckDBPyConnection,
     pattern: FilterPattern,
@@ -32,35 +54,33 @@ def search_logs(
     *,
     cluster: str | None = None,
     service: str | None = None,
+    level: str | None = None,
     limit: int | None = 100,
+    columns: tuple[str, ...] = COLUMNS,
+    newest_first: bool = False,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Matching log records in time order (oldest first, as FilterLogEvents returns them)."""
+    """Matching log records in time order (oldest first, as FilterLogEvents returns them;
+    `newest_first` for a console)."""
     column = text_column(pattern)
-    where = [window.sql("time")]
-    params: list[Any] = []
-    for name, value in (("cluster", cluster), ("service", service)):
-        if value is not None:
-            where.append(f"{name} = ?")
-            params.append(value)
-    exact = pattern.sql(column)
-    where.append(exact if exact is not None else pattern.prefilter_sql(column))
-    select = ", ".join(COLUMNS)
-    query = (
-        f"SELECT {select}, {column} AS _text FROM logs WHERE {' AND '.join(where)} ORDER BY time"
+    where, params, exact = where_clause(
+        pattern, window, cluster=cluster, service=service, level=level
     )
-    if exact is not None and limit:
+    select = ", ".join(columns)
+    order = "time DESC" if newest_first else "time"
+    query = f"SELECT {select}, {column} AS _text FROM logs WHERE {where} ORDER BY {order}"
+    if exact and limit:
         query += f" LIMIT {int(limit)}"
     try:
         reader = con.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
         rows: list[tuple[Any, ...]] = []
         for batch in reader:
-            if exact is None:
+            if not exact:
                 batch = batch.filter(pattern.mask(batch.column("_text")))
-            for record in batch.select(list(COLUMNS)).to_pylist():
-                rows.append(tuple(record[name] for name in COLUMNS))
+            for record in batch.select(list(columns)).to_pylist():
+                rows.append(tuple(record[name] for name in columns))
                 if limit and len(rows) >= limit:
-                    return list(COLUMNS), rows
+                    return list(columns), rows
     except duckdb.Error as err:
         first = str(err).splitlines()[0]
         raise UserError(f"search failed: {first}", "check the data directory") from None
-    return list(COLUMNS), rows
+    return list(columns), rows

@@ -3,6 +3,7 @@
 API (the CLI and the web console call only this):
 
     compile_query(text, time_range, table="logs", *, now=None) -> CompiledQuery(sql, columns)
+    compile_matches(text, time_range, table="logs", *, now=None) -> str
 
 `text` is an Insights query (untrusted: every name is quoted and every literal escaped in the
 SQL); `time_range` a `ecsguard.logs.query.timerange.TimeRange`, compiled into predicates on
@@ -28,11 +29,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ecsguard.logs.query.insights import ast
 from ecsguard.logs.query.insights.compiler import Plan, base_stage
 from ecsguard.logs.query.insights.parser import parse
 from ecsguard.logs.query.timerange import TimeRange
 
-__all__ = ["CompiledQuery", "compile_query"]
+__all__ = ["CompiledQuery", "compile_matches", "compile_query"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,21 @@ def compile_query(
         plan.run(command)
     sql, columns = plan.select()
     return CompiledQuery(sql, tuple(columns))
+
+
+def compile_matches(
+    text: str, time_range: TimeRange, table: str = "logs", *, now: datetime | None = None
+) -> str:
+    """One DuckDB statement selecting the records (every column of `table`) the query keeps
+    before its first `stats`, ignoring sort, limit and display: what a console counts in its
+    histogram and facets. Raises `UserError` as `compile_query` does, for the whole query."""
+    compile_query(text, time_range, table, now=now)  # the whole query must be valid
+    moment = now or datetime.now(UTC)
+    plan = Plan(text, int(moment.timestamp()))
+    plan.stage(base_stage(table, time_range))
+    for command in parse(text):
+        if isinstance(command, ast.Stats):
+            break
+        if not isinstance(command, ast.Sort | ast.Limit | ast.Display):
+            plan.run(command)
+    return f"WITH {', '.join(plan.ctes)} SELECT * FROM {plan.current}"
