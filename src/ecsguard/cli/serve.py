@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,6 +55,25 @@ def _fewer_malloc_arenas() -> None:
         libc.mallopt(ctypes.c_int(-8), ctypes.c_int(2))  # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
+
+
+def _run_beside(app: Any, consumer: Any) -> None:
+    """Start `consumer` once the app's lifespan has started the log service, stop it before the
+    service stops (so its last batches are flushed with everything else)."""
+    from starlette.concurrency import run_in_threadpool
+
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            await run_in_threadpool(consumer.start)
+            try:
+                yield state
+            finally:
+                await run_in_threadpool(consumer.stop)
+
+    app.router.lifespan_context = lifespan
 
 
 def _console_users_note(directory: Path) -> str:
@@ -115,6 +137,30 @@ def _console_users_note(directory: Path) -> str:
     show_default=True,
     help="Largest request body, compressed or not; larger ones get 413.",
 )
+@click.option(
+    "--kinesis-stream",
+    help="Also consume this Kinesis data stream (CloudWatch Logs subscription records or raw "
+    "lines), sharing its shards with every ecsguard serve given the same stream.",
+)
+@click.option(
+    "--kinesis-lease-table",
+    help="DynamoDB table of the shard leases and checkpoints (created if missing). "
+    "Default: ecsguard-kinesis-STREAM.",
+)
+@click.option(
+    "--kinesis-lease-seconds",
+    type=click.FloatRange(1, 600),
+    default=10.0,
+    show_default=True,
+    help="A worker silent this long loses its shards to the others.",
+)
+@click.option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")
+@click.option("--region", help="Region of the Kinesis stream (default: the profile's).")
+@click.option(
+    "--endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    help="Send AWS calls here (an emulator such as moto). Also AWS_ENDPOINT_URL.",
+)
 def serve(
     host: str,
     port: int,
@@ -127,16 +173,23 @@ def serve(
     rule_paths: tuple[str, ...],
     notify_config: str | None,
     max_body: str,
+    kinesis_stream: str | None,
+    kinesis_lease_table: str | None,
+    kinesis_lease_seconds: float,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """Receive logs over the network and answer queries and live tails.
 
     Receivers: POST /ingest/firelens (Fluent Bit `http` output, json_lines or json, gzip),
     /ingest/firehose (Amazon Data Firehose HTTP endpoint, CloudWatch Logs subscriptions),
     /ingest/cloudwatch, /ingest/cloudtrail, /ingest/ecs-events, /ingest/lines; the Fluentd
-    forward protocol on --forward-port. API: /api/query, /api/tail (server-sent events),
-    /api/stats, /healthz. The web console is at / (log in as a user from `ecsguard users add`).
-    A record is acknowledged only once it is fsynced; SIGTERM flushes everything acknowledged
-    to Parquet and exits 0.
+    forward protocol on --forward-port; with --kinesis-stream, a Kinesis consumer (shard leases
+    and checkpoints in DynamoDB, shared with other ecsguard serve processes). API: /api/query,
+    /api/tail (server-sent events), /api/stats, /healthz. The web console is at / (log in as a
+    user from `ecsguard users add`). A record is acknowledged only once it is fsynced; SIGTERM
+    flushes everything acknowledged to Parquet and exits 0.
 
     \b
     Examples:
@@ -222,6 +275,30 @@ def serve(
         stdout.print(line, markup=False, highlight=False)
 
     app = create_app(settings, service, announce, detection, dispatcher)
+    if kinesis_stream:
+        from ecsguard.aws.session import AwsOptions, AwsSession
+        from ecsguard.logs.kinesis.consumer import ConsumerSettings, KinesisConsumer
+
+        aws = AwsSession(
+            AwsOptions(
+                profile=profile or None,
+                regions=(region,) if region else (),
+                endpoint_url=endpoint_url or None,
+                max_attempts=3,  # the consumer backs off and retries throttling itself
+            )
+        )
+        consumer = KinesisConsumer(
+            aws,
+            service,
+            ConsumerSettings(
+                kinesis_stream,
+                lease_table=kinesis_lease_table,
+                lease_seconds=kinesis_lease_seconds,
+            ),
+            announce,
+        )
+        consumer.check_stream()  # a missing stream is an error before we listen
+        _run_beside(app, consumer)
     address = sock.getsockname()
     shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
     base = f"{settings.scheme}://{shown_host}:{address[1]}"
