@@ -6,6 +6,7 @@ Registration is one import line per module, kept in alphabetical order.
 from __future__ import annotations
 
 import ecsguard.web.pages.alarms  # noqa: F401
+import ecsguard.web.pages.audit  # noqa: F401
 import ecsguard.web.pages.findings  # noqa: F401
 import ecsguard.web.pages.health  # noqa: F401
 import ecsguard.web.pages.iam  # noqa: F401
