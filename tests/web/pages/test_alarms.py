@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +294,22 @@ def test_a_configured_silence_is_listed_but_ended_in_its_file(tmp_path: Path) ->
         reply = operator.post("/alarms/unsilence", json={"id": listed["id"]})
         assert reply.status_code == 400 and "remove it there" in reply.json()["error"]
         operator.client.close()
+
+
+def test_the_history_spans_the_range_or_starts_at_the_first_alert() -> None:
+    from tests.notify.conftest import make_alert
+
+    from ecsguard.web.pages.alarms import per_hour
+
+    alert = make_alert(severity="low")  # last seen 2026-11-28 09:00 UTC
+    at = int(alert.last_seen.timestamp())
+    day = per_hour(
+        [alert], alert.last_seen - timedelta(hours=23), alert.last_seen + timedelta(hours=1)
+    )
+    assert len(day["x"]) == 24 and day["x"][-1] == at and day["series"] == {"low": [0] * 23 + [1]}
+    ever = per_hour([alert], datetime(1970, 1, 1, tzinfo=UTC), alert.last_seen + timedelta(hours=3))
+    assert ever["x"] == [at, at + 3600, at + 7200] and ever["series"]["low"] == [1, 0, 0]
+    # one hour's range still has two points, so that the chart has a width
+    hour = per_hour([alert], alert.last_seen, alert.last_seen + timedelta(minutes=30))
+    assert hour["x"] == [at - 3600, at] and hour["series"]["low"] == [0, 1]
+    assert per_hour([], alert.last_seen, alert.last_seen) == {"x": [], "series": {}}

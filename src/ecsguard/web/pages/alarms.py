@@ -27,6 +27,8 @@ DEFAULT_SINCE = "24h"
 #: alerts read for one range (the chart counts them; the table lists the newest LISTED)
 MAX_ALERTS = 5000
 LISTED = 200
+#: the chart spans the whole range up to this long
+HISTORY_DAYS = 31
 #: a silence lasts at least a minute and at most 30 days
 MAX_SILENCE_MINUTES = 30 * 24 * 60
 MAX_BODY = 256 * 1024
@@ -103,13 +105,16 @@ def _alerts(ctx: PageContext, start: datetime, end: datetime, rule: str | None) 
 
 
 def per_hour(alerts: list[Alert], start: datetime, end: datetime) -> dict[str, Any]:
-    """Alerts per hour (by last_seen) and severity, from the first hour with an alert (a range
-    open to the past would otherwise start in 1970)."""
+    """Alerts per hour (by last_seen) and severity over the range; a range longer than
+    HISTORY_DAYS (one open to the past starts in 1970) starts at the first alert's hour. At least
+    two hours, so that a chart has a width."""
     if not alerts:
         return {"x": [], "series": {}}
     hour = 3600
-    first = max(start, min(a.last_seen for a in alerts)).timestamp() // hour * hour
+    if end - start > timedelta(days=HISTORY_DAYS):
+        start = max(start, min(a.last_seen for a in alerts))
     last = (end.timestamp() - 1) // hour * hour
+    first = min(start.timestamp() // hour * hour, last - hour)
     x = [int(first + i * hour) for i in range(int((last - first) // hour) + 1)]
     index = {moment: i for i, moment in enumerate(x)}
     series = {s.value: [0] * len(x) for s in Severity}
