@@ -206,10 +206,9 @@ def test_assumed_role_sessions_map_to_their_role() -> None:
     tier = tier_lookup(analysis)
     assert tier(f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/s1") == "t"  # the path dropped
     assert tier(f"arn:aws:iam::{ACCOUNT}:user/u") == "u (ci)"
-    assert tier(f"arn:aws:sts::999999999999:assumed-role/deploy/s1") == "unknown"
-    assert tier(None) == "unknown" and tier_lookup(None)(f"arn:aws:iam::{ACCOUNT}:user/u") == (
-        "unknown"
-    )
+    assert tier("arn:aws:sts::999999999999:assumed-role/deploy/s1") == "unknown"
+    assert tier(None) == "unknown"
+    assert tier_lookup(None)(f"arn:aws:iam::{ACCOUNT}:user/u") == "unknown"
 
 
 def test_without_a_snapshot_tiers_are_unknown(serve: Callable[..., Any]) -> None:
