@@ -1,0 +1,119 @@
+"""The live-tail page in a real browser: a line posted while the page is open appears within 2 s,
+filter terms are marked, hostile text stays text, pause holds new lines (with a count) until
+resume, and the server's `missed` event is shown."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.e2e.console.conftest import shoot
+from tests.web.conftest import PASSWORD, ROLE_USERS, Running, add_console_users, running
+
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+
+
+def post(console: Running, *lines: str, service: str = "api") -> None:
+    reply = httpx.post(
+        f"{console.url}/ingest/lines",
+        params={"cluster": "prod", "service": service},
+        content=("\n".join(lines) + "\n").encode(),
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+
+
+def watch(page: Any) -> list[str]:
+    problems: list[str] = []
+    page.on("dialog", lambda d: (problems.append(f"dialog {d.message}"), d.dismiss()))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return problems
+
+
+def open_tail(page: Any, url: str, query: str = "") -> None:
+    page.goto(f"{url}/tail{query}")
+    page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
+
+
+def test_new_lines_arrive_marked_and_pause_holds_them(
+    browser_page: Callable[..., Any], console: Running
+) -> None:
+    tag = f"t{uuid.uuid4().hex[:10]}"
+    page = browser_page("viewer")
+    problems = watch(page)
+    open_tail(page, console.url, f"?filter={tag}")
+    lines = page.locator("#tail-lines .line")
+    post(console, f"ERROR {tag} first line", "unrelated line")
+    lines.filter(has_text=f"{tag} first line").wait_for(timeout=2000)
+    assert lines.count() == 1  # the filter keeps the unrelated line out
+    assert page.locator("#tail-lines mark").first.inner_text() == tag
+    post(console, *(f"{tag} {text}" for text in HOSTILE), service="evil")
+    for text in HOSTILE:
+        page.get_by_text(text).wait_for(timeout=2000)
+    assert page.locator("#tail-lines img, #tail-lines script").count() == 0
+    shoot(page, "tail-live")
+
+    page.click("#tail-pause")
+    post(console, f"{tag} while paused")
+    page.locator("#tail-status", has_text="1 new lines waiting").wait_for(timeout=2000)
+    assert lines.filter(has_text="while paused").count() == 0
+    shoot(page, "tail-paused")
+    page.click("#tail-pause")
+    lines.filter(has_text="while paused").wait_for(timeout=2000)
+    assert lines.count() == 4
+
+    # new settings reopen the stream: another service's lines, no filter
+    page.fill("#tail-filter", "")
+    page.fill("#tail-service", "other")
+    page.click("#tail-apply")
+    page.wait_for_url(f"{console.url}/tail?service=other")
+    page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
+    post(console, f"{tag} from other", service="other")
+    post(console, f"{tag} from api again")
+    lines.filter(has_text="from other").wait_for(timeout=2000)
+    assert lines.filter(has_text="from api again").count() == 0
+    assert problems == []
+
+
+def test_bad_filter_shows_the_message(browser_page: Callable[..., Any], console: Running) -> None:
+    page = browser_page("viewer")
+    page.goto(f"{console.url}/tail?filter=%7B%20%24.a%20%3D%20%7D")
+    assert "filter pattern" in page.inner_text("#tail-error")
+    page.fill("#tail-filter", "ERROR")
+    page.click("#tail-apply")
+    page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
+    assert page.locator("#tail-error").is_hidden()
+
+
+@pytest.fixture
+def small_hub(tmp_path: Path) -> Iterator[Running]:
+    """A console whose tail buffer holds 5 records, so a bigger batch overruns it."""
+    data_dir = tmp_path / "data"
+    add_console_users(data_dir)
+    with running(data_dir, tail_capacity=5) as server:
+        yield server
+
+
+def test_missed_records_are_reported(browser: Any, small_hub: Running) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(f"{small_hub.url}/login?next=/tail")
+        page.fill("input[name=user]", ROLE_USERS["viewer"])
+        page.fill("input[name=password]", PASSWORD)
+        page.click("#login")
+        page.wait_for_url(f"{small_hub.url}/tail")
+        page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
+        post(small_hub, *(f"line {i}" for i in range(20)))
+        notice = page.locator("#tail-lines .tail-notice")
+        notice.wait_for(timeout=2000)
+        assert notice.inner_text().startswith("15 records were missed")
+        page.locator("#tail-lines .line", has_text="line 19").wait_for(timeout=2000)
+        assert page.locator("#tail-lines .line:not(.tail-notice)").count() == 5
+        shoot(page, "tail-missed")
+    finally:
+        context.close()
