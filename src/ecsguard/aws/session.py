@@ -34,6 +34,9 @@ class AwsOptions:
     role_arn: str | None = None
     max_workers: int = 8
     max_attempts: int = 10
+    #: botocore's retry mode; "adaptive" also slows every call of a client after a throttle,
+    #: "standard" leaves pacing to the caller (the Kinesis consumer backs off per shard)
+    retry_mode: str = "adaptive"
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
 
@@ -88,7 +91,7 @@ class AwsSession:
         self._session.events.register("before-call", self.counter.on_call)
         self._session.events.register("before-send", self.counter.on_send)
         self._config = Config(
-            retries={"mode": "adaptive", "max_attempts": self.options.max_attempts},
+            retries={"mode": self.options.retry_mode, "max_attempts": self.options.max_attempts},
             connect_timeout=self.options.connect_timeout,
             read_timeout=self.options.read_timeout,
             max_pool_connections=max(10, self.options.max_workers * 2),

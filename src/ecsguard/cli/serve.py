@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ecsguard.cli.common import data_dir_option, stdout
+from ecsguard.cli.common import data_dir_option, make_store_location, stdout, store_option
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 
@@ -110,6 +110,7 @@ def _console_users_note(directory: Path) -> str:
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
 @data_dir_option
+@store_option
 @click.option(
     "--flush-seconds",
     type=click.FloatRange(0.05, 3600),
@@ -169,6 +170,7 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     data_dir: str | None,
+    store: str | None,
     flush_seconds: float,
     rule_paths: tuple[str, ...],
     notify_config: str | None,
@@ -262,7 +264,8 @@ def serve(
         from ecsguard.notify.dispatcher import Dispatcher
 
         dispatcher = Dispatcher(load_config(notify_config), directory)
-    service = LogService(directory, flush_seconds=flush_seconds)
+    location = make_store_location(store, endpoint_url, profile, region)
+    service = LogService(directory, flush_seconds=flush_seconds, store=location)
     detection = None
     if detection_rules:
         from ecsguard.detect.engine import AlertStore, Engine
@@ -284,7 +287,8 @@ def serve(
                 profile=profile or None,
                 regions=(region,) if region else (),
                 endpoint_url=endpoint_url or None,
-                max_attempts=3,  # the consumer backs off and retries throttling itself
+                max_attempts=3,  # then the consumer backs off per shard, with jitter
+                retry_mode="standard",
             )
         )
         consumer = KinesisConsumer(
@@ -302,7 +306,8 @@ def serve(
     address = sock.getsockname()
     shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
     base = f"{settings.scheme}://{shown_host}:{address[1]}"
-    announce(f"ecsguard serve: listening on {base} (data in {directory})")
+    where = f"data in {directory}" + (f", store {store}" if location else "")
+    announce(f"ecsguard serve: listening on {base} ({where})")
     announce(
         f"  receivers: {base}/ingest/{{firelens,firehose,cloudwatch,cloudtrail,ecs-events,lines}}"
     )
