@@ -76,3 +76,11 @@ def identity_map(estate: Estate) -> Any:
     from ecsguard.iam.usage import identity_map as make
 
     return _cached("identity_map", estate.path, "", lambda: make(estate.snapshot))
+
+
+def findings_with_mutes(data_dir: Path, estate: Estate, lang: str = "en") -> list[Finding]:
+    """`findings` with the console's mutes applied (muted ones become MUTED with the reason),
+    as the findings page and the overview count them."""
+    from ecsguard.web.mutes import MuteStore, mutelist
+
+    return mutelist(MuteStore(data_dir).all()).apply(findings(estate, lang), estate.snapshot)

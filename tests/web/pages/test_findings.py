@@ -140,8 +140,13 @@ def test_mute_shows_muted_with_who_and_why_then_unmute(
     operator = as_role("operator")
     arn = one(operator, PRIVILEGED)["resource_arn"]
     body = {"check_id": PRIVILEGED, "resource_arn": arn, "reason": "sidecar needs it until Q3"}
+    open_before = operator.client.get("/overview.json").json()["posture"]["open_findings"]
     reply = operator.post("/findings/mute", json={**body, "expires": "2099-12-31"})
     assert reply.status_code == 200 and reply.json()["muted"]["muted_by"] == "otto"
+    # the overview counts what the findings page shows as open
+    assert operator.client.get("/overview.json").json()["posture"]["open_findings"] == (
+        open_before - 1
+    )
     muted = one(as_role("viewer"), PRIVILEGED)
     assert muted["status"] == "MUTED" and muted["mute_reason"] == body["reason"]
     assert muted["mute"]["muted_by"] == "otto" and muted["mute"]["expires"] == "2099-12-31"

@@ -24,7 +24,7 @@ from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.web import estate
 from ecsguard.web.auth import ApiError
 from ecsguard.web.console import Action, Reader
-from ecsguard.web.mutes import MAX_REASON, MuteStore, mutelist, mutelist_yaml
+from ecsguard.web.mutes import MAX_REASON, MuteStore, mutelist_yaml
 from ecsguard.web.page import PAGES, Page, PageContext
 
 #: rows the page lists at most (the counts cover them all)
@@ -72,7 +72,7 @@ def data(ctx: PageContext) -> dict[str, Any]:
     except ValueError:
         raise ApiError(400, "limit must be a whole number") from None
     mutes = MuteStore(ctx.console.data_dir).all()
-    findings = mutelist(mutes).apply(estate.findings(found, ctx.lang), found.snapshot)
+    findings = estate.findings_with_mutes(ctx.console.data_dir, found, ctx.lang)
     by_key = {(m.check_id, m.resource_arn): m.to_dict() for m in mutes}
     kept = [f for f in findings if _matches(f, params, severity=False)]
     counts = Counter(f.severity.value for f in kept)

@@ -66,7 +66,8 @@ def data(ctx: PageContext) -> dict[str, Any]:
     if found is not None:
         from ecsguard.iam.render import figures
 
-        failed = [f for f in estate.findings(found, ctx.lang) if f.status is Status.FAIL]
+        current = estate.findings_with_mutes(ctx.console.data_dir, found, ctx.lang)
+        failed = [f for f in current if f.status is Status.FAIL]
         by_severity = Counter(f.severity.value for f in failed)
         posture = {
             "snapshot": found.path.name,
