@@ -15,6 +15,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:  # importing boto3 costs most of a second: only commands that call AWS pay it
     from ecsguard.aws.session import AwsOptions
+    from ecsguard.logs.store import StoreLocation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,6 +124,49 @@ def data_dir_option(fn: F) -> F:
     return click.option(
         "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
     )(fn)
+
+
+def store_option(fn: F) -> F:
+    """`--store`: where the Parquet store lives (the WAL stays under --data-dir)."""
+    return click.option(
+        "--store",
+        envvar="ECSGUARD_STORE",
+        help="The Parquet store: s3://bucket/prefix, or by default DATA_DIR/store. The WAL stays "
+        "under --data-dir. Also ECSGUARD_STORE.",
+    )(fn)
+
+
+def store_options(fn: F) -> F:
+    """`--store` and how to reach an S3 store, for commands without `aws_options`."""
+    decorators = [
+        store_option,
+        click.option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config."),
+        click.option("--region", help="AWS region of the store's bucket (and of Athena)."),
+        click.option(
+            "--endpoint-url",
+            envvar="AWS_ENDPOINT_URL",
+            help="Send S3 and Athena calls here (an emulator such as moto); AWS_ENDPOINT_URL.",
+        ),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
+def make_store_location(
+    store: str | None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+) -> StoreLocation | None:
+    """None for the local store under the data directory."""
+    from ecsguard.logs.store import StoreLocation
+
+    if not store:
+        return None
+    return StoreLocation(
+        url=store, endpoint_url=endpoint_url or None, profile=profile or None, region=region or None
+    )
 
 
 _BARS = "▁▂▃▄▅▆▇█"

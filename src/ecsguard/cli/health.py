@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ecsguard.cli.common import print_json, stderr, stdout, table
+from ecsguard.cli.common import (
+    make_store_location,
+    print_json,
+    stderr,
+    stdout,
+    store_options,
+    table,
+)
 from ecsguard.core.config import data_dir as resolve_data_dir
 
 
@@ -26,6 +33,7 @@ from ecsguard.core.config import data_dir as resolve_data_dir
 @click.option(
     "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."
 )
+@store_options
 def health(
     cluster: str | None,
     service: str | None,
@@ -36,6 +44,10 @@ def health(
     timeline: bool,
     output: str,
     data_dir: str | None,
+    store: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """Each service's desired/running/pending tasks, latest deployment and latest incidents.
 
@@ -57,7 +69,8 @@ def health(
     from ecsguard.monitor.health import collect, summarize
 
     window = resolve(since or (None if start or end else "24h"), start, end)
-    entries, problems = collect(resolve_data_dir(data_dir), window, cluster, service)
+    location = make_store_location(store, endpoint_url, profile, region)
+    entries, problems = collect(resolve_data_dir(data_dir), window, cluster, service, location)
     for problem in problems:
         stderr.print(f"skipped a snapshot: {problem}", markup=False, highlight=False)
     services = summarize(entries, incidents)

@@ -7,7 +7,15 @@ import sys
 import click
 import duckdb
 
-from ecsguard.cli.common import data_dir_option, print_json, stdout, table, time_window_options
+from ecsguard.cli.common import (
+    data_dir_option,
+    make_store_location,
+    print_json,
+    stdout,
+    store_options,
+    table,
+    time_window_options,
+)
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 
@@ -35,6 +43,25 @@ def logs() -> None:
 @click.option("--show-sql", is_flag=True, help="Print the SQL an Insights query compiles to.")
 @click.option("--output", type=click.Choice(FORMATS), default="table", show_default=True)
 @data_dir_option
+@store_options
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "athena"]),
+    default="duckdb",
+    show_default=True,
+    help="Where the query runs: DuckDB here (store and WAL), or Athena over the S3 store "
+    "(flushed records only; tables from `ecsguard athena ddl`).",
+)
+@click.option("--athena-workgroup", help="Athena workgroup (default: the account's primary).")
+@click.option(
+    "--athena-output", help="s3://bucket/prefix/ for Athena's results (if the workgroup has none)."
+)
+@click.option(
+    "--athena-database",
+    default="ecsguard",
+    show_default=True,
+    help="Glue database of the tables.",
+)
 def query_command(
     query: str | None,
     sql: str | None,
@@ -44,6 +71,14 @@ def query_command(
     show_sql: bool,
     output: str,
     data_dir: str | None,
+    store: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+    engine: str,
+    athena_workgroup: str | None,
+    athena_output: str | None,
+    athena_database: str,
 ) -> None:
     """Ask the store a CloudWatch Logs Insights QUERY, or DuckDB SQL with --sql.
 
@@ -84,11 +119,25 @@ def query_command(
     else:
         assert query is not None
         sql = compile_query(query, resolve(since, start, end)).sql
+    if engine == "athena":
+        columns, rows = _athena_query(
+            sql,
+            show_sql,
+            database=athena_database,
+            workgroup=athena_workgroup,
+            output=athena_output,
+            profile=profile,
+            region=region,
+            endpoint_url=endpoint_url,
+        )
+        _print_rows(columns, rows, output)
+        return
     if show_sql:
         stderr.print(sql, markup=False, highlight=False)
     from ecsguard.logs.pipeline import Pipeline
 
-    pipeline = Pipeline(resolve_data_dir(data_dir))
+    location = make_store_location(store, endpoint_url, profile, region)
+    pipeline = Pipeline(resolve_data_dir(data_dir), store=location)
     try:
         con = pipeline.connect()
         try:
@@ -106,6 +155,47 @@ def query_command(
     finally:
         pipeline.close()
     _print_rows(columns, rows, output)
+
+
+def _athena_query(
+    sql: str,
+    show_sql: bool,
+    *,
+    database: str,
+    workgroup: str | None,
+    output: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> tuple[list[str], list[tuple[object, ...]]]:
+    """Run DuckDB `sql` through Athena, translated to its dialect."""
+    from ecsguard.aws.athena import run_query
+    from ecsguard.aws.session import AwsOptions, AwsSession
+    from ecsguard.cli.common import stderr
+    from ecsguard.logs.athena_ddl import check_database
+    from ecsguard.logs.query.trino import to_athena
+
+    if output and not output.startswith("s3://"):
+        raise UserError(f"--athena-output {output} is not an S3 URL", "write s3://bucket/prefix/")
+    translated = to_athena(sql)
+    if show_sql:
+        stderr.print(translated, markup=False, highlight=False)
+    session = AwsSession(
+        AwsOptions(profile=profile, regions=(region,) if region else (), endpoint_url=endpoint_url)
+    )
+    result = run_query(
+        session,
+        translated,
+        database=check_database(database),
+        workgroup=workgroup,
+        output=output,
+    )
+    stderr.print(
+        f"athena: query {result.query_id}, {result.scanned_bytes:,} bytes scanned",
+        markup=False,
+        highlight=False,
+    )
+    return result.columns, result.rows
 
 
 def _print_rows(columns: list[str], rows: list[tuple[object, ...]], output: str) -> None:
@@ -136,6 +226,7 @@ def _print_rows(columns: list[str], rows: list[tuple[object, ...]], output: str)
 )
 @click.option("--output", type=click.Choice(FORMATS), default="table", show_default=True)
 @data_dir_option
+@store_options
 def filter_command(
     pattern: str,
     since: str | None,
@@ -146,6 +237,10 @@ def filter_command(
     limit: int,
     output: str,
     data_dir: str | None,
+    store: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """Search the logs with a CloudWatch Logs filter pattern (unflushed records included).
 
@@ -167,7 +262,8 @@ def filter_command(
 
     compiled = compile_pattern(pattern)
     window = resolve(since, start, end)
-    pipeline = Pipeline(resolve_data_dir(data_dir))
+    location = make_store_location(store, endpoint_url, profile, region)
+    pipeline = Pipeline(resolve_data_dir(data_dir), store=location)
     try:
         try:
             con = pipeline.connect()
@@ -195,6 +291,7 @@ def filter_command(
 )
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @data_dir_option
+@store_options
 def patterns_command(
     since: str | None,
     start: str | None,
@@ -204,6 +301,10 @@ def patterns_command(
     limit: int,
     output: str,
     data_dir: str | None,
+    store: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """List the kinds of log lines in a window, with counts (like Insights' `pattern`).
 
@@ -224,7 +325,8 @@ def patterns_command(
     from ecsguard.logs.query.timerange import resolve
 
     window = resolve(since, start, end)
-    pipeline = Pipeline(resolve_data_dir(data_dir))
+    location = make_store_location(store, endpoint_url, profile, region)
+    pipeline = Pipeline(resolve_data_dir(data_dir), store=location)
     try:
         try:
             con = pipeline.connect()
@@ -345,6 +447,7 @@ def test_metric_filter_command(
 @click.option("--service", help="Service of plain lines.")
 @click.option("--container", help="Container of plain lines.")
 @data_dir_option
+@store_options
 def ingest(
     source: str,
     fmt: str,
@@ -353,6 +456,10 @@ def ingest(
     service: str | None,
     container: str | None,
     data_dir: str | None,
+    store: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """Store the records of SOURCE (a file, a directory of CloudTrail files, or - for stdin).
 
@@ -372,6 +479,7 @@ def ingest(
             "service": service,
             "container": container,
         },
+        store=make_store_location(store, endpoint_url, profile, region),
     )
     for problem in summary.problems[:20]:
         stdout.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)

@@ -31,6 +31,7 @@ COMMANDS = {
     "metrics": "ecsguard.cli.metrics:metrics",
     "health": "ecsguard.cli.health:health",
     "users": "ecsguard.cli.users:users",
+    "athena": "ecsguard.cli.athena:athena",
 }
 
 

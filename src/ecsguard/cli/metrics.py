@@ -11,9 +11,12 @@ from ecsguard.cli.common import (
     aws_options,
     data_dir_option,
     make_aws_options,
+    make_store_location,
     print_json,
     stderr,
     stdout,
+    store_option,
+    store_options,
     table,
 )
 from ecsguard.core.config import data_dir as resolve_data_dir
@@ -63,6 +66,7 @@ def metrics() -> None:
 )
 @aws_options
 @data_dir_option
+@store_option
 @click.option(
     "--output",
     type=click.Choice(["table", "json"]),
@@ -80,6 +84,7 @@ def poll_command(
     role_arn: str | None,
     max_workers: int,
     data_dir: str | None,
+    store: str | None,
     output: str,
 ) -> None:
     """Fetch the services' CloudWatch metrics into the metrics table.
@@ -108,8 +113,13 @@ def poll_command(
     lookback = parse_duration(since)
     options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
     snapshot = load_or_collect(snapshot_file, options, data_dir)
+    region = next((r for r in regions if r != "all"), None)
     poller = CloudWatchPoller(
-        AwsSession(options), resolve_data_dir(data_dir), period=period, since=lookback
+        AwsSession(options),
+        resolve_data_dir(data_dir),
+        period=period,
+        since=lookback,
+        store=make_store_location(store, endpoint_url, profile, region),
     )
     result = poller.poll(snapshot, regions=[r for r in regions if r != "all"])
     if output == "json":
@@ -147,6 +157,7 @@ def poll_command(
 @click.option("--end", help="Window end (exclusive); default now.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @data_dir_option
+@store_options
 def query_command(
     namespace: str,
     name: str,
@@ -158,6 +169,10 @@ def query_command(
     end: str | None,
     output: str,
     data_dir: str | None,
+    store: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """Print one metric's STAT per PERIOD from the metrics table, one series per dimension set.
 
@@ -176,7 +191,8 @@ def query_command(
         raise UserError(f"--period {period} is not a whole number of seconds", "such as 5m or 1h")
     window = resolve(since or (None if start or end else "1d"), start, end)
     directory = Path(resolve_data_dir(data_dir))
-    pipeline = Pipeline(directory)
+    location = make_store_location(store, endpoint_url, profile, region)
+    pipeline = Pipeline(directory, store=location)
     try:
         points = series(
             pipeline.connect(),

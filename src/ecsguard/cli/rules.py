@@ -9,9 +9,11 @@ import click
 
 from ecsguard.cli.common import (
     data_dir_option,
+    make_store_location,
     print_json,
     stderr,
     stdout,
+    store_options,
     table,
     time_window_options,
 )
@@ -164,6 +166,7 @@ def import_sigma(folder: str, out: str | None) -> None:
 @time_window_options
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @data_dir_option
+@store_options
 def run(
     rule_paths: tuple[str, ...],
     since: str | None,
@@ -171,6 +174,10 @@ def run(
     end: str | None,
     output: str,
     data_dir: str | None,
+    store: str | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
 ) -> None:
     """Replay a past time range of the store through the rules; the alerts are stored too."""
     from ecsguard.detect.loader import load_rules
@@ -179,7 +186,12 @@ def run(
 
     loaded = load_rules(rule_paths)
     loaded.raise_errors()
-    alerts = run_range(loaded.rules, resolve_data_dir(data_dir), resolve(since, start, end))
+    alerts = run_range(
+        loaded.rules,
+        resolve_data_dir(data_dir),
+        resolve(since, start, end),
+        location=make_store_location(store, endpoint_url, profile, region),
+    )
     _print_alerts(alerts, output)
 
 

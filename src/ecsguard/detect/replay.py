@@ -17,6 +17,7 @@ from ecsguard.logs.pipeline import Pipeline
 from ecsguard.logs.query.timerange import TimeRange, parse_duration
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import ReceiverOptions
+from ecsguard.logs.store import StoreLocation
 
 #: the receiver that reads a file of records for each table
 RECEIVER_FOR = {"events": "ecs_events", "cloudtrail": "cloudtrail", "logs": "lines"}
@@ -71,12 +72,13 @@ def run_range(
     data_dir: Path,
     window: TimeRange,
     on_alert: AlertSink | None = None,
+    location: StoreLocation | None = None,
 ) -> list[Alert]:
     """Replay the store's records in `window` through the rules; alerts are stored in the data
     directory's alert store like live ones (a replay of the same range finds the same alerts)."""
     store = AlertStore(data_dir / "detect.db")
     engine = Engine(rules, store, on_alert=on_alert, live=False)
-    pipeline = Pipeline(data_dir)
+    pipeline = Pipeline(data_dir, store=location)
     alerts: dict[str, Alert] = {}
     last: datetime | None = None
     try:

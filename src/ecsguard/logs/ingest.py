@@ -11,6 +11,7 @@ from ecsguard.core.errors import UserError
 from ecsguard.logs.pipeline import Pipeline
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import Problem, ReceiverOptions
+from ecsguard.logs.store import StoreLocation
 
 
 @dataclass
@@ -35,12 +36,18 @@ def _inputs(source: str) -> list[tuple[str, bytes]]:
         raise UserError(f"cannot read {path}: {err.strerror}", "check the path") from None
 
 
-def ingest_source(source: str, fmt: str, data_dir: Path, meta: dict[str, Any]) -> Summary:
+def ingest_source(
+    source: str,
+    fmt: str,
+    data_dir: Path,
+    meta: dict[str, Any],
+    store: StoreLocation | None = None,
+) -> Summary:
     """Parse SOURCE with the receiver named `fmt` and store every record; returns counts and
     the problems (unparsed lines kept as text, dropped control messages, bad files)."""
     receiver = RECEIVERS.get(fmt.replace("-", "_"))
     summary = Summary()
-    pipeline = Pipeline(data_dir)
+    pipeline = Pipeline(data_dir, store=store)
     try:
         for name, data in _inputs(source):
             options = ReceiverOptions(input_name=name, **{k: v for k, v in meta.items() if v})

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from ecsguard.core.errors import UserError
 from ecsguard.logs.schema import ID_COLUMN, TABLES, table_schema
-from ecsguard.logs.store import HOURLY, Store
+from ecsguard.logs.store import HOURLY, Store, StoreLocation
 from ecsguard.logs.wal import DEFAULT_SEGMENT_BYTES, Wal
 
 
@@ -85,12 +85,20 @@ def segment_file_name(segment: Path) -> str:
 
 
 class Pipeline:
-    """One data directory's WAL and store."""
+    """One data directory's WAL and store (under the data directory, or `store` such as S3;
+    the WAL is always on local disk)."""
 
-    def __init__(self, data_dir: Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        store: StoreLocation | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.location = store
         self.wal = Wal(self.data_dir / "wal", segment_bytes)
-        self.store = Store(self.data_dir)
+        self.store = Store(self.data_dir, location=store)
         self._flush_lock = threading.Lock()
 
     def ingest(self, table: str, batch: pa.RecordBatch) -> None:
@@ -122,6 +130,7 @@ class Pipeline:
         """An in-memory DuckDB connection with the views logs, cloudtrail, events, metrics."""
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
+        self.store.fs.attach(con)
         for table in TABLES:
             schema = table_schema(table)
             # the WAL is read before the Parquet files are listed, so a segment flushed in

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from ecsguard.logs.pipeline import Pipeline, conform
 from ecsguard.logs.records import Parsed
 from ecsguard.logs.schema import ID_COLUMN, TABLES
+from ecsguard.logs.store import StoreLocation
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,9 @@ class LogService:
         compact_seconds: float = 300.0,
         retention_days: dict[str, int] | None = None,
         dedup_ids: int = DEFAULT_DEDUP_IDS,
+        store: StoreLocation | None = None,
     ) -> None:
-        self.pipeline = Pipeline(data_dir)
+        self.pipeline = Pipeline(data_dir, store=store)
         self.flush_seconds = flush_seconds
         self.compact_seconds = compact_seconds
         self.retention_days = retention_days or {}
@@ -104,6 +106,11 @@ class LogService:
     @property
     def data_dir(self) -> Path:
         return self.pipeline.data_dir
+
+    @property
+    def location(self) -> StoreLocation | None:
+        """Where the Parquet store is (None: under the data directory)."""
+        return self.pipeline.location
 
     def add_listener(self, listener: Listener) -> None:
         """`listener(table, batch)` is called with every accepted batch, after it is durable.
@@ -206,7 +213,7 @@ class LogService:
         try:
             for table, rows in self.pipeline.flush().items():
                 self.stats.flushed[table] += rows
-        except OSError as exc:  # a full disk: the WAL keeps the rows, the next round retries
+        except OSError as exc:  # a full disk, S3 refusing: the WAL keeps the rows, retried next
             self.stats.flush_errors += 1
             log.warning("flush failed, will retry: %s", exc)
 

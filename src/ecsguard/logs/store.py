@@ -2,8 +2,9 @@
 
 Layout: `<data_dir>/store/<table>/dt=YYYY-MM-DD[/hour=HH]/<name>.parquet`. Partition values come
 from the `time` column in UTC and live only in the path (the Hive convention), so Athena, Trino,
-Spark and DuckDB read the same tree. All file access goes through `FileSystem`, small enough that
-an S3 implementation (PUT is atomic) can replace `LocalFS`.
+Spark and DuckDB read the same tree. All file access goes through `FileSystem`: `LocalFS` here,
+or `ecsguard.aws.s3store.S3FS` for `--store s3://bucket/prefix` (the same tree under the prefix;
+a whole-object PUT is atomic). `open_fs` picks one from a `StoreLocation`.
 
 No record is ever in two live files, so queries need no de-duplication:
 - a WAL segment is written as `w-<digest of its bytes>.parquet`: flushing it again after a crash
@@ -20,14 +21,19 @@ import datetime as dt
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ecsguard.core.errors import UserError
 from ecsguard.logs.schema import ID_COLUMN, SORT_KEYS, TABLES, table_schema, upgrade
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: tables partitioned by hour as well as by day
 HOURLY = frozenset({"logs"})
@@ -70,6 +76,45 @@ class FileSystem(Protocol):
     def uri(self, path: str) -> str:
         """Where a query engine (DuckDB, Spark) finds `path`."""
         ...
+
+    def attach(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Let `con` read the URIs `uri` gives (a no-op for local paths)."""
+        ...
+
+
+class StoreError(UserError, OSError):
+    """The store's backend failed (a refused, missing or throttled bucket). An OSError too, so
+    a flush that meets it keeps the WAL segment and retries, as after a full disk."""
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where the Parquet store lives: `url` None is `<data_dir>/store`, else `s3://bucket/prefix`,
+    reached with the AWS CLI's connection settings (None: the boto3 chain and AWS_ENDPOINT_URL)."""
+
+    url: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    max_attempts: int = 10
+
+    @property
+    def is_s3(self) -> bool:
+        return bool(self.url) and str(self.url).startswith("s3://")
+
+
+def open_fs(data_dir: Path, location: StoreLocation | None = None) -> FileSystem:
+    """The filesystem of a data directory's store."""
+    if location is None or not location.url:
+        return LocalFS(Path(data_dir) / "store")
+    if location.is_s3:
+        from ecsguard.aws.s3store import S3FS  # boto3 is imported only for an S3 store
+
+        return S3FS.from_location(location)
+    raise UserError(
+        f"unknown store {location.url!r}",
+        "give s3://bucket/prefix, or omit --store for the local store under --data-dir",
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -150,6 +195,9 @@ class LocalFS:
     def uri(self, path: str) -> str:
         return str(self._path(path))
 
+    def attach(self, con: duckdb.DuckDBPyConnection) -> None:
+        pass
+
 
 def _utc_naive(times: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     # the stored values are UTC instants: dropping the zone keeps them and formats them as UTC
@@ -183,8 +231,13 @@ def partition_date(partition: str) -> dt.date:
 class Store:
     """Writes, lists, compacts and expires the Parquet files of the four tables."""
 
-    def __init__(self, data_dir: Path, fs: FileSystem | None = None) -> None:
-        self.fs: FileSystem = fs if fs is not None else LocalFS(Path(data_dir) / "store")
+    def __init__(
+        self,
+        data_dir: Path,
+        fs: FileSystem | None = None,
+        location: StoreLocation | None = None,
+    ) -> None:
+        self.fs: FileSystem = fs if fs is not None else open_fs(data_dir, location)
 
     @staticmethod
     def _conform(table: str, data: pa.RecordBatch | pa.Table) -> pa.Table:

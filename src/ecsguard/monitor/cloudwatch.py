@@ -40,6 +40,7 @@ from ecsguard.aws.snapshot import Snapshot
 from ecsguard.core.errors import AwsAccessError, UserError
 from ecsguard.logs.pipeline import Pipeline
 from ecsguard.logs.schema import METRICS
+from ecsguard.logs.store import StoreLocation
 from ecsguard.monitor.queries import (
     MetricQuery,
     service_queries,
@@ -142,9 +143,11 @@ class CloudWatchPoller:
         *,
         period: int = 60,
         since: timedelta = timedelta(hours=3),
+        store: StoreLocation | None = None,
     ) -> None:
         self.session = session
         self.data_dir = Path(data_dir)
+        self.store = store
         self.period = period
         self.since = since
         self.state = PollState(state_path(self.data_dir))
@@ -218,7 +221,7 @@ class CloudWatchPoller:
         for query in queries:
             by_start[self.start_of(query, end)].append(query)
         client = self.session.client("cloudwatch", region)
-        pipeline = Pipeline(self.data_dir)
+        pipeline = Pipeline(self.data_dir, store=self.store)
         try:
             for start, group in sorted(by_start.items()):
                 if start >= end:

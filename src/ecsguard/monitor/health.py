@@ -31,6 +31,7 @@ import orjson
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.core.errors import UserError
 from ecsguard.logs.query.timerange import TimeRange
+from ecsguard.logs.store import StoreLocation
 
 NO_SERVICE = "-"
 #: entry kinds that are incidents (shown under "latest incidents")
@@ -441,6 +442,7 @@ def collect(
     window: TimeRange,
     cluster: str | None = None,
     service: str | None = None,
+    store: StoreLocation | None = None,
 ) -> tuple[list[Entry], list[str]]:
     """The timeline of a data directory's events and snapshots; and the snapshot files that
     could not be read (they are skipped, not fatal)."""
@@ -448,7 +450,7 @@ def collect(
 
     entries: list[Entry] = []
     problems: list[str] = []
-    pipeline = Pipeline(data_dir)
+    pipeline = Pipeline(data_dir, store=store)
     try:
         try:
             con = pipeline.connect()

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from ecsguard.core.errors import UserError
 from ecsguard.logs.schema import TS
-from ecsguard.logs.store import COMPRESSION, LocalFS, partition_date
+from ecsguard.logs.store import COMPRESSION, StoreLocation, open_fs, partition_date
 
 #: level -> (bucket seconds, default retention in days)
 LEVELS: dict[str, tuple[int, int]] = {"1m": (60, 8), "5m": (300, 35), "1h": (3600, 400)}
@@ -116,9 +116,15 @@ def _coarse_sql(source: str, seconds: int) -> str:
 class Rollups:
     """The rollup tables of one data directory."""
 
-    def __init__(self, data_dir: Path, retention_days: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        retention_days: dict[str, int] | None = None,
+        store: StoreLocation | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
-        self.fs = LocalFS(self.data_dir / "store")
+        self.store = store
+        self.fs = open_fs(self.data_dir, store)  # beside the tables they summarise
         self.retention = {level: days for level, (_, days) in LEVELS.items()}
         for level, days in (retention_days or {}).items():
             if level not in LEVELS:
@@ -164,7 +170,7 @@ class Rollups:
 
         end = _floor(_utc(now), 60)
         rows = dict.fromkeys(LEVELS, 0)
-        pipeline = Pipeline(self.data_dir)
+        pipeline = Pipeline(self.data_dir, store=self.store)
         try:
             con = pipeline.connect()
         except duckdb.Error as err:
@@ -270,23 +276,28 @@ class Rollups:
 
 
 def rollup(
-    data_dir: Path, now: dt.datetime, retention_days: dict[str, int] | None = None
+    data_dir: Path,
+    now: dt.datetime,
+    retention_days: dict[str, int] | None = None,
+    store: StoreLocation | None = None,
 ) -> RollupResult:
     """Bring the rollup tables up to the last closed minute before `now` and expire old days."""
-    return Rollups(data_dir, retention_days).run(now)
+    return Rollups(data_dir, retention_days, store).run(now)
 
 
-def connect_with_rollups(data_dir: Path) -> duckdb.DuckDBPyConnection:
+def connect_with_rollups(
+    data_dir: Path, store: StoreLocation | None = None
+) -> duckdb.DuckDBPyConnection:
     """Pipeline.connect()'s views (logs, cloudtrail, events, metrics) plus metrics_1m,
     metrics_5m and metrics_1h (each with the partition column dt)."""
     from ecsguard.logs.pipeline import Pipeline
 
-    pipeline = Pipeline(data_dir)
+    pipeline = Pipeline(data_dir, store=store)
     try:
         con = pipeline.connect()
     finally:
         pipeline.close()
-    rollups = Rollups(data_dir)
+    rollups = Rollups(data_dir, store=store)
     empty = ROLLUP_SCHEMA.append(pa.field("dt", pa.date32())).empty_table()
     for level in LEVELS:
         name = table_name(level)
