@@ -32,6 +32,8 @@ class AwsOptions:
     regions: tuple[str, ...] = ()
     endpoint_url: str | None = None
     role_arn: str | None = None
+    #: the ExternalId the role's trust policy asks for (cross-account roles often do)
+    external_id: str | None = None
     max_workers: int = 8
     max_attempts: int = 10
     #: botocore's retry mode; "adaptive" also slows every call of a client after a throttle,
@@ -114,10 +116,14 @@ class AwsSession:
             return self._clients[key]
 
     def _assume(self, base: boto3.Session) -> boto3.Session:
-        sts = base.client("sts", endpoint_url=self.options.endpoint_url)
+        # STS wants a region: the first --region when there is no profile or environment one
+        wanted = [r for r in self.options.regions if r != ALL_REGIONS]
+        region = base.region_name or (wanted[0] if wanted else None)
+        sts = base.client("sts", region_name=region, endpoint_url=self.options.endpoint_url)
         try:
+            extra = {"ExternalId": self.options.external_id} if self.options.external_id else {}
             creds = sts.assume_role(
-                RoleArn=self.options.role_arn, RoleSessionName=f"ecsguard-{os.getpid()}"
+                RoleArn=self.options.role_arn, RoleSessionName=f"ecsguard-{os.getpid()}", **extra
             )["Credentials"]
         except bce.ClientError as err:
             raise AwsAccessError(
@@ -130,7 +136,7 @@ class AwsSession:
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
-            region_name=base.region_name,
+            region_name=region,
         )
 
     # -- identity and regions -----------------------------------------------------------------

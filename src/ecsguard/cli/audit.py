@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,13 +18,19 @@ from ecsguard.cli.common import (
     write_output,
 )
 from ecsguard.cli.inventory import load_or_collect
+from ecsguard.core.errors import UserError
 from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.posture import engine
 from ecsguard.posture.audit import audit as run_audit
 from ecsguard.posture.baseline import load_baseline
 from ecsguard.posture.catalogue import markdown
-from ecsguard.posture.mutelist import load_mutelist
-from ecsguard.report.base import fail_counts, render
+from ecsguard.posture.check import Check
+from ecsguard.posture.mutelist import Mutelist, load_mutelist
+from ecsguard.posture.organization import AccountSummary, audit_organization
+from ecsguard.report.base import Report, fail_counts, render
+
+if TYPE_CHECKING:
+    from ecsguard.aws.session import AwsOptions
 
 FORMATS = ["table", "json", "csv", "ocsf", "sarif", "html"]
 SEVERITIES = [s.value for s in Severity]
@@ -77,6 +84,25 @@ def _ids(values: tuple[str, ...]) -> list[str]:
     help="An earlier `--output json` report: mark findings new, unchanged, resolved.",
 )
 @click.option("--data-dir", envvar="ECSGUARD_DATA", help="Where live audits save the snapshot.")
+@click.option(
+    "--org",
+    is_flag=True,
+    help="Audit every ACTIVE account of the AWS Organization (run with the management "
+    "account's credentials): one snapshot per account, one combined report.",
+)
+@click.option(
+    "--role-name",
+    help="With --org: the role assumed in each account, e.g. OrganizationAccountAccessRole "
+    "or a read-only audit role.",
+)
+@click.option("--external-id", help="With --org: the ExternalId the role's trust policy requires.")
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="With --org: accounts collected at once.",
+)
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -96,6 +122,10 @@ def audit(
     mutelist: str | None,
     baseline: str | None,
     data_dir: str | None,
+    org: bool,
+    role_name: str | None,
+    external_id: str | None,
+    max_concurrency: int,
 ) -> None:
     """Check the ECS estate against best practice; findings carry evidence and remediation.
 
@@ -108,6 +138,7 @@ def audit(
       ecsguard audit --region ap-northeast-1 --fail-on high
       ecsguard audit --snapshot prod.json.gz --output html -o report.html --lang ja
       ecsguard audit --snapshot prod.json.gz --output json -o today.json --baseline last.json
+      ecsguard audit --org --role-name ecsguard-audit --output csv -o org.csv
       ecsguard audit checks
     """
     if ctx.invoked_subcommand:
@@ -126,14 +157,99 @@ def audit(
             highlight=False,
         )
     options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
-    snap = load_or_collect(snapshot_file, options, data_dir)
-    report = run_audit(snap, selected, mutes, lang, previous)
+    if org or role_name:
+        if not (org and role_name) or snapshot_file:
+            raise UserError(
+                "--org needs --role-name (and no --snapshot)",
+                "e.g. ecsguard audit --org --role-name OrganizationAccountAccessRole",
+            )
+        report, accounts = _audit_organization(
+            options,
+            role_name,
+            external_id,
+            max_concurrency,
+            data_dir,
+            selected,
+            mutes,
+            lang,
+            previous,
+        )
+    else:
+        snap = load_or_collect(snapshot_file, options, data_dir)
+        report = run_audit(snap, selected, mutes, lang, previous)
+        accounts = []
     findings, marks, resolved = report.findings, report.baseline, report.resolved
     to_file = write_output(render(report, output), out)
     if to_file or output != "table":  # the table writer prints its own summary
         print_summary(findings, marks, resolved, to_stderr=not to_file)
+    if accounts:
+        print_accounts(accounts, to_stderr=not to_file and output != "table")
     if fail_on and failing_at(findings, Severity(fail_on)):
         raise click.exceptions.Exit(1)
+
+
+def _audit_organization(
+    options: AwsOptions,
+    role_name: str,
+    external_id: str | None,
+    max_concurrency: int,
+    data_dir: str | None,
+    selected: list[Check],
+    mutes: Mutelist | None,
+    lang: str,
+    previous: list[Finding] | None,
+) -> tuple[Report, list[AccountSummary]]:
+    """Collect every account (saving each snapshot), audit each, combine."""
+    from ecsguard.aws import snapshot as snapshots
+    from ecsguard.aws.organization import AccountResult, collect_organization
+    from ecsguard.cli.inventory import default_path
+
+    def done(result: AccountResult) -> None:
+        account = result.account
+        if result.snapshot is None:
+            stderr.print(
+                f"account {account.id} ({account.name}): not collected: {result.error}",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+            return
+        path = snapshots.save(result.snapshot, default_path(data_dir, result.snapshot))
+        stderr.print(
+            f"account {account.id} ({account.name}): snapshot {path}",
+            markup=False,
+            highlight=False,
+        )
+
+    results = collect_organization(
+        options,
+        role_name,
+        external_id=external_id,
+        max_concurrency=max_concurrency,
+        done=done,
+    )
+    return audit_organization(results, selected, mutes, lang, previous)
+
+
+def print_accounts(accounts: list[AccountSummary], to_stderr: bool) -> None:
+    console = stderr if to_stderr else stdout
+    rows = [
+        (
+            a.account,
+            a.name,
+            "collected" if a.collected else f"not collected: {a.reason}",
+            a.resources if a.collected else "",
+            *(a.failed.get(s) or "" for s in SEVERITIES),
+        )
+        for a in accounts
+    ]
+    console.print(
+        table(
+            "Accounts (failed checks by severity)",
+            ["account", "name", "status", "resources", *SEVERITIES],
+            rows,
+        )
+    )
 
 
 def failing_at(findings: list[Finding], threshold: Severity) -> list[Finding]:
