@@ -12,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from tests.cli.test_errors import assert_one_clear_error, ecsguard
 
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.core.errors import UserError
@@ -161,3 +162,33 @@ def test_follow_picks_up_new_objects(s3: tuple[AwsSession, str], service: LogSer
     pickup.close()
     assert seen[-1] == 2
     assert boto3  # the fixture's moto server is the only AWS these tests reach
+
+
+def test_cli_ingest_from_s3(s3: tuple[AwsSession, str], tmp_path: Path) -> None:
+    session, bucket = s3
+    put(session, bucket, "fh/2024/05/01/10/a", cw_record(["one", "two"]))
+    endpoint = session.options.endpoint_url or ""
+    args = ("--region", REGION, "--endpoint-url", endpoint, "--data-dir", str(tmp_path / "d"))
+    uri = f"s3://{bucket}/fh/"
+    first = ecsguard("ingest", "--from-s3", uri, "--format", "cloudwatch", *args)
+    assert first.returncode == 0, first.stderr
+    assert "stored 2 records in logs from 1 objects" in first.stdout
+    again = ecsguard("ingest", "--from-s3", uri, "--format", "cloudwatch", *args)
+    assert "stored 0 records in logs from 0 objects" in again.stdout
+    assert "1 done before" in again.stdout
+    query = ecsguard(
+        "logs",
+        "query",
+        "--sql",
+        "SELECT count(*) AS n FROM logs",
+        "--output",
+        "json",
+        "--data-dir",
+        str(tmp_path / "d"),
+    )
+    assert json.loads(query.stdout) == [{"n": 2}]
+
+    missing = ecsguard("ingest", "--from-s3", "s3://no-such-bucket-ecsguard/x", *args)
+    assert_one_clear_error(missing, "no-such-bucket-ecsguard", "does not exist")
+    both = ecsguard("ingest", "file.log", "--from-s3", uri, *args)
+    assert_one_clear_error(both, "not both")

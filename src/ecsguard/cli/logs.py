@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 import duckdb
@@ -18,6 +19,9 @@ from ecsguard.cli.common import (
 )
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
+
+if TYPE_CHECKING:
+    from ecsguard.logs.store import StoreLocation
 
 FORMATS = ["table", "json", "csv"]
 
@@ -425,7 +429,7 @@ def test_metric_filter_command(
 
 
 @click.command()
-@click.argument("source", type=click.Path(allow_dash=True))
+@click.argument("source", type=click.Path(allow_dash=True), required=False)
 @click.option(
     "--format",
     "fmt",
@@ -446,22 +450,41 @@ def test_metric_filter_command(
 @click.option("--cluster", help="Cluster of plain lines.")
 @click.option("--service", help="Service of plain lines.")
 @click.option("--container", help="Container of plain lines.")
+@click.option(
+    "--from-s3",
+    "from_s3",
+    metavar="s3://BUCKET/PREFIX",
+    help="Instead of SOURCE, every object under this prefix (Firehose deliveries), each once: "
+    "done keys are kept in DATA_DIR/s3-pickup.db; gzip is undone.",
+)
+@click.option("--follow", is_flag=True, help="With --from-s3: keep listing for new objects.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="With --follow: seconds between listings.",
+)
 @data_dir_option
 @store_options
 def ingest(
-    source: str,
+    source: str | None,
     fmt: str,
     source_name: str,
     cluster: str | None,
     service: str | None,
     container: str | None,
+    from_s3: str | None,
+    follow: bool,
+    interval: float,
     data_dir: str | None,
     store: str | None,
     profile: str | None,
     region: str | None,
     endpoint_url: str | None,
 ) -> None:
-    """Store the records of SOURCE (a file, a directory of CloudTrail files, or - for stdin).
+    """Store the records of SOURCE (a file, a directory of CloudTrail files, or - for stdin),
+    or of the S3 objects under --from-s3.
 
     Records are appended to the write-ahead log (fsynced: nothing acknowledged is lost), then
     flushed to Parquet. A malformed JSON line is kept as a text record flagged unparsed and
@@ -469,6 +492,19 @@ def ingest(
     """
     from ecsguard.logs.ingest import ingest_source
 
+    meta = {"source": source_name, "cluster": cluster, "service": service, "container": container}
+    location = make_store_location(store, endpoint_url, profile, region)
+    if from_s3:
+        if source:
+            raise UserError("give SOURCE or --from-s3, not both", "drop one of them")
+        _ingest_s3(
+            from_s3, fmt, follow, interval, data_dir, meta, location, profile, region, endpoint_url
+        )
+        return
+    if follow:
+        raise UserError("--follow needs --from-s3", "e.g. --from-s3 s3://bucket/firehose/ --follow")
+    if not source:
+        raise UserError("nothing to ingest", "give a file, a directory, - for stdin, or --from-s3")
     summary = ingest_source(
         source,
         fmt,
@@ -489,6 +525,61 @@ def ingest(
         markup=False,
         highlight=False,
     )
+
+
+def _ingest_s3(
+    uri: str,
+    fmt: str,
+    follow: bool,
+    interval: float,
+    data_dir: str | None,
+    meta: dict[str, str | None],
+    location: StoreLocation | None,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """The objects under `uri` through a LogService (its id de-duplication covers an object
+    read again after a crash); with `follow`, until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from ecsguard.aws.session import AwsOptions, AwsSession
+    from ecsguard.logs.s3pickup import PickupSummary, S3Pickup
+    from ecsguard.logs.service import LogService
+
+    session = AwsSession(
+        AwsOptions(profile=profile, regions=(region,) if region else (), endpoint_url=endpoint_url)
+    )
+    service = LogService(resolve_data_dir(data_dir), store=location)
+    service.start()
+    pickup = S3Pickup(session, uri, fmt, service, meta)
+    shown = 0
+
+    def report(summary: PickupSummary) -> None:
+        nonlocal shown
+        for problem in summary.problems[shown : shown + 20]:
+            stdout.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)
+        shown = len(summary.problems)
+        stdout.print(
+            f"stored {summary.records} records in {summary.table} from {summary.objects} "
+            f"objects under {uri} ({summary.skipped} done before"
+            + (f", {len(summary.problems)} problems)" if summary.problems else ")"),
+            markup=False,
+            highlight=False,
+        )
+
+    try:
+        if follow:
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            pickup.follow(interval, stop, report)
+        else:
+            report(pickup.run_once())
+    finally:
+        pickup.close()
+        service.stop()
 
 
 @logs.command("tail")

@@ -156,7 +156,9 @@ def _console_users_note(directory: Path) -> str:
     help="A worker silent this long loses its shards to the others.",
 )
 @click.option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")
-@click.option("--region", help="Region of the Kinesis stream (default: the profile's).")
+@click.option(
+    "--region", help="Region of the Kinesis stream and the S3 store (default: the profile's)."
+)
 @click.option(
     "--endpoint-url",
     envvar="AWS_ENDPOINT_URL",
