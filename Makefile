@@ -28,10 +28,12 @@ lint: install
 bench: install
 	$(PY) bench/inventory.py
 	$(PY) bench/logs.py
+	$(PY) bench/console_search.py
 	$(PY) bench/metrics.py
 	$(PY) bench/detect_patterns.py
 	$(PY) bench/detect_templates.py
 	$(PY) bench/detect.py
+	$(PY) bench/store_s3.py
 
 docs: install  ## regenerate generated references
 	$(VENV)/bin/ecsguard iam auditor-policy > docs/iam-policy.json

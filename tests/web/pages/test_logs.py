@@ -168,3 +168,31 @@ def test_hostile_text_is_escaped_in_the_page(
 def test_needs_a_session(console_srv: Running) -> None:
     reply = httpx.get(f"{console_srv.url}/logs.json", timeout=10)
     assert reply.status_code == 401
+
+
+def test_rows_are_the_newest_when_the_matches_exceed_the_limit(
+    as_role: Callable[[str], Console], console_srv: Running
+) -> None:
+    """600 matches: 300 from 50 minutes ago, 300 from 2 minutes ago. The rows query reads only
+    the newest buckets the counts point at, and still returns exactly the newest 500."""
+    from datetime import UTC, datetime, timedelta
+
+    tag = f"t{uuid.uuid4().hex[:10]}"
+    now = datetime.now(UTC)
+    lines = [
+        f'{{"time":"{(now - timedelta(minutes=minutes, milliseconds=i)).isoformat()}",'
+        f'"msg":"{tag} {age} {i}"}}'
+        for minutes, age in ((50, "old"), (2, "new"))
+        for i in range(300)
+    ]
+    ingest(console_srv, lines, service="bulk")
+    body = twin(as_role("viewer"), q=tag, since="1h")
+    assert body["histogram"]["total"] == 600 and body["truncated"] is True
+    messages = column(body, "message")
+    assert len(messages) == 500
+    assert sum(" new " in str(m) for m in messages) == 300
+    assert sum(" old " in str(m) for m in messages) == 200
+    times = column(body, "time")
+    assert times == sorted(times, reverse=True)
+    # the 200 old rows are the newest of the old ones
+    assert max(int(str(m).rsplit(" ", 1)[1]) for m in messages if " old " in str(m)) == 199

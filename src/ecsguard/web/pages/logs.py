@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -172,6 +172,21 @@ class Tally:
             for item in pc.value_counts(batch.column(name)).to_pylist():
                 self.facets[name][item["values"]] += item["counts"]
 
+    def newest(self, window: TimeRange, rows: int) -> TimeRange | None:
+        """The shortest tail of `window`, in whole buckets, that holds the newest `rows`
+        matches (all of them when there are fewer); None without a match."""
+        seen, first = 0, None
+        for index in sorted(self.buckets, reverse=True):
+            seen, first = seen + self.buckets[index], index
+            if seen >= rows:
+                break
+        if first is None:
+            return None
+        start = datetime.fromtimestamp(0, UTC) + timedelta(
+            microseconds=self.start_us + first * self.width_us
+        )
+        return TimeRange(max(start, window.start), window.end)
+
     def histogram(self, window: TimeRange) -> dict[str, Any]:
         width = self.width_us // 1_000_000
         bars = max(math.ceil((window.end - window.start).total_seconds() / width), 1)
@@ -204,15 +219,19 @@ def _filter_search(
 ) -> dict[str, Any]:
     pattern = compile_pattern(search.q)
     facets = {name: getattr(search, name) or None for name in FACETS}
-    columns, rows = search_logs(
-        con, pattern, window, limit=LIMIT + 1, columns=RECORD_COLUMNS, newest_first=True, **facets
-    )
     where, params, exact = where_clause(pattern, window, **facets)
     if exact:
         matches = f"SELECT time, cluster, service, level FROM logs WHERE {where}"
         tally.add_rows(con.execute(tally.sql(matches), params).fetchall())
     else:
         _tally_masked(con, pattern, where, params, tally)
+    # the counts say where the newest rows lie: the rows query reads only that tail of the range
+    tail = tally.newest(window, LIMIT + 1)
+    if tail is None:
+        return {"columns": list(RECORD_COLUMNS), "rows": []}
+    columns, rows = search_logs(
+        con, pattern, tail, limit=LIMIT + 1, columns=RECORD_COLUMNS, newest_first=True, **facets
+    )
     return {"columns": columns, "rows": rows}
 
 
