@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from tests.cli.test_errors import assert_one_clear_error, ecsguard
 
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.core.errors import UserError
@@ -397,3 +398,23 @@ def test_backoff_is_jittered_and_capped() -> None:
     stopping.set()
     with pytest.raises(Stopped):
         Backoff(0.1, 1.0, stopping).wait()
+
+
+def test_serve_refuses_a_missing_stream(moto: MotoServer, tmp_path: Path) -> None:
+    run = ecsguard(
+        "serve",
+        "--port",
+        "0",
+        "--forward-port",
+        "0",
+        "--data-dir",
+        str(tmp_path),
+        "--kinesis-stream",
+        "absent-stream",
+        "--region",
+        REGION,
+        "--endpoint-url",
+        moto.endpoint,
+    )
+    assert_one_clear_error(run, "absent-stream", "create-stream")
+    assert run.returncode == 2
