@@ -5,12 +5,12 @@ Registration is one import line per module, kept in alphabetical order.
 
 from __future__ import annotations
 
-import ecsguard.web.pages.alarms  # noqa: F401
-import ecsguard.web.pages.audit  # noqa: F401
-import ecsguard.web.pages.findings  # noqa: F401
-import ecsguard.web.pages.health  # noqa: F401
-import ecsguard.web.pages.iam  # noqa: F401
-import ecsguard.web.pages.logs  # noqa: F401
-import ecsguard.web.pages.overview  # noqa: F401
-import ecsguard.web.pages.settings  # noqa: F401
+import ecsguard.web.pages.alarms
+import ecsguard.web.pages.audit
+import ecsguard.web.pages.findings
+import ecsguard.web.pages.health
+import ecsguard.web.pages.iam
+import ecsguard.web.pages.logs
+import ecsguard.web.pages.overview
+import ecsguard.web.pages.settings
 import ecsguard.web.pages.tail  # noqa: F401
