@@ -94,7 +94,7 @@ def remove(name: str, data_dir: str | None) -> None:
 @click.argument("role", type=click.Choice(ROLES))
 @data_dir_option
 def set_role(name: str, role: str, data_dir: str | None) -> None:
-    """Give user NAME another ROLE."""
+    """Give user NAME another ROLE (viewer, operator or admin); it applies at once."""
     _store(data_dir).set_role(name, role)
     stdout.print(f"{name} is now {role}", markup=False, highlight=False)
 
