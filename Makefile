@@ -33,6 +33,7 @@ bench: install
 	$(PY) bench/detect_patterns.py
 	$(PY) bench/detect_templates.py
 	$(PY) bench/detect.py
+	$(PY) bench/store_s3.py
 
 docs: install  ## regenerate generated references
 	$(VENV)/bin/ecsguard iam auditor-policy > docs/iam-policy.json
