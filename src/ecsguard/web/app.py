@@ -111,7 +111,9 @@ async def _roll_up_metrics(service: LogService) -> None:
     while True:
         await asyncio.sleep(ROLLUP_SECONDS)
         try:
-            await run_in_threadpool(rollup, service.data_dir, datetime.now(UTC))
+            await run_in_threadpool(
+                rollup, service.data_dir, datetime.now(UTC), store=service.location
+            )
         except Exception:  # a full disk or a damaged file: logged, retried next round
             log.exception("metric rollup failed; retrying in %s s", ROLLUP_SECONDS)
 

@@ -116,10 +116,10 @@ def _charts(
 ) -> dict[str, Any]:
     from ecsguard.monitor.rollups import Rollups, connect_with_rollups
 
-    data_dir = ctx.app_state.service.data_dir
+    data_dir, store = ctx.app_state.service.data_dir, ctx.app_state.service.location
     dimensions = {"ServiceName": service, **({"ClusterName": cluster} if cluster else {})}
-    rolled_until = Rollups(data_dir).done_until()
-    con = connect_with_rollups(data_dir)
+    rolled_until = Rollups(data_dir, store=store).done_until()
+    con = connect_with_rollups(data_dir, store)
     try:
         return {
             chart: metric_chart(con, candidates, dimensions, start, end, rolled_until)
@@ -138,7 +138,13 @@ def data(ctx: PageContext) -> dict[str, Any]:
     cluster = params.get("cluster") or None
     service = params.get("service") or None
     try:
-        entries, problems = collect(ctx.console.data_dir, TimeRange(start, end), cluster, service)
+        entries, problems = collect(
+            ctx.console.data_dir,
+            TimeRange(start, end),
+            cluster,
+            service,
+            store=ctx.app_state.service.location,
+        )
     except UserError as err:
         raise ApiError(400, str(err)) from None
     services = summarize(entries, incidents=5)
