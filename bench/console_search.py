@@ -18,11 +18,12 @@ the generator's whole day (an absolute 24 h window, so the data's date does not 
 - errors per service: the Insights query
   `filter level = "ERROR" | stats count(*) as errors by service | sort errors desc`.
 
-Each is timed --runs times (median) three ways: `GET /logs.json` (the page's data: rows, plus the
-histogram and facets pass), `ecsguard logs filter` / `ecsguard logs query` as processes (Python
-start-up included), and the same library calls in this process (`search_logs`, `compile_query`
-+ DuckDB, connection included). Answers are compared. Results go to
-bench/results/console_search.json.
+Each is timed --runs times (median) three ways, interleaved (one run of each per round, so a
+change in the shared machine's load falls on all of them): `GET /logs.json` (the page's data:
+the histogram and facets pass, then the rows), `ecsguard logs filter` / `ecsguard logs query`
+as processes (Python start-up included), and the same library calls in this process
+(`search_logs`, `compile_query` + DuckDB, connection included). Answers are compared. Results
+go to bench/results/console_search.json.
 """
 
 from __future__ import annotations
@@ -202,16 +203,23 @@ def api_insights(data_dir: Path, query: str) -> list[tuple[Any, ...]]:
         pipeline.close()
 
 
-def timed(runs: int, fn: Callable[[], Any]) -> dict[str, Any]:
-    times, answer = [], None
+def timed(runs: int, ways: dict[str, Callable[[], Any]]) -> dict[str, dict[str, Any]]:
+    """Each way `runs` times, interleaved (one run of each per round), so a change in the
+    shared machine's load falls on every way alike; the median and every run."""
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    answers: dict[str, Any] = {}
     for _ in range(runs):
-        started = time.perf_counter()
-        answer = fn()
-        times.append(time.perf_counter() - started)
+        for way, fn in ways.items():
+            started = time.perf_counter()
+            answers[way] = fn()
+            times[way].append(time.perf_counter() - started)
     return {
-        "median_s": round(statistics.median(times), 3),
-        "runs_s": [round(t, 3) for t in times],
-        "answer": answer,
+        way: {
+            "median_s": round(statistics.median(spent), 3),
+            "runs_s": [round(t, 3) for t in spent],
+            "answer": answers[way],
+        }
+        for way, spent in times.items()
     }
 
 
@@ -253,10 +261,8 @@ def measure(data_dir: Path, client: Any, needle: str, runs: int) -> dict[str, An
     }
     out: dict[str, Any] = {}
     for search, ways in searches.items():
-        out[search] = {}
-        for way, fn in ways.items():
-            print(f"  {search}: {way} x{runs} ...", flush=True)
-            out[search][way] = timed(runs, fn)
+        print(f"  {search}: {', '.join(ways)} x{runs}, interleaved ...", flush=True)
+        out[search] = timed(runs, ways)
         reference = out[search]["in_process"]["answer"]
         for way in ways:
             answer = out[search][way]["answer"]

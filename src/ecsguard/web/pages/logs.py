@@ -173,19 +173,21 @@ class Tally:
                 self.facets[name][item["values"]] += item["counts"]
 
     def newest(self, window: TimeRange, rows: int) -> TimeRange | None:
-        """The shortest tail of `window`, in whole buckets, that holds the newest `rows`
-        matches (all of them when there are fewer); None without a match."""
+        """The shortest stretch of `window`, in whole buckets, that holds the newest `rows`
+        matches (all of them when there are fewer), from its oldest bucket to the newest bucket
+        with a match; None without a match."""
         seen, first = 0, None
-        for index in sorted(self.buckets, reverse=True):
+        newest = sorted((i for i, n in self.buckets.items() if n), reverse=True)
+        for index in newest:
             seen, first = seen + self.buckets[index], index
             if seen >= rows:
                 break
         if first is None:
             return None
-        start = datetime.fromtimestamp(0, UTC) + timedelta(
-            microseconds=self.start_us + first * self.width_us
-        )
-        return TimeRange(max(start, window.start), window.end)
+        epoch = datetime.fromtimestamp(0, UTC)
+        start = epoch + timedelta(microseconds=self.start_us + first * self.width_us)
+        end = epoch + timedelta(microseconds=self.start_us + (newest[0] + 1) * self.width_us)
+        return TimeRange(max(start, window.start), min(end, window.end))
 
     def histogram(self, window: TimeRange) -> dict[str, Any]:
         width = self.width_us // 1_000_000
