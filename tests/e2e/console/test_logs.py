@@ -73,6 +73,18 @@ def test_search_rows_detail_facets_and_link(
     page.reload()
     assert page.locator("#rows tbody tr").count() == 4
     assert "api" in page.inner_text("#active-filters")
+    # dragging across the histogram zooms: the range becomes start/end in the URL
+    box = page.locator("#histogram .u-over").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.999, y, steps=8)
+    page.mouse.up()
+    page.wait_for_url(re.compile(r".*start=.*end=.*"))
+    assert "since=" not in page.url and "service=api" in page.url
+    assert page.input_value("#since") == "" and page.input_value("#start").startswith("20")
+    assert page.locator("#rows tbody tr").count() == 4
     assert problems == []
 
 
