@@ -196,3 +196,11 @@ def test_rows_are_the_newest_when_the_matches_exceed_the_limit(
     assert times == sorted(times, reverse=True)
     # the 200 old rows are the newest of the old ones
     assert max(int(str(m).rsplit(" ", 1)[1]) for m in messages if " old " in str(m)) == 199
+
+
+def test_every_word_is_in_both_languages() -> None:
+    import ecsguard.web.pages  # noqa: F401  (registers the pages)
+    from ecsguard.web.page import PAGES
+
+    words = dict(PAGES)["logs"].words
+    assert set(words["en"]) == set(words["ja"])

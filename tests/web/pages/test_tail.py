@@ -84,3 +84,11 @@ def test_the_stream_answers_the_session_cookie(
 
 def test_needs_a_session(console_srv: Running) -> None:
     assert httpx.get(f"{console_srv.url}/tail.json", timeout=10).status_code == 401
+
+
+def test_every_word_is_in_both_languages() -> None:
+    import ecsguard.web.pages  # noqa: F401  (registers the pages)
+    from ecsguard.web.page import PAGES
+
+    words = dict(PAGES)["tail"].words
+    assert set(words["en"]) == set(words["ja"])
