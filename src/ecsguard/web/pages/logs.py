@@ -2,10 +2,12 @@
 
 The whole search lives in the URL's query string (mode, q, since or start/end, cluster, service,
 level), so a reload or a sent link shows the same search. One request runs two bounded queries
-over the same records: the rows (newest first, at most LIMIT) and one GROUP BY GROUPING SETS
-pass for the histogram's time buckets and the cluster/service/level facets. The compilers are
-the CLI's (`logs filter`, `logs query`); a bad query comes back as `error` with the compiler's
-message, never as a server error.
+over the same records: one GROUP BY GROUPING SETS pass for the histogram's time buckets and the
+cluster/service/level facets, then the rows (newest first, at most LIMIT). In filter mode the
+counts tell which buckets hold the newest LIMIT matches, and the rows query reads only those, so
+a rare match costs one scan of the range, not two. The compilers are the CLI's (`logs filter`,
+`logs query`); a bad query comes back as `error` with the compiler's message, never as a server
+error.
 """
 
 from __future__ import annotations
