@@ -1,9 +1,13 @@
 """The live-tail page in a real browser: a line posted while the page is open appears within 2 s,
 filter terms are marked, hostile text stays text, pause holds new lines (with a count) until
-resume, and the server's `missed` event is shown."""
+resume, a dropped connection resumes without a gap or a repeat, and the server's `missed` event
+is shown."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -117,3 +121,83 @@ def test_missed_records_are_reported(browser: Any, small_hub: Running) -> None:
         shoot(page, "tail-missed")
     finally:
         context.close()
+
+
+class CuttableProxy:
+    """A TCP forwarder to the server whose open connections can be cut, as a flaky network
+    would; it keeps accepting new ones."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        with self.lock:
+            dropped, self.open = self.open, []
+        for sock in dropped:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def test_a_dropped_connection_resumes_without_gap_or_repeat(browser: Any, console: Running) -> None:
+    """EventSource reconnects by itself and sends Last-Event-ID: lines stored while the
+    connection was down arrive after it, and none twice."""
+    proxy = CuttableProxy(int(console.url.rsplit(":", 1)[1]))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(f"{proxy.url}/login?next=/tail")
+        page.fill("input[name=user]", ROLE_USERS["viewer"])
+        page.fill("input[name=password]", PASSWORD)
+        page.click("#login")
+        page.wait_for_url(f"{proxy.url}/tail")
+        page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
+        lines = page.locator("#tail-lines .line")
+        post(console, "before the cut")
+        lines.filter(has_text="before the cut").wait_for(timeout=2000)
+        proxy.cut()
+        page.locator("#tail-status", has_text="reconnecting").wait_for(timeout=5000)
+        post(console, "while the connection was down")
+        lines.filter(has_text="while the connection was down").wait_for(timeout=10_000)
+        page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
+        post(console, "after the reconnect")
+        lines.filter(has_text="after the reconnect").wait_for(timeout=2000)
+        assert [line.split(" ", 3)[3] for line in lines.all_inner_texts()] == [
+            "before the cut",
+            "while the connection was down",
+            "after the reconnect",
+        ]
+        assert page.locator("#tail-lines .tail-notice").count() == 0  # nothing was missed
+        shoot(page, "tail-reconnected")
+    finally:
+        context.close()
+        proxy.close()
