@@ -204,3 +204,12 @@ def test_every_word_is_in_both_languages() -> None:
 
     words = dict(PAGES)["logs"].words
     assert set(words["en"]) == set(words["ja"])
+
+
+def test_japanese_page(as_role: Callable[[str], Console], seeded: str) -> None:
+    page = as_role("viewer").client.get(
+        "/logs", params={"q": seeded, "since": "15m"}, headers={"Accept-Language": "ja"}
+    )
+    assert (
+        page.status_code == 200 and "時間ごとの一致件数" in page.text and "ファセット" in page.text
+    )

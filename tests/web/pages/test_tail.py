@@ -92,3 +92,8 @@ def test_every_word_is_in_both_languages() -> None:
 
     words = dict(PAGES)["tail"].words
     assert set(words["en"]) == set(words["ja"])
+
+
+def test_japanese_page(as_role: Callable[[str], Console]) -> None:
+    page = as_role("viewer").client.get("/tail", headers={"Accept-Language": "ja"})
+    assert page.status_code == 200 and "ライブテイル" in page.text and "一時停止" in page.text
