@@ -143,6 +143,7 @@ def test_follow_resumes_after_a_dropped_connection(srv: Running) -> None:
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
+
     def wait_for(kind: str, count: int) -> None:
         deadline = time.monotonic() + 10
         while sum(e.kind == kind for e in got) < count:
