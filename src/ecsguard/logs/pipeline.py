@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.core.errors import UserError
+from ecsguard.logs.records import request_ids
 from ecsguard.logs.schema import ID_COLUMN, TABLES, table_schema
 from ecsguard.logs.store import HOURLY, Store, StoreLocation
 from ecsguard.logs.wal import DEFAULT_SEGMENT_BYTES, Wal
@@ -44,6 +45,8 @@ def conform(table: str, batch: pa.RecordBatch, *, written: bool = False) -> pa.R
             batch = batch.select(schema.names).cast(schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise UserError(f"batch for table {table!r} has wrong column types: {exc}") from exc
+    if table == "logs" and not written:
+        batch = _index_request_ids(batch)
     id_column = ID_COLUMN[table]
     if id_column is not None:
         ids = batch.column(id_column)
@@ -53,6 +56,17 @@ def conform(table: str, batch: pa.RecordBatch, *, written: bool = False) -> pa.R
             filled = pc.if_else(pc.is_null(ids), fresh, ids)
             batch = batch.set_column(schema.get_field_index(id_column), id_column, filled)
     return batch
+
+
+def _index_request_ids(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Fill the `request_id` index of a new logs batch that has none: every receiver's batch
+    passes here before the WAL. A batch read back from the WAL keeps what it has (null in
+    segments written before the column existed: queries fall back to the JSON)."""
+    index = batch.schema.get_field_index("request_id")
+    if batch.num_rows == 0 or batch.column(index).null_count < batch.num_rows:
+        return batch
+    ids = request_ids(batch.column("fields"), batch.column("message"))
+    return batch.set_column(index, "request_id", ids)
 
 
 def _sql_text(value: str) -> str:

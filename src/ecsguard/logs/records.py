@@ -565,3 +565,67 @@ def record_ids(
         ).hexdigest()
         for stream, time_us, message, seq in zip(streams, times, messages, sequences, strict=True)
     ]
+
+
+# ----------------------------------------------------------------------------------- request ids
+
+#: top-level JSON keys that hold a request id, in the order they are looked up
+REQUEST_ID_KEYS = (
+    "request_id",
+    "requestId",
+    "request-id",
+    "x_request_id",
+    "x-request-id",
+    "req_id",
+    "trace_id",
+    "traceId",
+    "correlation_id",
+)
+# a `fields` text that matches neither cannot hold one of the keys (a \u escape may spell one)
+_KEY_HINT = "|".join(f'"{re.escape(key)}"' for key in REQUEST_ID_KEYS) + r"|\\u"
+
+
+def request_id_of(obj: Any) -> str | None:
+    """The `request_id` column of a record whose JSON object is `obj`.
+
+    The column is an index, and queries still apply their JSON test to the rows it selects, so it
+    only has to keep this promise: a record whose key K (any of REQUEST_ID_KEYS) is the string x
+    has `request_id` x or null. Hence: '' when no key is present (no request-id test can match),
+    the value when every key present holds the same non-empty string, null otherwise (numbers,
+    disagreeing keys, an empty id: the query falls back to its JSON test)."""
+    if not isinstance(obj, dict):
+        return None
+    found: str | None = None
+    for key in REQUEST_ID_KEYS:
+        if key in obj:
+            value = obj[key]
+            if type(value) is not str or not value or (found is not None and value != found):
+                return None
+            found = value
+    return "" if found is None else found
+
+
+def request_ids(fields: pa.Array, messages: pa.Array) -> pa.Array:
+    """The `request_id` column for a batch, from the `fields` texts as stored: the same object
+    DuckDB's JSON functions read. Only texts that may hold a key are parsed again."""
+    n = len(fields)
+    out: list[str | None] = [""] * n
+    has_fields = pc.is_valid(fields)
+    # no fields: the JSON patterns read `message`; one that looks like an object stays unknown
+    json_like = pc.starts_with(pc.utf8_ltrim_whitespace(messages), "{")
+    unknown = pc.and_(pc.invert(has_fields), pc.fill_null(json_like, False))
+    for i in pc.indices_nonzero(unknown).to_pylist():
+        out[i] = None
+    hinted = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(fields, _KEY_HINT), False))
+    loads, decode_error, keys = orjson.loads, orjson.JSONDecodeError, REQUEST_ID_KEYS
+    for i, text in zip(hinted.to_pylist(), fields.take(hinted).to_pylist(), strict=True):
+        try:
+            obj = loads(text)
+        except decode_error:
+            out[i] = None  # DuckDB may still read it (e.g. a huge number): stay unknown
+            continue
+        value = request_id_of(obj)
+        if value and any(text.count(f'"{key}"') > 1 for key in keys):
+            value = None  # a repeated key: JSON parsers disagree on which value wins
+        out[i] = value
+    return pa.array(out, pa.string())

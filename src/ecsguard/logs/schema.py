@@ -27,6 +27,9 @@ LOGS = pa.schema(
         ("fields", pa.string()),  # JSON object of parsed fields, or null
         ("source", pa.string()),  # receiver: firelens, forward, cloudwatch, ingest, ...
         ("id", pa.string()),
+        # the record's request id (records.request_ids): an index for needle lookups, appended
+        # last so files and WAL segments written before it read it as null ("not indexed")
+        ("request_id", pa.string()),
     ]
 )
 

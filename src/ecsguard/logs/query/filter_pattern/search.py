@@ -3,6 +3,8 @@
 Terms, phrases, regexes and space-delimited patterns test `message`. JSON patterns test the
 record's JSON: `fields` (a JSON log line as received, with the receiver's extras) when the record
 has one, else `message`, since a JSON line's `message` column holds only its message text.
+A JSON pattern that needs a request id (`{ $.request_id = "x" }`) also tests the `request_id`
+index column, so DuckDB reads only the row groups whose Bloom filter may hold the id.
 Patterns SQL cannot express run as a SQL prefilter, then `mask` over the fetched Arrow batches,
 stopping at the limit.
 """
@@ -15,6 +17,7 @@ import duckdb
 
 from ecsguard.core.errors import UserError
 from ecsguard.logs.query.filter_pattern.pattern import FilterPattern
+from ecsguard.logs.query.filter_pattern.sql import request_id_sql, request_id_values
 from ecsguard.logs.query.timerange import TimeRange
 
 COLUMNS = ("time", "cluster", "service", "container", "level", "message")
@@ -42,6 +45,9 @@ def where_clause(
         if value is not None:
             where.append(f"{name} = ?")
             params.append(value)
+    ids = request_id_values(pattern.tree)
+    if ids is not None:  # before the JSON test: row groups without the id are skipped
+        where.append(request_id_sql(ids))
     exact = pattern.sql(column)
     where.append(exact if exact is not None else pattern.prefilter_sql(column))
     return " AND ".join(where), params, exact is not None

@@ -221,3 +221,48 @@ def _field(expr: Expr, value: str) -> str:
         return "TRUE" if compare.op == "=" else "FALSE"
     test = _text_test(target, value)
     return f"COALESCE({'' if compare.op == '=' else 'NOT '}{test}, FALSE)"
+
+
+# ------------------------------------------------------------------------------ request-id index
+
+
+def request_id_values(pattern: Pattern) -> set[str] | None:
+    """The request ids a JSON pattern can only match through (`{ $.requestId = "x" }` and the
+    other spellings of records.REQUEST_ID_KEYS), or None when it can match without one.
+
+    The logs table's `request_id` column holds x or null for every record whose key is the
+    string x, so `(request_id IS NULL OR request_id IN (...)) AND <exact test>` selects the same
+    rows as the exact test alone, and DuckDB skips row groups by the column's Bloom filters."""
+    if not isinstance(pattern, JsonPattern):
+        return None
+    return _id_values(pattern.expr)
+
+
+def _id_values(expr: Expr) -> set[str] | None:
+    from ecsguard.logs.records import REQUEST_ID_KEYS
+
+    if isinstance(expr, AllOf):
+        for item in expr.items:
+            found = _id_values(item)
+            if found is not None:
+                return found  # one necessary condition is enough
+        return None
+    if isinstance(expr, AnyOf):
+        options = [_id_values(item) for item in expr.items]
+        if any(option is None for option in options):
+            return None
+        return set[str]().union(*(option for option in options if option is not None))
+    if not isinstance(expr, JsonTest) or len(expr.selector) != 1:
+        return None
+    test = expr.test
+    value = test.value if isinstance(test, Compare) and test.op == "=" else None
+    exact_text = isinstance(value, Text) and not value.any_before and not value.any_after
+    if expr.selector[0] in REQUEST_ID_KEYS and exact_text and isinstance(value, Text):
+        return {value.text}
+    return None
+
+
+def request_id_sql(values: set[str]) -> str:
+    """The index condition for `request_id_values`' answer."""
+    listed = ", ".join(literal(value) for value in sorted(values))
+    return f"(request_id IS NULL OR request_id IN ({listed}))"

@@ -36,6 +36,7 @@ from ecsguard.logs.query.insights.functions import (
 from ecsguard.logs.query.insights.lexer import syntax_error
 from ecsguard.logs.query.insights.patterns import capture_groups, glob_regex, re2_named_groups
 from ecsguard.logs.query.timerange import TimeRange
+from ecsguard.logs.records import REQUEST_ID_KEYS
 
 DEFAULT_LIMIT = 10_000  # what Insights returns at most when a query names no limit
 
@@ -212,11 +213,31 @@ class Expressions:
                 a, b = left.sql, right.sql
             else:
                 a, b = as_text(left), as_text(right)
-            return Col(f"({a} {sql_op} {b})", BOOL)
+            compared = f"({a} {sql_op} {b})"
+            rid = self.request_id(node) if node.op == "=" else None
+            if rid is not None:  # the index first: DuckDB skips row groups by its Bloom filter
+                compared = f"((request_id IS NULL OR request_id = {literal(rid)}) AND {compared})"
+            return Col(compared, BOOL)
         a, b = as_double(left), as_double(right)
         if node.op == "^":
             return Col(f"pow({a}, {b})", NUM)
         return Col(f"({a} {node.op} {b})", NUM)
+
+    def request_id(self, node: ast.Binary) -> str | None:
+        """x of `K = "x"` where K is a request-id key of the fields JSON (records.REQUEST_ID_KEYS).
+        The `request_id` column is x or null on every record whose key K is the string x, and
+        null wherever such a key holds anything else, so adding the column test keeps the rows."""
+        for one, other in ((node.left, node.right), (node.right, node.left)):
+            if (
+                isinstance(one, ast.Field)
+                and one.name in REQUEST_ID_KEYS
+                and isinstance(other, ast.Literal)
+                and isinstance(other.value, str)
+            ):
+                col = self.scope.lookup(one.name)
+                if col is not None and col.sql == json_field(one.name):  # not redefined
+                    return other.value
+        return None
 
     def like(self, node: ast.Like) -> Col:
         text = as_text(self.expr(node.operand))
