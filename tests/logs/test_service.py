@@ -83,9 +83,11 @@ def test_background_flush_and_stop(tmp_path: Path) -> None:
     service.start()
     service.accept(parsed("a"))
     deadline = time.monotonic() + 5
-    while service.pipeline.wal.segments("logs") and time.monotonic() < deadline:
+    # the counter moves after the flush has removed the segment: wait for the counter
+    while service.stats.flushed["logs"] < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert service.stats.flushed["logs"] == 1
+    assert service.pipeline.wal.segments("logs") == []
     service.accept(parsed("b"))
     service.stop()  # flushes what is left
     assert service.pipeline.wal.segments("logs") == []
