@@ -80,17 +80,20 @@ def _view_sql(table: str, parquet_files: list[str]) -> str:
     wal_parts = "CAST(time AS DATE) AS dt" + (
         ", CAST(date_part('hour', time) AS INTEGER) AS hour" if hourly else ""
     )
-    parts = [f"SELECT {columns}, {wal_parts} FROM _wal_{table}"]
-    if parquet_files:
-        types = "{'dt': 'DATE', 'hour': 'INTEGER'}" if hourly else "{'dt': 'DATE'}"
-        listing = ", ".join(_sql_text(path) for path in parquet_files)
-        parts.insert(
-            0,
-            # union_by_name: files written before a column was added read it as NULL
-            f"SELECT {columns}, dt{', hour' if hourly else ''} FROM read_parquet([{listing}], "
-            f"hive_partitioning = true, hive_types = {types}, union_by_name = true)",
-        )
-    return " UNION ALL ".join(parts)
+    wal = f"SELECT {columns}, {wal_parts} FROM _wal_{table}"
+    if not parquet_files:
+        return wal
+    types = "{'dt': 'DATE', 'hour': 'INTEGER'}" if hourly else "{'dt': 'DATE'}"
+    listing = ", ".join(_sql_text(path) for path in parquet_files)
+    # union_by_name: files written before a column was added read it as NULL; BY NAME with the
+    # WAL (always the whole schema) does the same when no file has the column yet
+    parquet = (
+        f"SELECT * FROM read_parquet([{listing}], "
+        f"hive_partitioning = true, hive_types = {types}, union_by_name = true)"
+    )
+    return (
+        f"SELECT {columns}, dt{', hour' if hourly else ''} FROM ({parquet} UNION ALL BY NAME {wal})"
+    )
 
 
 def segment_file_name(segment: Path) -> str:
