@@ -30,6 +30,7 @@ from ecsguard.web.i18n import translator
 from ecsguard.web.users import Session, User
 
 if TYPE_CHECKING:
+    from ecsguard.logs.query.timerange import TimeRange
     from ecsguard.web.console import Console
 
 Words = dict[str, dict[str, str]]  # {"en": {key: text}, "ja": {key: text}}
@@ -84,6 +85,20 @@ class PageContext:
 
     def t(self, key: str, **values: object) -> str:
         return translator(self.lang, *([self.page.words] if self.page else []))(key, **values)
+
+    def time_window(self, default_since: str) -> TimeRange:
+        """The range in the query string (`since=`, or `start=` / `end=`), else the last
+        `default_since`; 400 with the parser's message when it is not a range."""
+        from ecsguard.core.errors import UserError
+        from ecsguard.logs.query.timerange import resolve
+
+        params = self.params
+        start, end = params.get("start") or None, params.get("end") or None
+        since = params.get("since") or (None if start or end else default_since)
+        try:
+            return resolve(since, start, end)
+        except UserError as err:
+            raise ApiError(400, str(err)) from None
 
     def require(self, role: str) -> None:
         """Raise 403 unless the user holds `role` (or a stronger one)."""

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from tests.web.conftest import PASSWORD, ROLE_USERS, Running, add_console_users, running
@@ -51,26 +52,45 @@ def console(tmp_path: Path) -> Iterator[Running]:
         yield server
 
 
+def log_in_page(
+    browser: Any, url: str, role: str, start: str = "/overview", lang: str = "en"
+) -> Any:
+    """A new browser context logged in through the login form as the ROLE_USERS user of
+    `role`, on `start` (the login's `next`)."""
+    context = browser.new_context(locale=lang, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    page.goto(f"{url}/login?next={quote(start, safe='')}")
+    page.fill("input[name=user]", ROLE_USERS[role])
+    page.fill("input[name=password]", PASSWORD)
+    page.click("#login")
+    page.wait_for_url(f"{url}{start}")
+    return page
+
+
 @pytest.fixture
 def browser_page(browser: Any, console: Running) -> Iterator[Callable[..., Any]]:
     """`browser_page("viewer", lang="en")`: a Playwright page logged in with that role."""
-    contexts: list[Any] = []
+    pages: list[Any] = []
 
     def open_as(role: str, lang: str = "en") -> Any:
-        context = browser.new_context(locale=lang, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{console.url}/login")
-        page.fill("input[name=user]", ROLE_USERS[role])
-        page.fill("input[name=password]", PASSWORD)
-        page.click("#login")
-        page.wait_for_url(f"{console.url}/overview")
-        return page
+        pages.append(log_in_page(browser, console.url, role, lang=lang))
+        return pages[-1]
 
     yield open_as
-    for context in contexts:
-        context.close()
+    for page in pages:
+        page.context.close()
+
+
+def watch(page: Any, console_errors: bool = True) -> list[str]:
+    """What went wrong in the page: dialogs (an injected alert() that ran), uncaught script
+    errors and, with `console_errors`, console errors (CSP violations are reported there)."""
+    problems: list[str] = []
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    if console_errors:
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    return problems
 
 
 def shoot(page: Any, name: str) -> Path:

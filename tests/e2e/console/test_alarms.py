@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.e2e.console.conftest import shoot
+from tests.e2e.console.conftest import log_in_page, shoot, watch
 from tests.notify.conftest import HttpRecorder
-from tests.web.conftest import PASSWORD, ROLE_USERS, TESTDATA, Running
+from tests.web.conftest import TESTDATA, Running
 from tests.web.pages.alarm_server import CPU_RULE, PLACEMENT_RULE, serve_with, webhook_config
 from tests.web.pages.test_alarms import HOSTILE, placement_event
 
@@ -31,32 +31,15 @@ def armed(tmp_path: Path) -> Iterator[Running]:
 
 @pytest.fixture
 def open_as(browser: Any, armed: Running) -> Iterator[Callable[[str], Any]]:
-    contexts: list[Any] = []
+    pages: list[Any] = []
 
     def login(role: str) -> Any:
-        context = browser.new_context(locale="en", viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{armed.url}/login?next=%2Falarms")
-        page.fill("input[name=user]", ROLE_USERS[role])
-        page.fill("input[name=password]", PASSWORD)
-        page.click("#login")
-        page.wait_for_url(f"{armed.url}/alarms")
-        return page
+        pages.append(log_in_page(browser, armed.url, role, start="/alarms"))
+        return pages[-1]
 
     yield login
-    for context in contexts:
-        context.close()
-
-
-def watch(page: Any) -> list[str]:
-    """Script errors, CSP violations and dialogs (an injected alert() would open one)."""
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    return problems
+    for page in pages:
+        page.context.close()
 
 
 def test_operator_silences_a_rule_and_tests_a_pattern(

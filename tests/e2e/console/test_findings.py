@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from tests.e2e.console.conftest import shoot
+from tests.e2e.console.conftest import shoot, watch
 from tests.web.conftest import Running
 from tests.web.pages.estate_data import HOSTILE_CLUSTER_ARN, HOSTILE_ROLE, SCRIPT, save_into
 from tests.web.pages.test_audit import OURS
@@ -21,15 +21,6 @@ PRIVILEGED = "ecs.container_privileged"
 def estate(console: Running, demo_snapshot: Any) -> Running:
     save_into(console.service.data_dir, demo_snapshot)
     return console
-
-
-def watch(page: Any) -> list[str]:
-    """Script errors, CSP violations and dialogs (an alert() that ran) the page meets."""
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    return problems
 
 
 def test_operator_mutes_a_finding_with_a_reason(

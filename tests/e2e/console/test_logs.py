@@ -10,19 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from tests.e2e.console.conftest import shoot
+from tests.e2e.console.conftest import shoot, watch
 from tests.web.conftest import Running
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
-
-
-def watch(page: Any) -> list[str]:
-    """Dialogs, script errors and CSP violations the page raises."""
-    problems: list[str] = []
-    page.on("dialog", lambda d: (problems.append(f"dialog {d.message}"), d.dismiss()))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    return problems
 
 
 def seed(console: Running) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.console.conftest import shoot
-from tests.web.conftest import PASSWORD, ROLE_USERS, Running, add_console_users, running
+from tests.e2e.console.conftest import log_in_page, shoot, watch
+from tests.web.conftest import Running, add_console_users, running
 
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
@@ -31,13 +31,6 @@ def post(console: Running, *lines: str, service: str = "api") -> None:
     assert reply.status_code == 200, reply.text
 
 
-def watch(page: Any) -> list[str]:
-    problems: list[str] = []
-    page.on("dialog", lambda d: (problems.append(f"dialog {d.message}"), d.dismiss()))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    return problems
-
-
 def open_tail(page: Any, url: str, query: str = "") -> None:
     page.goto(f"{url}/tail{query}")
     page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
@@ -48,7 +41,7 @@ def test_new_lines_arrive_marked_and_pause_holds_them(
 ) -> None:
     tag = f"t{uuid.uuid4().hex[:10]}"
     page = browser_page("viewer")
-    problems = watch(page)
+    problems = watch(page, console_errors=False)
     open_tail(page, console.url, f"?filter={tag}")
     lines = page.locator("#tail-lines .line")
     post(console, f"ERROR {tag} first line", "unrelated line")
@@ -103,14 +96,9 @@ def small_hub(tmp_path: Path) -> Iterator[Running]:
 
 
 def test_missed_records_are_reported(browser: Any, small_hub: Running) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = log_in_page(browser, small_hub.url, "viewer", start="/tail")
+    context = page.context
     try:
-        page = context.new_page()
-        page.goto(f"{small_hub.url}/login?next=/tail")
-        page.fill("input[name=user]", ROLE_USERS["viewer"])
-        page.fill("input[name=password]", PASSWORD)
-        page.click("#login")
-        page.wait_for_url(f"{small_hub.url}/tail")
         page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
         post(small_hub, *(f"line {i}" for i in range(20)))
         notice = page.locator("#tail-lines .tail-notice")
@@ -172,14 +160,9 @@ def test_a_dropped_connection_resumes_without_gap_or_repeat(browser: Any, consol
     """EventSource reconnects by itself and sends Last-Event-ID: lines stored while the
     connection was down arrive after it, and none twice."""
     proxy = CuttableProxy(int(console.url.rsplit(":", 1)[1]))
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = log_in_page(browser, proxy.url, "viewer", start="/tail")
+    context = page.context
     try:
-        page = context.new_page()
-        page.goto(f"{proxy.url}/login?next=/tail")
-        page.fill("input[name=user]", ROLE_USERS["viewer"])
-        page.fill("input[name=password]", PASSWORD)
-        page.click("#login")
-        page.wait_for_url(f"{proxy.url}/tail")
         page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
         lines = page.locator("#tail-lines .line")
         post(console, "before the cut")

@@ -17,7 +17,6 @@ import orjson
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from ecsguard.core.errors import UserError
 from ecsguard.core.models import Alert, Severity
 from ecsguard.web.auth import ApiError
 from ecsguard.web.console import Action
@@ -36,19 +35,6 @@ SILENCE_FIELDS = {"rule", "key", "minutes", "reason"}
 
 
 # -- reading -----------------------------------------------------------------------------------
-
-
-def window(params: dict[str, str]) -> tuple[datetime, datetime]:
-    """The range of the query string (since= or start=/end=), or 400."""
-    from ecsguard.logs.query.timerange import resolve
-
-    since = params.get("since") or None
-    start, end = params.get("start") or None, params.get("end") or None
-    try:
-        found = resolve(since or (None if start or end else DEFAULT_SINCE), start, end)
-    except UserError as err:
-        raise ApiError(400, str(err)) from None
-    return found.start, found.end
 
 
 def rule_state(rule_type: str, saved: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -141,7 +127,8 @@ def silence_dict(silence: Any) -> dict[str, Any]:
 
 def data(ctx: PageContext) -> dict[str, Any]:
     params = ctx.params
-    start, end = window(params)
+    window = ctx.time_window(DEFAULT_SINCE)
+    start, end = window.start, window.end
     rule = params.get("rule") or None
     found = _alerts(ctx, start, end, rule)
     dispatcher = ctx.app_state.dispatcher

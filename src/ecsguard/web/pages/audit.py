@@ -18,9 +18,8 @@ from typing import Any
 
 import orjson
 
-from ecsguard.core.errors import UserError
 from ecsguard.iam.render import tier_and_role
-from ecsguard.logs.query.timerange import TimeRange, resolve
+from ecsguard.logs.query.timerange import TimeRange
 from ecsguard.web import estate
 from ecsguard.web.auth import ApiError
 from ecsguard.web.page import PAGES, Page, PageContext
@@ -128,15 +127,6 @@ def _issuer(user_identity: str | None) -> str | None:
     return arn if isinstance(arn, str) else None
 
 
-def _window(params: dict[str, str]) -> TimeRange:
-    start, end = params.get("start") or None, params.get("end") or None
-    since = params.get("since") or (None if start or end else DEFAULT_SINCE)
-    try:
-        return resolve(since, start, end)
-    except UserError as err:
-        raise ApiError(400, str(err)) from None
-
-
 def _limit(params: dict[str, str]) -> int:
     try:
         limit = int(params.get("limit") or DEFAULT_LIMIT)
@@ -149,7 +139,7 @@ def _limit(params: dict[str, str]) -> int:
 
 def data(ctx: PageContext) -> dict[str, Any]:
     params = ctx.params
-    window, limit = _window(params), _limit(params)
+    window, limit = ctx.time_window(DEFAULT_SINCE), _limit(params)
     where, values = _where(params, window)
     found = estate.latest(ctx.console.data_dir)
     tier = tier_lookup(estate.iam_analysis(found) if found else None)

@@ -28,18 +28,6 @@ CHARTS: dict[str, tuple[tuple[str, str], ...]] = {
 ROLLUP = 300  # seconds of a metrics_5m bucket
 
 
-def _window(params: dict[str, str]) -> tuple[datetime, datetime]:
-    from ecsguard.logs.query.timerange import resolve
-
-    since = params.get("since") or None
-    start, end = params.get("start") or None, params.get("end") or None
-    try:
-        found = resolve(since or (None if start or end else DEFAULT_SINCE), start, end)
-    except UserError as err:
-        raise ApiError(400, str(err)) from None
-    return found.start, found.end
-
-
 def period_for(start: datetime, end: datetime, rollups: bool) -> int:
     """Seconds per chart point: about POINTS points, whole minutes, whole 5 minutes when the
     5-minute rollups feed the chart."""
@@ -134,7 +122,8 @@ def data(ctx: PageContext) -> dict[str, Any]:
     from ecsguard.monitor.health import collect, summarize
 
     params = ctx.params
-    start, end = _window(params)
+    window = ctx.time_window(DEFAULT_SINCE)
+    start, end = window.start, window.end
     cluster = params.get("cluster") or None
     service = params.get("service") or None
     try:
