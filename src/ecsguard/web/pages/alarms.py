@@ -52,6 +52,11 @@ def rule_state(rule_type: str, saved: dict[str, Any] | None) -> dict[str, Any] |
     return None
 
 
+def firing(ctx: PageContext) -> list[str]:
+    """The ids of the alarm rules (metric_alarm, anomaly_band) now in ALARM."""
+    return [r["id"] for r in _rules(ctx) or [] if (r["alarm"] or {}).get("state") == "ALARM"]
+
+
 def _rules(ctx: PageContext) -> list[dict[str, Any]] | None:
     detection = ctx.app_state.detection
     if detection is None:
@@ -142,7 +147,7 @@ def data(ctx: PageContext) -> dict[str, Any]:
             "rule": rule,
         },
         "rules": rules,
-        "alarms": sum(1 for r in rules or [] if (r["alarm"] or {}).get("state") == "ALARM"),
+        "alarms": len(firing(ctx)),
         "alerts": [a.model_dump(mode="json") for a in found[:LISTED]],
         "alert_count": len(found),
         "truncated": len(found) >= MAX_ALERTS,

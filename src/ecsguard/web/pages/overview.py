@@ -11,6 +11,7 @@ from typing import Any
 from ecsguard.core.models import Severity, Status
 from ecsguard.web import estate
 from ecsguard.web.page import PAGES, Page, PageContext
+from ecsguard.web.pages.alarms import firing
 
 RATE_MINUTES = 5
 
@@ -32,7 +33,7 @@ def _logs(ctx: PageContext) -> dict[str, Any]:
     return {
         "window_minutes": RATE_MINUTES,
         "records": per_table,
-        "per_second": round(sum(per_table.values()) / (RATE_MINUTES * 60), 2),
+        "per_second": round(sum(per_table.values()) / (RATE_MINUTES * 60), 3),
         "since_start": service.stats.records,
     }
 
@@ -55,6 +56,7 @@ def _alerts(ctx: PageContext) -> dict[str, Any]:
         "last_day": len(found),
         "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
         "rules": len(detection.engine.rules) if detection is not None else 0,
+        "firing": firing(ctx),
         "latest": [a.model_dump(mode="json") for a in found[:5]],
     }
 
@@ -106,6 +108,7 @@ PAGES.add(
                 "per_second": "records per second (last {minutes} min)",
                 "alerts": "Alerts",
                 "last_day": "alerts in the last 24 h",
+                "firing": "alarms firing now",
                 "snapshot": "Snapshot {name} of account {account}, collected {at}",
                 "by_severity": "Open findings and alerts by severity",
             },
@@ -121,6 +124,7 @@ PAGES.add(
                 "per_second": "件/秒 (直近 {minutes} 分)",
                 "alerts": "アラート",
                 "last_day": "件のアラート (直近 24 時間)",
+                "firing": "件のアラームが発生中",
                 "snapshot": "スナップショット {name} (アカウント {account}、{at} に収集)",
                 "by_severity": "重大度別の未対応の検出事項とアラート",
             },

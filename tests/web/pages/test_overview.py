@@ -1,0 +1,53 @@
+"""The overview against a real server: the logs rate and the alarms firing come from what the
+server received (the findings and IAM cards are tested with mutes in test_findings)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from tests.web.conftest import log_in
+from tests.web.pages.alarm_server import CPU_RULE, serve_with
+
+
+def emf(service: str, value: float, at: datetime) -> dict[str, object]:
+    return {
+        "_aws": {
+            "Timestamp": int(at.timestamp() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "AWS/ECS",
+                    "Dimensions": [["ServiceName"]],
+                    "Metrics": [{"Name": "CPUUtilization", "Unit": "Percent"}],
+                }
+            ],
+        },
+        "ServiceName": service,
+        "CPUUtilization": value,
+    }
+
+
+def test_an_alarm_in_alarm_state_is_firing_on_the_overview(tmp_path: Path) -> None:
+    with serve_with(tmp_path / "data", [CPU_RULE]) as server:
+        viewer = log_in(server.url, "viewer")
+        assert viewer.client.get("/overview.json").json()["alerts"]["firing"] == []
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        body = b"\n".join(
+            orjson.dumps(emf("api", 97.0, now - timedelta(minutes=m, seconds=-30)))
+            for m in range(1, 6)
+        )
+        reply = server.client.post("/ingest/metrics", content=body)
+        assert reply.status_code == 200, reply.text
+        server.client.post("/ingest/lines", params={"service": "api"}, content=b"hello\n")
+        deadline = time.monotonic() + 15
+        firing: list[str] = []
+        while not firing and time.monotonic() < deadline:
+            time.sleep(0.2)
+            firing = viewer.client.get("/overview.json").json()["alerts"]["firing"]
+        assert firing == ["api-cpu-high"]
+        html = viewer.client.get("/overview").text
+        assert "alarms firing now" in html and "api-cpu-high" in html
+        logs = viewer.client.get("/overview.json").json()["logs"]
+        assert logs["records"]["logs"] == 1 and logs["per_second"] > 0
