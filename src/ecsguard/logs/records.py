@@ -581,8 +581,10 @@ REQUEST_ID_KEYS = (
     "traceId",
     "correlation_id",
 )
-# a `fields` text that matches neither cannot hold one of the keys (a \u escape may spell one)
-_KEY_HINT = "|".join(f'"{re.escape(key)}"' for key in REQUEST_ID_KEYS) + r"|\\u"
+_QUOTED_KEYS = "|".join(f'"{re.escape(key)}"' for key in REQUEST_ID_KEYS)
+# in a text without backslashes a quote always ends a string, so `"key": "value"` can only be
+# a key and its string value (at some depth: a nested key is harmless, see request_id_of)
+_KEY_VALUE = f'(?:{_QUOTED_KEYS})\\s*:\\s*"(?P<value>[^"]*)"'
 
 
 def request_id_of(obj: Any) -> str | None:
@@ -607,25 +609,41 @@ def request_id_of(obj: Any) -> str | None:
 
 def request_ids(fields: pa.Array, messages: pa.Array) -> pa.Array:
     """The `request_id` column for a batch, from the `fields` texts as stored: the same object
-    DuckDB's JSON functions read. Only texts that may hold a key are parsed again."""
+    DuckDB's JSON functions read. Texts with one key and no escapes are read by a regular
+    expression in Arrow; only the others that may hold a key are parsed again."""
     n = len(fields)
-    out: list[str | None] = [""] * n
-    has_fields = pc.is_valid(fields)
+    out = pc.fill_null(pa.nulls(n, pa.string()), "")  # no key: no request-id test can match
     # no fields: the JSON patterns read `message`; one that looks like an object stays unknown
     json_like = pc.starts_with(pc.utf8_ltrim_whitespace(messages), "{")
-    unknown = pc.and_(pc.invert(has_fields), pc.fill_null(json_like, False))
-    for i in pc.indices_nonzero(unknown).to_pylist():
-        out[i] = None
-    hinted = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(fields, _KEY_HINT), False))
+    unknown = pc.and_(pc.invert(pc.is_valid(fields)), pc.fill_null(json_like, False))
+    out = pc.if_else(unknown, pa.scalar(None, pa.string()), out)
+    # the common case: one key, no escapes; its string value, or null when it holds something
+    # else or an empty string (the JSON test then decides)
+    keyed = pc.fill_null(pc.count_substring_regex(fields, _QUOTED_KEYS), 0)
+    once = pc.equal(keyed, 1)
+    escaped = pc.fill_null(pc.match_substring(fields, "\\"), False)
+    simple = pc.fill_null(pc.and_(once, pc.invert(escaped)), False)
+    found = pc.extract_regex(pc.if_else(simple, fields, ""), _KEY_VALUE)
+    value = pc.if_else(pc.is_valid(found), pc.struct_field(found, [0]), None)
+    value = pc.if_else(pc.equal(value, ""), pa.scalar(None, pa.string()), value)
+    out = pc.if_else(simple, value, out)
+    # the rest that may hold a key (repeated or escaped keys) goes through a JSON parser
+    # (a text that has no quoted key and no \\u escape, which may spell one, cannot hold a key)
+    maybe = pc.or_(pc.greater(keyed, 0), pc.fill_null(pc.match_substring(fields, "\\u"), False))
+    hinted = pc.and_(maybe, pc.invert(simple))
+    rows = pc.indices_nonzero(hinted)
+    if len(rows) == 0:
+        return out
+    parsed: list[str | None] = []
     loads, decode_error, keys = orjson.loads, orjson.JSONDecodeError, REQUEST_ID_KEYS
-    for i, text in zip(hinted.to_pylist(), fields.take(hinted).to_pylist(), strict=True):
+    for text in fields.take(rows).to_pylist():
         try:
             obj = loads(text)
         except decode_error:
-            out[i] = None  # DuckDB may still read it (e.g. a huge number): stay unknown
+            parsed.append(None)  # DuckDB may still read it (e.g. a huge number): stay unknown
             continue
-        value = request_id_of(obj)
-        if value and any(text.count(f'"{key}"') > 1 for key in keys):
-            value = None  # a repeated key: JSON parsers disagree on which value wins
-        out[i] = value
-    return pa.array(out, pa.string())
+        found_id = request_id_of(obj)
+        if found_id and any(text.count(f'"{key}"') > 1 for key in keys):
+            found_id = None  # a repeated key: JSON parsers disagree on which value wins
+        parsed.append(found_id)
+    return pc.replace_with_mask(out, hinted, pa.array(parsed, pa.string()))

@@ -490,3 +490,14 @@ def test_keys_of_a_json_log_line_are_fields_through_the_firelens_receiver(tmp_pa
     rows = con.execute(compile_query(query, WINDOW).sql).fetchall()
     assert rows == [("upstream down", 25.0, "r-1", "prod/api", "app")]
     pipeline.close()
+
+
+@pytest.mark.parametrize("key", ["2", "2.5", "'x'"])
+def test_sorting_by_a_constant_keeps_the_default_order(
+    con: duckdb.DuckDBPyConnection, key: str
+) -> None:
+    """A constant orders nothing; DuckDB would read `ORDER BY 2` as the second column."""
+    wide = TimeRange(BASE, BASE + timedelta(days=1))
+    plain = con.execute(compile_query("fields @message | limit 50", wide).sql).fetchall()
+    query = f"fields @message | sort {key} asc | limit 50"
+    assert con.execute(compile_query(query, wide).sql).fetchall() == plain

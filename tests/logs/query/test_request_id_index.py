@@ -116,11 +116,18 @@ def test_request_ids_from_stored_texts() -> None:
             None,
             '{"req\\u005fid":"b"}',  # an escaped key is a key too
             '{"request_id":"a","request_id":"b"}',  # parsers pick different values
-            '{"request_id": "a", "n": 1e999}',  # orjson refuses, DuckDB may read it
+            '{"request_id": "a", "n": 1e999}',  # orjson refuses; "a" is what DuckDB reads
+            '{"request_id": 7}',  # not a string: the JSON test decides
+            '{"ctx": {"request_id": "n"}}',  # nested: no top-level test matches, any value is safe
+            '{"request_id": ""}',
+            '{"request_id":"a","trace_id":"b"}',  # disagreeing keys
         ]
     )
-    messages = pa.array(["m", "m", "plain", ' {"request_id":"a"}', "m", "m", "m"])
-    assert request_ids(fields, messages).to_pylist() == ["a", "", "", None, "b", None, None]
+    messages = pa.array(["m", "m", "plain", ' {"request_id":"a"}', *["m"] * 7])
+    assert request_ids(fields, messages).to_pylist() == [
+        *["a", "", "", None, "b", None, "a"],
+        *[None, "n", None, None],
+    ]
 
 
 def test_pattern_index_values() -> None:

@@ -434,6 +434,8 @@ class Plan:
         compiler = self.expressions()
         order: list[str] = []
         for key in command.keys:
+            if isinstance(key.expr, ast.Literal):
+                continue  # a constant orders nothing (and DuckDB reads `ORDER BY 2` as a column)
             col = compiler.expr(key.expr)
             direction = "DESC" if key.descending else "ASC"
             if col.type == DYN:
