@@ -175,24 +175,35 @@ router = APIRouter()
 # -- login -----------------------------------------------------------------------------------------
 
 
-def _login_form(
-    request: Request, *, error: str = "", status: int = 200, name: str = ""
-) -> HTMLResponse:
+def _before_login(request: Request, template: str, status: int = 200, **values: Any) -> Response:
+    """A page shown before any session (login form, one-time link): its forms carry the
+    double-submit token, kept in a cookie of its own."""
     import secrets
 
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
     response = render(
-        request,
-        "login.html",
-        lang=language(request),
-        status=status,
-        error=error,
-        login_csrf=token,
-        next=_safe_next(request.query_params.get("next")),
-        name=name,
+        request, template, lang=language(request), status=status, login_csrf=token, **values
     )
     _set_cookie(response, console_of(request), LOGIN_COOKIE, token, max_age=3600)
     return response
+
+
+def _login_token_ok(request: Request, form: Any) -> bool:
+    """The form's double-submit token matches the login cookie."""
+    return same_secret(str(form.get("csrf") or ""), request.cookies.get(LOGIN_COOKIE) or "\0")
+
+
+def _login_form(
+    request: Request, *, error: str = "", status: int = 200, name: str = ""
+) -> Response:
+    return _before_login(
+        request,
+        "login.html",
+        status,
+        error=error,
+        next=_safe_next(request.query_params.get("next")),
+        name=name,
+    )
 
 
 @router.get("/login")
@@ -219,7 +230,7 @@ async def login(request: Request) -> Response:
     form = await request.form()
     name, password = str(form.get("user") or ""), str(form.get("password") or "")
     t = translator(language(request))
-    if not same_secret(str(form.get("csrf") or ""), request.cookies.get(LOGIN_COOKIE) or "\0"):
+    if not _login_token_ok(request, form):
         return _login_form(request, error=t("login_expired"), status=403, name=name)
     keys = (f"user:{name}", f"client:{_client(request)}")
     wait = console.throttle.retry_after(*keys)
@@ -240,21 +251,14 @@ async def login(request: Request) -> Response:
 @router.get("/login/once")
 async def once_page(request: Request, token: str = "") -> Response:
     """The one-time link shows a button: a GET must not log in (link previews would use it up)."""
-    import secrets
-
-    login_csrf = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
-    response = render(
-        request, "once.html", lang=language(request), token=token, login_csrf=login_csrf
-    )
-    _set_cookie(response, console_of(request), LOGIN_COOKIE, login_csrf, max_age=3600)
-    return response
+    return _before_login(request, "once.html", token=token)
 
 
 @router.post("/login/once")
 async def once(request: Request) -> Response:
     form = await request.form()
     t = translator(language(request))
-    if not same_secret(str(form.get("csrf") or ""), request.cookies.get(LOGIN_COOKIE) or "\0"):
+    if not _login_token_ok(request, form):
         return _login_form(request, error=t("login_expired"), status=403)
     user = await run_in_threadpool(console_of(request).users.redeem, str(form.get("token") or ""))
     if user is None:
