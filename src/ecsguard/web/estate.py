@@ -6,16 +6,27 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.core.models import Finding
+
+if TYPE_CHECKING:
+    from ecsguard.web.mutes import Mute
 
 
 @dataclass(frozen=True)
 class Estate:
     path: Path
     snapshot: snapshots.Snapshot
+
+    def summary(self) -> dict[str, str]:
+        """Which snapshot a page shows: its file, account and collection time."""
+        return {
+            "file": self.path.name,
+            "account": self.snapshot.account,
+            "collected_at": self.snapshot.collected_at.isoformat(),
+        }
 
 
 _lock = threading.Lock()
@@ -78,9 +89,9 @@ def identity_map(estate: Estate) -> Any:
     return _cached("identity_map", estate.path, "", lambda: make(estate.snapshot))
 
 
-def findings_with_mutes(data_dir: Path, estate: Estate, lang: str = "en") -> list[Finding]:
-    """`findings` with the console's mutes applied (muted ones become MUTED with the reason),
-    as the findings page and the overview count them."""
-    from ecsguard.web.mutes import MuteStore, mutelist
+def findings_with_mutes(estate: Estate, mutes: list[Mute], lang: str = "en") -> list[Finding]:
+    """`findings` with the console's mutes (MuteStore.all()) applied: muted ones become MUTED
+    with the reason, as the findings page and the overview count them."""
+    from ecsguard.web.mutes import mutelist
 
-    return mutelist(MuteStore(data_dir).all()).apply(findings(estate, lang), estate.snapshot)
+    return mutelist(mutes).apply(findings(estate, lang), estate.snapshot)

@@ -72,18 +72,14 @@ def data(ctx: PageContext) -> dict[str, Any]:
     except ValueError:
         raise ApiError(400, "limit must be a whole number") from None
     mutes = MuteStore(ctx.console.data_dir).all()
-    findings = estate.findings_with_mutes(ctx.console.data_dir, found, ctx.lang)
+    findings = estate.findings_with_mutes(found, mutes, ctx.lang)
     by_key = {(m.check_id, m.resource_arn): m.to_dict() for m in mutes}
     kept = [f for f in findings if _matches(f, params, severity=False)]
     counts = Counter(f.severity.value for f in kept)
     shown = [f for f in kept if _matches(f, params)]
     shown.sort(key=lambda f: (f.severity.rank, f.check_id, f.resource_arn))
     return {
-        "snapshot": {
-            "file": found.path.name,
-            "account": found.snapshot.account,
-            "collected_at": found.snapshot.collected_at.isoformat(),
-        },
+        "snapshot": found.summary(),
         "filters": filters,
         "options": {
             "severity": [s.value for s in Severity],

@@ -101,11 +101,7 @@ def data(ctx: PageContext) -> dict[str, Any]:
     notes = i18n.strings(ctx.lang)["iam_tier_notes"]
     clusters = sorted({s.cluster for s in estate.identity_map(found).services})
     return {
-        "snapshot": {
-            "file": found.path.name,
-            "account": found.snapshot.account,
-            "collected_at": found.snapshot.collected_at.isoformat(),
-        },
+        "snapshot": found.summary(),
         "filters": filters,
         "figures": render.figures(analysis),
         "headline": render.headline(analysis, ctx.lang),

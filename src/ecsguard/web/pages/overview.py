@@ -10,6 +10,7 @@ from typing import Any
 
 from ecsguard.core.models import Severity, Status
 from ecsguard.web import estate
+from ecsguard.web.mutes import MuteStore
 from ecsguard.web.page import PAGES, Page, PageContext
 from ecsguard.web.pages.alarms import firing
 
@@ -68,7 +69,8 @@ def data(ctx: PageContext) -> dict[str, Any]:
     if found is not None:
         from ecsguard.iam.render import figures
 
-        current = estate.findings_with_mutes(ctx.console.data_dir, found, ctx.lang)
+        mutes = MuteStore(ctx.console.data_dir).all()
+        current = estate.findings_with_mutes(found, mutes, ctx.lang)
         failed = [f for f in current if f.status is Status.FAIL]
         by_severity = Counter(f.severity.value for f in failed)
         posture = {
