@@ -9,9 +9,9 @@ refused whatever they carry: a web page must not post log lines into a loopback 
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.requests import Request
+
+from ecsguard.web.users import same_secret
 
 FIREHOSE_KEY_HEADER = "x-amz-firehose-access-key"
 
@@ -55,8 +55,7 @@ def _console_session_ok(request: Request) -> bool:
         return False
     if request.method in ("GET", "HEAD"):
         return True
-    given = request.headers.get("x-csrf-token")
-    return given is not None and hmac.compare_digest(given.encode(), session.csrf.encode())
+    return same_secret(request.headers.get("x-csrf-token"), session.csrf)
 
 
 def check_token(request: Request, expected: str | None) -> None:
@@ -75,5 +74,5 @@ def check_token(request: Request, expected: str | None) -> None:
             "(Firehose: set the access key)",
             {"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not same_secret(given, expected):
         raise ApiError(401, "the token is not valid", {"WWW-Authenticate": "Bearer"})
