@@ -76,12 +76,12 @@ def service_rules(
     tags = ["ecs", "monitoring", f"service:{name}"]
     rules = [
         _metric_alarm(
-            f"{unique}-cpu-high",
-            f"CPU of {where} above {HIGH_PERCENT}% for 15 minutes",
-            "medium",
+            f"{unique}-{short}-high",
+            f"{label} of {where} above {HIGH_PERCENT}% for 15 minutes",
+            severity,
             tags,
             namespace="AWS/ECS",
-            metric_name="CPUUtilization",
+            metric_name=metric,
             dimensions=dims,
             statistic="Average",
             period="5m",
@@ -90,23 +90,11 @@ def service_rules(
             threshold=HIGH_PERCENT,
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="missing",
-        ),
-        _metric_alarm(
-            f"{unique}-memory-high",
-            f"Memory of {where} above {HIGH_PERCENT}% for 15 minutes",
-            "high",
-            tags,
-            namespace="AWS/ECS",
-            metric_name="MemoryUtilization",
-            dimensions=dims,
-            statistic="Average",
-            period="5m",
-            evaluation_periods=3,
-            datapoints_to_alarm=3,
-            threshold=HIGH_PERCENT,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="missing",
-        ),
+        )
+        for short, label, metric, severity in (
+            ("cpu", "CPU", "CPUUtilization", "medium"),
+            ("memory", "Memory", "MemoryUtilization", "high"),
+        )
     ]
     desired = service.get("desiredCount")
     if isinstance(desired, int) and desired > 0:
