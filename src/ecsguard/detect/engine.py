@@ -122,6 +122,28 @@ class AlertStore:
             self._db.close()
 
 
+def stored_alerts(
+    data_dir: Path,
+    running: AlertStore | None = None,
+    *,
+    since: datetime | None = None,
+    rule: str | None = None,
+    limit: int = 1000,
+) -> list[Alert]:
+    """Alerts newest first: from the running engine's store when there is one (the server with
+    --rules), else from DATA_DIR/detect.db as an earlier run left it (none: no alerts)."""
+    if running is not None:
+        return running.alerts(since=since, rule=rule, limit=limit)
+    path = data_dir / "detect.db"
+    if not path.exists():
+        return []
+    store = AlertStore(path)
+    try:
+        return store.alerts(since=since, rule=rule, limit=limit)
+    finally:
+        store.close()
+
+
 def _lookup(record: dict[str, Any], path: str) -> Any:
     """A dotted path into a record, reading JSON text columns (detail, fields, ...) as objects."""
     value: Any = record

@@ -80,7 +80,7 @@ async def alerts(
     check_token(request, request.app.state.settings.token)
     from datetime import UTC, datetime
 
-    from ecsguard.detect.engine import AlertStore
+    from ecsguard.detect.engine import stored_alerts
     from ecsguard.logs.query.timerange import parse_duration
 
     try:
@@ -91,14 +91,8 @@ async def alerts(
     service: LogService = request.app.state.service
 
     def read() -> list[Any]:
-        if detection is not None:
-            found = detection.engine.store.alerts(since=start, rule=rule, limit=limit)
-        else:
-            store = AlertStore(service.data_dir / "detect.db")
-            try:
-                found = store.alerts(since=start, rule=rule, limit=limit)
-            finally:
-                store.close()
+        running = detection.engine.store if detection is not None else None
+        found = stored_alerts(service.data_dir, running, since=start, rule=rule, limit=limit)
         return [a.model_dump(mode="json") for a in found]
 
     return json_response({"alerts": await run_in_threadpool(read)})

@@ -78,20 +78,11 @@ def _rules(ctx: PageContext) -> list[dict[str, Any]] | None:
 
 
 def _alerts(ctx: PageContext, start: datetime, end: datetime, rule: str | None) -> list[Alert]:
-    from ecsguard.detect.engine import AlertStore
+    from ecsguard.detect.engine import stored_alerts
 
     detection = ctx.app_state.detection
-    if detection is not None:
-        found = detection.engine.store.alerts(since=start, rule=rule, limit=MAX_ALERTS)
-    else:
-        path = ctx.console.data_dir / "detect.db"
-        if not path.exists():
-            return []
-        store = AlertStore(path)
-        try:
-            found = store.alerts(since=start, rule=rule, limit=MAX_ALERTS)
-        finally:
-            store.close()
+    running = detection.engine.store if detection is not None else None
+    found = stored_alerts(ctx.console.data_dir, running, since=start, rule=rule, limit=MAX_ALERTS)
     return [a for a in found if a.last_seen < end]
 
 

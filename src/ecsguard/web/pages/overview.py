@@ -40,18 +40,12 @@ def _logs(ctx: PageContext) -> dict[str, Any]:
 
 
 def _alerts(ctx: PageContext) -> dict[str, Any]:
-    from ecsguard.detect.engine import AlertStore
+    from ecsguard.detect.engine import stored_alerts
 
     since = datetime.now(UTC) - timedelta(days=1)
     detection = ctx.app_state.detection
-    if detection is not None:
-        found = detection.engine.store.alerts(since=since, limit=1000)
-    else:
-        store = AlertStore(ctx.console.data_dir / "detect.db")
-        try:
-            found = store.alerts(since=since, limit=1000)
-        finally:
-            store.close()
+    running = detection.engine.store if detection is not None else None
+    found = stored_alerts(ctx.console.data_dir, running, since=since, limit=1000)
     by_severity = Counter(str(a.severity) for a in found)
     return {
         "last_day": len(found),
