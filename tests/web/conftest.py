@@ -13,7 +13,9 @@ from socket import IPPROTO_TCP, TCP_NODELAY
 import httpx
 import pytest
 
+from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
+from ecsguard.notify.dispatcher import Dispatcher
 from ecsguard.web.app import ServerSettings, bind, create_app, make_server
 
 TOKEN = "t0ken-for-tests"
@@ -35,10 +37,18 @@ class Running:
 
 
 @contextmanager
-def running(data_dir: Path, **settings: object) -> Iterator[Running]:
+def running(
+    data_dir: Path,
+    service: LogService | None = None,
+    detection: DetectionWorker | None = None,
+    dispatcher: Dispatcher | None = None,
+    **settings: object,
+) -> Iterator[Running]:
+    """The app of `ecsguard serve` on a free loopback port in a thread; `service` (default: one
+    on `data_dir`), `detection` and `dispatcher` are passed to create_app as serve does."""
     config = ServerSettings(**{"host": "127.0.0.1", "port": 0, "forward_port": 0, **settings})  # type: ignore[arg-type]
-    service = LogService(data_dir, flush_seconds=0.2)
-    app = create_app(config, service)
+    service = service or LogService(data_dir, flush_seconds=0.2)
+    app = create_app(config, service, detection=detection, dispatcher=dispatcher)
     server = make_server(app, config)
     sock = bind("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -3,14 +3,11 @@ R --notify N` builds it, for the alarms and settings pages' tests."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-from tests.web.conftest import Running, add_console_users
+from tests.web.conftest import Running, add_console_users, running
 
 from ecsguard.detect.engine import AlertStore, Engine
 from ecsguard.detect.loader import load_rules
@@ -18,7 +15,6 @@ from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
 from ecsguard.notify.config import parse_config
 from ecsguard.notify.dispatcher import Dispatcher
-from ecsguard.web.app import ServerSettings, bind, create_app, make_server
 
 #: an ECS placement failure (EventBridge's documented sample) alerts through this rule
 PLACEMENT_RULE = """
@@ -79,23 +75,9 @@ def serve_with(
         loaded.raise_errors()
         engine = Engine(loaded.rules, AlertStore(data_dir / "detect.db"))
         detection = DetectionWorker(service, engine, dispatcher)
-    config = ServerSettings(host="127.0.0.1", port=0, forward_port=0)
-    app = create_app(config, service, detection=detection, dispatcher=dispatcher)
-    server = make_server(app, config)
-    sock = bind("127.0.0.1", 0)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.005)
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            yield Running(url, service, client)
+        with running(data_dir, service, detection, dispatcher) as server:
+            yield server
     finally:
-        server.should_exit = True
-        thread.join(15)
-        assert not thread.is_alive(), "server did not shut down"
         if dispatcher is not None:
             dispatcher.close()
