@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from socket import IPPROTO_TCP, TCP_NODELAY
+from typing import Any
 
 import httpx
 import pytest
@@ -133,6 +134,13 @@ class Console:
 
     client: httpx.Client
     csrf: str
+
+    def twin(self, page: str, **params: str) -> dict[str, Any]:
+        """The page's JSON twin (`/<page>.json`), which must answer 200."""
+        reply = self.client.get(f"/{page}.json", params=params)
+        assert reply.status_code == 200, reply.text
+        found: dict[str, Any] = reply.json()
+        return found
 
     def post(self, path: str, **kwargs: object) -> httpx.Response:
         headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}  # type: ignore[dict-item]

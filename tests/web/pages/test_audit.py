@@ -115,10 +115,7 @@ def viewer(estate_srv: Running) -> Iterator[Console]:
 
 
 def twin(console: Console, **params: str) -> dict[str, Any]:
-    reply = console.client.get("/audit.json", params=params)
-    assert reply.status_code == 200, reply.text
-    found: dict[str, Any] = reply.json()
-    return found
+    return console.twin("audit", **params)
 
 
 ALL_TIME = {"start": "2000-01-01T00:00:00Z"}

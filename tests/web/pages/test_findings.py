@@ -41,10 +41,7 @@ def as_role(estate_srv: Running) -> Iterator[Callable[[str], Console]]:
 
 
 def twin(console: Console, **params: str) -> dict[str, Any]:
-    reply = console.client.get("/findings.json", params=params)
-    assert reply.status_code == 200, reply.text
-    found: dict[str, Any] = reply.json()
-    return found
+    return console.twin("findings", **params)
 
 
 def one(console: Console, check: str) -> dict[str, Any]:

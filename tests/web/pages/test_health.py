@@ -63,10 +63,7 @@ def seeded(console_srv: Running) -> Iterator[Running]:
 
 
 def twin(console: Console, **params: str) -> dict[str, Any]:
-    reply = console.client.get("/health.json", params=params)
-    assert reply.status_code == 200, reply.text
-    page: dict[str, Any] = reply.json()
-    return page
+    return console.twin("health", **params)
 
 
 def test_services_and_incidents_from_ecs_events(

@@ -34,10 +34,7 @@ def viewer(estate_srv: Running) -> Iterator[Console]:
 
 
 def twin(console: Console, **params: str) -> dict[str, Any]:
-    reply = console.client.get("/iam.json", params=params)
-    assert reply.status_code == 200, reply.text
-    found: dict[str, Any] = reply.json()
-    return found
+    return console.twin("iam", **params)
 
 
 def test_tiers_sprawl_paths_and_stray(viewer: Console) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -46,11 +47,8 @@ def seeded(console_srv: Running) -> str:
     return tag
 
 
-def twin(console: Console, **params: str) -> dict[str, object]:
-    reply = console.client.get("/logs.json", params=params)
-    assert reply.status_code == 200, reply.text
-    body: dict[str, object] = reply.json()
-    return body
+def twin(console: Console, **params: str) -> dict[str, Any]:
+    return console.twin("logs", **params)
 
 
 def column(body: dict, name: str) -> list[object]:
