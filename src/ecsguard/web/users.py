@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -80,9 +81,13 @@ class UserStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
-        # verifying against this when the user does not exist takes as long as a real check,
-        # so response times do not tell which names exist
-        self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    @cached_property
+    def _decoy(self) -> str:
+        """Verified against when the user does not exist, so that answer takes as long as a real
+        check and response times do not tell which names exist. Made on the first login attempt,
+        whatever its name (about 0.1 s that server start-up and the CLI need not pay)."""
+        return self._hasher.hash(secrets.token_urlsafe(16))
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -152,12 +157,13 @@ class UserStore:
             db.execute("DELETE FROM sessions WHERE user = ?", (name,))
 
     def authenticate(self, name: str, password: str) -> User | None:
+        decoy = self._decoy
         with self._lock:
             row = self._db.execute(
                 "SELECT hash, role FROM users WHERE name = ?", (name,)
             ).fetchone()
         try:
-            self._hasher.verify(row[0] if row else self._decoy, password)
+            self._hasher.verify(row[0] if row else decoy, password)
         except (VerificationError, InvalidHashError):
             return None
         return User(name, row[1]) if row else None
