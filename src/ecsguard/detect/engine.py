@@ -7,7 +7,10 @@ count. Alarm transitions (a Match with a state) are always alerts of their own.
 
 Alerts and each rule's evaluator state live in SQLite (WAL mode) in `<data_dir>/detect.db`; open
 alerts are reloaded on start, so a restart continues a burst instead of alerting on it again.
-`on_alert(alert, new)` is called for every new or grown alert (the notification dispatcher).
+`on_alert(alert, new)` is called for every new or grown alert (the notification dispatcher),
+once per batch or tick with the alert as it stands after it: the matches of a batch are folded
+into their alerts first (the same windows, counts and evidence as one match at a time), then
+each touched alert is made once and all are saved in one statement.
 """
 
 from __future__ import annotations
@@ -76,19 +79,28 @@ class AlertStore:
             self._db.execute("COMMIT")
 
     def save(self, alert: Alert) -> None:
+        self.save_many([alert])
+
+    def save_many(self, alerts: Sequence[Alert]) -> None:
+        """Insert or replace, in one statement (a later alert with the same id wins)."""
+        if not alerts:
+            return
+        rows = [
+            (
+                alert.id,
+                alert.rule_id,
+                alert.severity.value,
+                _iso(alert.first_seen),
+                _iso(alert.last_seen),
+                alert.count,
+                alert.state,
+                alert.model_dump_json(),
+            )
+            for alert in alerts
+        ]
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    alert.id,
-                    alert.rule_id,
-                    alert.severity.value,
-                    _iso(alert.first_seen),
-                    _iso(alert.last_seen),
-                    alert.count,
-                    alert.state,
-                    alert.model_dump_json(),
-                ),
+            self._db.executemany(
+                "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
 
     def alerts(
@@ -199,86 +211,165 @@ class Engine:
                 self.open[slot] = alert
 
     def process(self, table: str, batch: pa.RecordBatch) -> list[Alert]:
-        """Evaluate the rules that read `table` on one stored batch."""
-        alerts = []
+        """Evaluate the rules that read `table` on one stored batch; the alerts it created or
+        grew, each once, as they stand after it."""
+        drafts = _Drafts(self.open)
         with self.store.transaction():
             for rule_id in self.by_table.get(table, ()):
-                alerts.extend(self._run(rule_id, lambda e: e.on_batch(table, batch)))
-        return alerts
+                for match in self._run(rule_id, lambda e: e.on_batch(table, batch)):
+                    drafts.add(self.rules[rule_id], match, self.windows[rule_id])
+            return self._settle(drafts)
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
         """Let time pass for every rule; persist their state."""
         now = now or datetime.now(UTC)
-        alerts = []
+        drafts = _Drafts(self.open)
         with self.store.transaction():
-            alerts.extend(self._tick_all(now))
-        return alerts
+            for rule_id, evaluator in self.evaluators.items():
+                for match in self._run(rule_id, lambda e: e.on_tick(now)):
+                    drafts.add(self.rules[rule_id], match, self.windows[rule_id])
+                if self.live:
+                    self.store.save_state(rule_id, evaluator.state())
+                drain = getattr(evaluator, "metrics", None)
+                if drain is not None and self.on_metrics is not None:
+                    batch = drain()
+                    if batch is not None:
+                        self.on_metrics(batch)
+            return self._settle(drafts)
 
-    def _tick_all(self, now: datetime) -> list[Alert]:
-        alerts = []
-        for rule_id, evaluator in self.evaluators.items():
-            alerts.extend(self._run(rule_id, lambda e: e.on_tick(now)))
-            if self.live:
-                self.store.save_state(rule_id, evaluator.state())
-            drain = getattr(evaluator, "metrics", None)
-            if drain is not None and self.on_metrics is not None:
-                batch = drain()
-                if batch is not None:
-                    self.on_metrics(batch)
-        return alerts
-
-    def _run(self, rule_id: str, step: Callable[[Evaluator], Iterable[Match]]) -> list[Alert]:
+    def _run(self, rule_id: str, step: Callable[[Evaluator], Iterable[Match]]) -> list[Match]:
         try:
-            matches = list(step(self.evaluators[rule_id]))
+            return list(step(self.evaluators[rule_id]))
         except Exception as exc:  # one broken rule must not stop the others
             if self.errors.get(rule_id) != str(exc):
                 log.exception("rule %s failed", rule_id)
             self.errors[rule_id] = str(exc)
             return []
-        return [self._alert(self.rules[rule_id], match) for match in matches]
 
-    def _alert(self, rule: Rule, match: Match) -> Alert:
+    def _settle(self, drafts: _Drafts) -> list[Alert]:
+        """The drafts as alerts: stored in one statement, kept open, handed to on_alert."""
+        alerts = drafts.finish()
+        self.store.save_many(alerts)
+        for slot, alert in drafts.opened().items():
+            self.open[slot] = alert
+        if self.on_alert is not None:
+            for alert in alerts:
+                try:
+                    self.on_alert(alert, alert.id in drafts.created)
+                except Exception:  # notification trouble never stops detection
+                    log.exception("alert sink failed for %s", alert.id)
+        return alerts
+
+
+class _Draft:
+    """An alert being built from the matches of one batch (or tick): the Alert is made once,
+    at the end, instead of once per match (a copy and a save per matching row cost most of
+    the engine's time when a batch holds hundreds of matches)."""
+
+    __slots__ = ("base", "count", "evidence", "id", "key", "last_seen", "match", "rule", "slot")
+
+    def __init__(
+        self, rule: Rule, slot: tuple[str, str], key: list[Any], match: Match, base: Alert | None
+    ) -> None:
+        self.rule = rule
+        self.slot = slot
+        self.key = key
+        self.base = base  # the open alert this grows; None: created by `match`
+        self.match = match  # the match that created it (its time, summary, state, key)
+        if base is None:
+            digest = hashlib.blake2b(
+                f"{slot}|{_iso(match.time)}|{match.state}".encode(), digest_size=10
+            )
+            self.id = digest.hexdigest()
+            self.last_seen = match.time
+            self.count = match.count
+            self.evidence = match.evidence[:MAX_EVIDENCE]
+        else:
+            self.id = base.id
+            self.last_seen = base.last_seen
+            self.count = base.count
+            self.evidence = list(base.evidence)
+
+    def grow(self, match: Match) -> None:
+        self.last_seen = max(self.last_seen, match.time)
+        self.count += match.count
+        room = MAX_EVIDENCE - len(self.evidence)
+        if room > 0:
+            self.evidence = self.evidence + match.evidence[:room]
+
+    def alert(self) -> Alert:
+        if self.base is not None:
+            return self.base.model_copy(
+                update={
+                    "last_seen": self.last_seen,
+                    "count": self.count,
+                    "evidence": self.evidence,
+                }
+            )
+        rule, match = self.rule, self.match
+        return Alert(
+            id=self.id,
+            rule_id=rule.id,
+            title=rule.title,
+            severity=rule.severity,
+            summary=match.summary,
+            first_seen=match.time,
+            last_seen=self.last_seen,
+            count=self.count,
+            key=self.key,
+            evidence=self.evidence,
+            tags=list(rule.tags),
+            state=match.state,
+        )
+
+
+class _Drafts:
+    """The alerts one batch touches, folded match by match exactly as one alert per match
+    would have been (same windows, ids, counts and evidence), then made and saved once."""
+
+    def __init__(self, open_alerts: dict[tuple[str, str], Alert]) -> None:
+        self.open = open_alerts
+        self.slots: dict[tuple[str, str], _Draft] = {}  # slot -> its draft in this batch
+        self.by_id: dict[str, _Draft] = {}  # the last draft per alert id (a later one wins)
+        self.created: set[str] = set()  # ids of alerts new in this batch
+        self.alerts: dict[str, Alert] = {}  # id -> the alert made of its last draft
+
+    def add(self, rule: Rule, match: Match, window: timedelta) -> None:
         key = list(match.key) or [
             _lookup(match.evidence[0], path) if match.evidence else None for path in rule.group_by
         ]
         slot = (rule.id, orjson.dumps(key, default=str).decode())
-        current = self.open.get(slot)
-        window = self.windows[rule.id]
-        if match.state is None and current is not None and match.time - current.last_seen <= window:
-            evidence = (current.evidence + match.evidence)[:MAX_EVIDENCE]
-            alert = current.model_copy(
-                update={
-                    "last_seen": max(current.last_seen, match.time),
-                    "count": current.count + match.count,
-                    "evidence": evidence,
-                }
-            )
-            new = False
-        else:
-            digest = hashlib.blake2b(
-                f"{slot}|{_iso(match.time)}|{match.state}".encode(), digest_size=10
-            )
-            alert = Alert(
-                id=digest.hexdigest(),
-                rule_id=rule.id,
-                title=rule.title,
-                severity=rule.severity,
-                summary=match.summary,
-                first_seen=match.time,
-                last_seen=match.time,
-                count=match.count,
-                key=key,
-                evidence=match.evidence[:MAX_EVIDENCE],
-                tags=list(rule.tags),
-                state=match.state,
-            )
-            new = True
+        draft = self.slots.get(slot)
         if match.state is None:
-            self.open[slot] = alert
-        self.store.save(alert)
-        if self.on_alert is not None:
-            try:
-                self.on_alert(alert, new)
-            except Exception:  # notification trouble never stops detection
-                log.exception("alert sink failed for %s", alert.id)
-        return alert
+            if draft is not None:
+                if match.time - draft.last_seen <= window:
+                    draft.grow(match)
+                    return
+            else:
+                current = self.open.get(slot)
+                if current is not None and match.time - current.last_seen <= window:
+                    draft = _Draft(rule, slot, key, match, current)
+                    draft.grow(match)
+                    self._keep(draft)
+                    return
+        draft = _Draft(rule, slot, key, match, None)
+        self.created.add(draft.id)
+        self._keep(draft)
+
+    def _keep(self, draft: _Draft) -> None:
+        if draft.match.state is None or draft.base is not None:
+            self.slots[draft.slot] = draft
+        self.by_id.pop(draft.id, None)  # re-inserted: saved in the order last touched
+        self.by_id[draft.id] = draft
+
+    def finish(self) -> list[Alert]:
+        self.alerts = {draft.id: draft.alert() for draft in self.by_id.values()}
+        return list(self.alerts.values())
+
+    def opened(self) -> dict[tuple[str, str], Alert]:
+        """Slot -> the alert now open in it (alarm transitions are never open)."""
+        return {
+            slot: self.alerts[draft.id]
+            for slot, draft in self.slots.items()
+            if self.by_id.get(draft.id) is draft
+        }
