@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsguard.logs.records import (
+    ID_DIGEST_BYTES,
     LogRows,
     ReceiverOptions,
     build_batch,
@@ -78,7 +79,7 @@ def test_structured_picks_time_level_message() -> None:
 def test_record_id_is_deterministic_and_sensitive() -> None:
     base = record_id("ingest", "t/c/stdout", T0, "hello", 0)
     assert base == record_id("ingest", "t/c/stdout", T0, "hello", 0)
-    assert len(base) == 32
+    assert len(base) == 2 * ID_DIGEST_BYTES
     others = {
         record_id("firelens", "t/c/stdout", T0, "hello", 0),
         record_id("ingest", "t/c/stderr", T0, "hello", 0),

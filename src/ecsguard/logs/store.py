@@ -279,7 +279,9 @@ class Store:
         sink = pa.BufferOutputStream()
         # dictionaries only where values repeat (names, levels); unique texts (ids, messages)
         # would fill a dictionary page only to fall back to plain encoding
-        repeated = [c for c in data.column_names if c not in UNIQUE_COLUMNS]
+        # times, sorted within each run of a file, are small steps: delta-packed, not dictionaries
+        times = [f.name for f in data.schema if pa.types.is_timestamp(f.type)]
+        repeated = [c for c in data.column_names if c not in UNIQUE_COLUMNS and c not in times]
         ndv = max(1, min(data.num_rows, ROW_GROUP_ROWS))
         blooms = {
             column: {"ndv": ndv, "fpp": BLOOM_FPP}
@@ -291,6 +293,7 @@ class Store:
             sink,
             compression=COMPRESSION,
             use_dictionary=repeated,
+            column_encoding=dict.fromkeys(times, "DELTA_BINARY_PACKED"),
             row_group_size=ROW_GROUP_ROWS,
             bloom_filter_options=blooms or None,
         )

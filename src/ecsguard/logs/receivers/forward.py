@@ -42,7 +42,7 @@ import pyarrow as pa
 from ecsguard.logs.multiline import MultilineGroup
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.receivers.firelens import parse_records
-from ecsguard.logs.records import Parsed, Problem, ReceiverOptions
+from ecsguard.logs.records import ID_DIGEST_BYTES, Parsed, Problem, ReceiverOptions
 from ecsguard.logs.schema import LOGS
 
 NAME = "forward"
@@ -380,7 +380,7 @@ def _with_context_ids(batch: pa.RecordBatch, context: str) -> pa.RecordBatch:
     index = batch.schema.get_field_index("id")
     prefix = f"forward\x1f{context}\x1f".encode("utf-8", "surrogatepass")
     ids = [
-        blake2b(prefix + value.encode(), digest_size=16).hexdigest()
+        blake2b(prefix + value.encode(), digest_size=ID_DIGEST_BYTES).hexdigest()
         for value in batch.column(index).to_pylist()
     ]
     return batch.set_column(index, batch.schema.field(index), pa.array(ids, pa.string()))

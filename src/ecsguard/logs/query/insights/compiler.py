@@ -437,6 +437,8 @@ class Plan:
             if isinstance(key.expr, ast.Literal):
                 continue  # a constant orders nothing (and DuckDB reads `ORDER BY 2` as a column)
             col = compiler.expr(key.expr)
+            if col.sql.isdigit():
+                continue  # a constant such as now(): DuckDB would read it as a column position
             direction = "DESC" if key.descending else "ASC"
             if col.type == DYN:
                 # Insights sorts values that are numbers after all others, numerically
