@@ -108,6 +108,23 @@ def test_compaction_merges_into_one_sorted_file(tmp_path: Path) -> None:
     assert store.compact("logs", "dt=2024-05-01/hour=07") is None  # nothing left to merge
 
 
+def test_compaction_reads_rows_only_up_to_its_memory_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path)
+    for i in range(5):
+        store.write("logs", logs([(T, "a", "s", f"{i}-{j}") for j in range(100)]))
+    one_file = store.read(store.files("logs")[0]).nbytes
+    monkeypatch.setattr("ecsguard.logs.store.MAX_COMPACTION_MEMORY", 2 * one_file)
+    first = store.compact("logs", "dt=2024-05-01/hour=07")
+    assert first is not None and store.read(first).num_rows == 200  # two files, not five
+    assert len(store.files("logs")) == 4
+    while (merged := store.compact("logs", "dt=2024-05-01/hour=07")) is not None:
+        assert store.read(merged).num_rows <= 200  # never more than the budget's worth
+    ids = [i for path in store.files("logs") for i in store.read(path).column("id").to_pylist()]
+    assert sorted(ids) == sorted(f"{i}-{j}" for i in range(5) for j in range(100))
+
+
 def test_compaction_keeps_one_row_per_id(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.write("logs", logs([(T, "a", "s", "same")]))

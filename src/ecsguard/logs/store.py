@@ -61,10 +61,11 @@ ROW_GROUP_ROWS = 131_072
 #: every row group that cannot hold the value; 1% false positives cost about 1.2 bytes per row
 BLOOM_COLUMNS = {"logs": ("request_id",)}
 BLOOM_FPP = 0.01
-#: compaction merges files smaller than this...
-SMALL_FILE_BYTES = 32 * 1024 * 1024
-#: ...into files of at most about this much input, so its memory stays bounded
-MAX_COMPACTION_BYTES = 256 * 1024 * 1024
+#: compaction merges files smaller than this (on disk; a file holds about ten times as much)...
+SMALL_FILE_BYTES = 8 * 1024 * 1024
+#: ...reading them until their rows take this much memory: sorting copies them once more, so
+#: a compaction's peak is about twice this, whatever the files' compression
+MAX_COMPACTION_MEMORY = 160 * 1024 * 1024
 
 
 class FileSystem(Protocol):
@@ -359,23 +360,27 @@ class Store:
         return pq.read_table(pa.BufferReader(self.fs.read(path)), columns=columns)
 
     def compact(self, table: str, partition: str) -> str | None:
-        """Merge a partition's small files (up to MAX_COMPACTION_BYTES of them per call) into one
+        """Merge a partition's small files (up to MAX_COMPACTION_MEMORY of rows per call) into one
         sorted file without duplicate ids; the new file's path, or None if there was nothing to
         merge. Crash-safe through an intent file."""
         prefix = f"{table}/{partition}/"
-        old, total = [], 0
+        schema = table_schema(table)
+        old: list[str] = []
+        parts: list[pa.Table] = []
+        in_memory = 0
         for path in self.live_files(table):
-            if not path.startswith(prefix):
+            if not path.startswith(prefix) or self.fs.size(path) >= SMALL_FILE_BYTES:
                 continue
-            size = self.fs.size(path)
-            if size >= SMALL_FILE_BYTES or total + size > MAX_COMPACTION_BYTES:
-                continue  # big enough already, or beyond this round's memory budget
+            data = upgrade(self.read(path), schema)
+            if parts and in_memory + data.nbytes > MAX_COMPACTION_MEMORY:
+                break  # the rest waits for the next round
             old.append(path)
-            total += size
+            parts.append(data)
+            in_memory += data.nbytes
         if len(old) < 2:
             return None
-        schema = table_schema(table)
-        merged = pa.concat_tables([upgrade(self.read(p), schema) for p in old])
+        merged = pa.concat_tables(parts)
+        del parts
         merged = _unique_ids(table, merged)
         merged = merged.sort_by([(key, "ascending") for key in SORT_KEYS[table]])
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
