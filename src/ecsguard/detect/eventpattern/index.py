@@ -87,6 +87,7 @@ class _Index:
     presence: dict[str, list[int]] = field(default_factory=dict)  # path -> branches
     always: list[int] = field(default_factory=list)
     wanted: frozenset[str] = frozenset()
+    top_level: frozenset[str] = frozenset()
     tests: int = 0
     prefilter: Prefilter | None = None
 
@@ -246,9 +247,8 @@ class PatternSet:
 
     def top_level_fields(self) -> frozenset[str]:
         """The event's top-level keys some pattern reads (detail, source, ...)."""
-        return frozenset(
-            path.split(".")[0] for pattern in self._patterns.values() for path in pattern.paths
-        )
+        index = self._index or self._build()
+        return index.top_level
 
     def match_all(self, event: Mapping[str, Any]) -> list[Hashable]:
         index = self._index or self._build()
@@ -317,6 +317,9 @@ class PatternSet:
             index = _Index(
                 ids=tuple(self._patterns),
                 wanted=path_prefixes(path for pattern in patterns for path in pattern.paths),
+                top_level=frozenset(
+                    path.split(".")[0] for pattern in patterns for path in pattern.paths
+                ),
             )
             counts = _counts(branch for pattern in patterns for branch in pattern.branches)
             for owner, pattern in enumerate(patterns):

@@ -21,8 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ecsguard.detect.eventpattern.flatten import Leaves
-from ecsguard.detect.eventpattern.pattern import Branch, FieldTest, tests_hold
+from ecsguard.detect.eventpattern.pattern import Branch, FieldTest
 
 #: distinct values remembered per path (a path of unique values, such as an ARN, would grow it
 #: without end: it is emptied when full)
@@ -45,6 +44,10 @@ class RowView(Protocol):
 
     def leaves(self, path: str, row: int) -> list[Any]:
         """The path's scalar leaves in one row's event, as flatten.py would find them."""
+        ...
+
+    def json_values(self, path: str, rows: Sequence[int]) -> list[Any]:
+        """For each of `rows`, its one leaf when that is a string, else its list of leaves."""
         ...
 
 
@@ -76,11 +79,18 @@ class Prefilter:
 
     def alive(self, path: str, leaves: list[Any]) -> int:
         """The branches the values `leaves` of `path` do not rule out."""
-        found: Leaves = {path: [(value, ()) for value in leaves]}
+        # tests_hold on one test, inline (paths of unique values, such as ARNs, ask often)
         killed = 0
         for test, bits in self.tests[path]:
-            if not tests_hold((test,), found):
-                killed |= bits
+            if not leaves:
+                killed |= bits  # exists:false tests are not here: the rest need a value
+            elif not test.exists_true:
+                accepts = test.accepts
+                for value in leaves:
+                    if accepts(value):
+                        break
+                else:
+                    killed |= bits
         return self.all & ~killed
 
     def order(self, view: RowView) -> list[tuple[str, str]]:
@@ -136,15 +146,20 @@ class Prefilter:
                         masks[row] = mask
                         kept.append(row)
             else:
-                leaves_of = view.leaves
-                for row in live:
-                    leaves = leaves_of(path, row)
-                    key = _key(leaves)
-                    alive = cache.get(key) if key is not None else None
-                    if alive is None:
-                        alive = self.alive(path, leaves)
-                        if key is not None:
-                            cache[key] = alive
+                # one value per row: a string (the one leaf, the common case, cached as it
+                # is) or the list of leaves (cached by their JSON, which never equals a str)
+                for row, value in zip(live, view.json_values(path, live), strict=True):
+                    if type(value) is str:
+                        alive = cache.get(value)
+                        if alive is None:
+                            alive = cache[value] = self.alive(path, [value])
+                    else:
+                        key = _key(value)
+                        alive = cache.get(key) if key is not None else None
+                        if alive is None:
+                            alive = self.alive(path, value)
+                            if key is not None:
+                                cache[key] = alive
                     mask = masks[row] & alive
                     if mask:
                         masks[row] = mask
