@@ -2,15 +2,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import orjson
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsguard.logs.receivers import RECEIVERS
-from ecsguard.logs.receivers.firelens import cluster_name, parse, task_definition, task_parts
-from ecsguard.logs.records import ReceiverOptions
+from ecsguard.logs.receivers.firelens import (
+    _common_lines,
+    cluster_name,
+    parse,
+    parse_records,
+    records_of,
+    task_definition,
+    task_parts,
+)
+from ecsguard.logs.records import REQUEST_ID_KEYS, ReceiverOptions
 from ecsguard.logs.schema import LOGS
 
 SAMPLES = Path(__file__).parents[2].parent / "shared" / "testdata" / "logs" / "samples"
@@ -176,3 +187,90 @@ def test_common_and_odd_rows_in_one_body() -> None:
     assert json.loads(rows[2]["fields"]) == {"extra": 1}
     assert [p.where for p in problems] == ["POST /firelens record 6"]
     assert len(set(batch.column("id").to_pylist())) == 6
+
+
+# -- the common-shape fast path (msgspec) against the general path (a dict per record) ----------
+
+_log_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["abc", "", "ERROR", "info", "2024-05-01T10:00:00Z", "1714557600", "x\\y"]),
+    st.text(max_size=6),
+)
+_LOG_KEYS = ["time", "timestamp", "ts", "level", "severity", "msg", "message", "log", "other"]
+_log_keys = st.sampled_from([*_LOG_KEYS, *REQUEST_ID_KEYS])
+_json_logs = st.dictionaries(_log_keys, _log_values | st.lists(_log_values, max_size=2), max_size=6)
+_texts = st.sampled_from(
+    ["2024-05-01T10:00:00Z ERROR boom", "WARN disk", "plain", "{not json", "{}", " {\"a\":1} ",
+     "Traceback (most recent call last):", "écrit INFO", "", "[1,2]", "{\"a\":1} {\"b\":2}"]
+) | st.text(max_size=12)  # fmt: skip
+_logs = _texts | _json_logs.map(json.dumps) | _json_logs.map(lambda d: " " + json.dumps(d) + "\t")
+_meta_values = st.none() | st.sampled_from(
+    ["", "prod", "arn:aws:ecs:us-east-1:123:cluster/prod", "web:7", "/app", "stdout",
+     "arn:aws:ecs:ap-northeast-1:123456789012:task/prod/abc", "arn:aws:ecs:r:1:task/old"]
+)  # fmt: skip
+_common_records = st.fixed_dictionaries(
+    {"log": _logs},
+    optional={
+        "date": st.none() | st.floats(min_value=0, max_value=2e9) | st.integers(0, 2**64)
+        | st.sampled_from(["1700000000", "2024-05-01T10:00:00Z", "soon"]),
+        "source": _meta_values,
+        "ecs_cluster": _meta_values,
+        "ecs_task_arn": _meta_values,
+        "ecs_task_definition": _meta_values,
+        "container_name": _meta_values,
+        "container_id": _meta_values,
+    },
+)  # fmt: skip
+
+
+def _general(body: bytes) -> pa.RecordBatch:
+    return parse_records(records_of(body.decode("utf-8", "replace")), OPTS).batch
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_common_records, min_size=1, max_size=6), st.sampled_from(["\n", "\r\n", "\n\n"]))
+def test_fast_path_gives_the_general_paths_batch(records: list[dict[str, Any]], sep: str) -> None:
+    lines = sep.join(json.dumps(r) for r in records).encode()
+    assert _common_lines(lines) is not None  # the fast path is what is tested
+    assert parse(lines, OPTS).batch.equals(_general(lines))
+    array = json.dumps(records).encode()
+    assert parse(array, OPTS).batch.equals(_general(array))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"log":"a"} {"log":"b"}\n{"log":"c"}',  # two records on one line
+        b'{"log":"a"},{"log":"b"\n"date":1}',  # a record across lines
+        b'{"log":"a","date":[{}]}\n{"log":"b"}',  # a nested value
+        b'{"log":"a"\n}',  # one pretty-printed record
+        b'{"log":"a","extra":1}\n{"log":"b"}',  # a key FireLens does not write
+        b'{"log":"\xff"}',  # not UTF-8
+        b'[{"log":"a"},1]',
+    ],
+)
+def test_bodies_outside_the_common_shape_take_the_general_path(body: bytes) -> None:
+    assert parse(body, OPTS).batch.equals(_general(body))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_json_logs, min_size=1, max_size=8))
+def test_request_id_index_agrees_with_duckdb(objects: list[dict[str, object]]) -> None:
+    # the index's promise: a record whose key K DuckDB reads as the text x has request_id x or
+    # null, so `request_id = x` never skips a record a JSON test would match
+    body = "\n".join(json.dumps({"log": json.dumps(o)}) for o in objects).encode()
+    batch = parse(body, OPTS).batch
+    con = duckdb.connect()
+    con.register("b", pa.Table.from_batches([batch]))
+    for key in REQUEST_ID_KEYS:
+        path = '$."' + key + '"'
+        rows = con.execute(
+            "SELECT request_id, json_extract_string(fields, ?) FROM b"
+            " WHERE json_type(fields, ?) = 'VARCHAR'",
+            [path, path],
+        ).fetchall()
+        for indexed, value in rows:
+            assert indexed is None or indexed == value, (key, indexed, value)

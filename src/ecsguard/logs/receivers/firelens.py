@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import Any, cast
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
+    REQUEST_ID_KEYS,
     Parsed,
     Problem,
     ReceiverOptions,
@@ -34,6 +36,7 @@ from ecsguard.logs.records import (
     parse_time,
     parse_times,
     record_ids,
+    request_id_of,
     structured,
     structured_rows,
     to_json_text,
@@ -111,9 +114,69 @@ def records_of(body: str) -> list[tuple[Any, str | None]]:
     return out
 
 
+class _Line(msgspec.Struct, forbid_unknown_fields=True):
+    """A record in the common shape: a `log` text and FireLens keys holding texts (a number may
+    be the date). Every value is a scalar, so a record never spans or shares a line (see
+    `_common_lines`)."""
+
+    log: str
+    date: float | int | str | None = None
+    source: str | None = None
+    ecs_cluster: str | None = None
+    ecs_task_arn: str | None = None
+    ecs_task_definition: str | None = None
+    container_name: str | None = None
+    container_id: str | None = None
+
+
+_LINES = msgspec.json.Decoder(list[_Line])
+_META_KEYS = ("source", "ecs_cluster", "ecs_task_arn", "ecs_task_definition", "container_name")
+
+
+def _common_lines(data: bytes) -> list[_Line] | None:
+    """The records of a body whose every record is in the common shape, decoded in one call
+    without a dict per record; None for any other body (the general path decides).
+
+    `format json_lines` is read as one array of its lines. That array parses into one record
+    per line only if each line is exactly one record: every line starts a record (a `{` inside
+    a flat record is invalid), a record cannot run past its line's end (the comma added after
+    it would be followed by a `{`), and as many records as lines leaves none to share one."""
+    body = data.strip()
+    if body[:1] == b"[":
+        try:
+            return _LINES.decode(body)
+        except (msgspec.DecodeError, ValueError):
+            return None
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if not lines or any(line.lstrip()[:1] != b"{" for line in lines):
+        return None
+    try:
+        records = _LINES.decode(b"[" + b",".join(lines) + b"]")
+    except (msgspec.DecodeError, ValueError):
+        return None
+    return records if len(records) == len(lines) else None
+
+
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
+    lines = _common_lines(data)
+    if lines is not None:
+        return _parse_common(lines, options)
     return parse_records(records_of(data.decode("utf-8", "replace")), options)
+
+
+def _parse_common(lines: list[_Line], options: ReceiverOptions) -> Parsed:
+    """`parse_records` of records that are all in the common shape, from their fields."""
+    meta = {key: [getattr(line, key) for line in lines] for key in _META_KEYS}
+    return _batch(
+        [line.log for line in lines],
+        [line.date for line in lines],
+        meta,
+        options,
+        [],
+        [True] * len(lines),
+        None,
+    )
 
 
 def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOptions) -> Parsed:
@@ -122,25 +185,46 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
     Rows in the common shape (a `log` text and FireLens keys only) are worked out column by
     column, their times, levels and JSON messages in bulk (records.structured_rows and
     friends); the rest row by row in `_other_row`. Both give the results `_other_row` defines."""
-    source = options.source or NAME
-    ingest_us = options.ingest_us()
     problems: list[Problem] = []
     pairs = records if isinstance(records, list) else list(records)
     recs = [record for record, _ in pairs]
-    n = len(recs)
     # column by column: comprehensions cost far less per row than one loop doing everything
     logs = [r.get("log") if type(r) is dict else None for r in recs]
     meta_keys = _META
     common = [
         type(log) is str and meta_keys.issuperset(r) for r, log in zip(recs, logs, strict=True)
     ]
-    meta_columns, streams = _metadata(recs, options)
     dates = [r.get("date") if c else None for r, c in zip(recs, common, strict=True)]
+    meta = {key: _values(recs, key) for key in _META_KEYS}
+
+    def other(i: int) -> tuple[int | None, str, str | None, str | None]:
+        return _other_row(recs[i], pairs[i][1], i, options, problems)
+
+    return _batch(cast(list[str], logs), dates, meta, options, problems, common, other)
+
+
+def _batch(
+    logs: list[str],
+    dates: list[Any],
+    meta: dict[str, list[str | None]],
+    options: ReceiverOptions,
+    problems: list[Problem],
+    common: list[bool],
+    other: Callable[[int], tuple[int | None, str, str | None, str | None]] | None,
+) -> Parsed:
+    """The batch of n records from their columns: `logs` (a text in every common row), `dates`
+    (None outside common rows), the FireLens keys' values; `other(i)` works out row i outside
+    the common shape (event time, message, level, fields)."""
+    source = options.source or NAME
+    ingest_us = options.ingest_us()
+    n = len(logs)
+    meta_columns, streams = _metadata(meta, options)
     own_times: list[int | None] = [None] * n  # per row: the time that wins over `date`
     levels: list[str | None] = [None] * n
-    texts = cast(list[str], logs)  # a text in every common row; the other rows are set below
-    messages = texts
+    texts = logs
+    messages = list(texts)
     fields: list[str | None] = [None] * n
+    request: list[str | None] = [None] * n
     stripped = [log.strip() if c else "" for log, c in zip(texts, common, strict=True)]
     candidates = [i for i, text in enumerate(stripped) if text.startswith("{")]
     json_at: list[int] = []  # rows whose `log` holds a JSON object
@@ -158,24 +242,27 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
         is_json = set(json_at)
         plain_at = [i for i in plain_at if i not in is_json]
     if len(plain_at) + len(json_at) < n:
+        assert other is not None, "a row outside the common shape needs the general path"
         for i, c in enumerate(common):
             if not c:
-                own_times[i], messages[i], levels[i], fields[i] = _other_row(
-                    recs[i], pairs[i][1], i, options, problems
-                )
+                own_times[i], messages[i], levels[i], fields[i] = other(i)
 
     date_us = parse_times(dates)
     if objs:
         json_times, json_levels, json_messages = structured_rows(objs, raws)
-        for i, own, level, message in zip(
-            json_at, json_times, json_levels, json_messages, strict=True
+        json_requests = _request_ids(objs, raws)
+        for i, own, level, message, rid in zip(
+            json_at, json_times, json_levels, json_messages, json_requests, strict=True
         ):
-            own_times[i], levels[i], messages[i] = own, level, message
+            own_times[i], levels[i], messages[i], request[i] = own, level, message, rid
     if plain_at:
         for i, level in zip(
             plain_at, levels_from_texts([messages[i] for i in plain_at]), strict=True
         ):
             levels[i] = level
+            # no fields: a request-id test reads the message, which holds no JSON object; one
+            # that only looks like one (it starts with `{`) stays unknown
+            request[i] = None if stripped[i].startswith("{") else ""
     times = [own if own is not None else date for own, date in zip(own_times, date_us, strict=True)]
     columns: dict[str, Any] = {
         "time": [ingest_us if t is None else t for t in times],
@@ -183,11 +270,28 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
         "message": messages,
         "fields": fields,
         "id": record_ids(source, streams, times, messages, range(n)),
+        # rows outside the common shape are left unknown: the pipeline does not index them
+        "request_id": request,
     }
     columns.update(meta_columns)
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     batch = build_batch(LOGS, columns, constants, n)
     return Parsed("logs", batch, problems)
+
+
+def _request_ids(objs: list[dict[str, Any]], raws: list[str]) -> list[str | None]:
+    """The `request_id` index of JSON rows from their parsed objects (records.request_id_of),
+    unknown (null) where DuckDB, reading the stored text, might see another value: a text with
+    escapes (a key may be spelled with them), or one naming the key more than once (parsers
+    differ on which value wins)."""
+    out: list[str | None] = []
+    keys = REQUEST_ID_KEYS
+    for obj, raw in zip(objs, raws, strict=True):
+        found = request_id_of(obj)
+        if found and ("\\" in raw or sum(raw.count(f'"{k}"') for k in keys if k in obj) > 1):
+            found = None
+        out.append(found)
+    return out
 
 
 def _other_row(
@@ -233,10 +337,6 @@ def _object(text: str) -> dict[str, Any] | None:
     return value if type(value) is dict else None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 _NONE_TYPE = type(None)
 
 
@@ -248,9 +348,9 @@ def _values(records: list[Any], key: str) -> list[str | None]:
     return values
 
 
-def _texts(records: list[Any], key: str) -> pa.Array:
-    """`_text(record.get(key))` of every record (None for a non-object), as an Arrow array."""
-    texts = pa.array(_values(records, key), pa.string())
+def _texts(values: list[str | None]) -> pa.Array:
+    """The texts among `values` (None for an empty one), as an Arrow array."""
+    texts = pa.array(values, pa.string())
     return pc.if_else(pc.equal(texts, ""), None, texts)
 
 
@@ -269,11 +369,11 @@ def _mapped(texts: pa.Array, *fns: Callable[[str | None], str | None]) -> list[p
 
 
 def _metadata(
-    records: list[Any], options: ReceiverOptions
+    values: dict[str, list[str | None]], options: ReceiverOptions
 ) -> tuple[dict[str, pa.Array], list[str]]:
-    """The metadata columns of `records` and each row's stream key ("task/container/stream",
-    part of its id). Values repeat (one set per task, container and stream): each distinct one
-    is worked out once."""
+    """The metadata columns from the FireLens keys' values (texts, else None) and each row's
+    stream key ("task/container/stream", part of its id). Values repeat (one set per task,
+    container and stream): each distinct one is worked out once."""
     parts: dict[str | None, tuple[str | None, str | None, str | None, str | None]] = {
         None: (None, None, None, None)
     }
@@ -288,23 +388,23 @@ def _metadata(
         return pick
 
     task, arn_cluster, account, region = _mapped(
-        pa.array(_values(records, "ecs_task_arn"), pa.string()),
+        pa.array(values["ecs_task_arn"], pa.string()),
         arn_part(0, options.task),
         arn_part(1, options.cluster),
         arn_part(2, options.account),
         arn_part(3, options.region),
     )
     (named_cluster,) = _mapped(
-        _texts(records, "ecs_cluster"), lambda c: cluster_name(c) if c else None
+        _texts(values["ecs_cluster"]), lambda c: cluster_name(c) if c else None
     )
     (family,) = _mapped(
-        _texts(records, "ecs_task_definition"),
+        _texts(values["ecs_task_definition"]),
         lambda f: task_definition(f) if f else options.task_definition,
     )
     (container,) = _mapped(
-        _texts(records, "container_name"), lambda c: c.lstrip("/") if c else options.container
+        _texts(values["container_name"]), lambda c: c.lstrip("/") if c else options.container
     )
-    (stream,) = _mapped(_texts(records, "source"), lambda s: s or options.stream)
+    (stream,) = _mapped(_texts(values["source"]), lambda s: s or options.stream)
     columns = {
         "account": account,
         "region": region,
