@@ -36,7 +36,6 @@ from ecsguard.logs.records import (
     parse_time,
     parse_times,
     record_ids,
-    request_id_of,
     structured,
     structured_rows,
     to_json_text,
@@ -167,7 +166,13 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
 
 def _parse_common(lines: list[_Line], options: ReceiverOptions) -> Parsed:
     """`parse_records` of records that are all in the common shape, from their fields."""
-    meta = {key: [getattr(line, key) for line in lines] for key in _META_KEYS}
+    meta = {
+        "source": [line.source for line in lines],
+        "ecs_cluster": [line.ecs_cluster for line in lines],
+        "ecs_task_arn": [line.ecs_task_arn for line in lines],
+        "ecs_task_definition": [line.ecs_task_definition for line in lines],
+        "container_name": [line.container_name for line in lines],
+    }
     return _batch(
         [line.log for line in lines],
         [line.date for line in lines],
@@ -279,16 +284,31 @@ def _batch(
     return Parsed("logs", batch, problems)
 
 
+_QUOTED_REQUEST_KEYS = tuple((key, f'"{key}"') for key in REQUEST_ID_KEYS)
+
+
 def _request_ids(objs: list[dict[str, Any]], raws: list[str]) -> list[str | None]:
     """The `request_id` index of JSON rows from their parsed objects (records.request_id_of),
     unknown (null) where DuckDB, reading the stored text, might see another value: a text with
     escapes (a key may be spelled with them), or one naming the key more than once (parsers
     differ on which value wins)."""
     out: list[str | None] = []
-    keys = REQUEST_ID_KEYS
+    keys = _QUOTED_REQUEST_KEYS
     for obj, raw in zip(objs, raws, strict=True):
-        found = request_id_of(obj)
-        if found and ("\\" in raw or sum(raw.count(f'"{k}"') for k in keys if k in obj) > 1):
+        found: str | None = ""
+        for key, quoted in keys:
+            if key in obj:
+                value = obj[key]
+                if (
+                    type(value) is not str
+                    or not value
+                    or (found and value != found)
+                    or raw.count(quoted) != 1
+                ):
+                    found = None
+                    break
+                found = value
+        if found and "\\" in raw:
             found = None
         out.append(found)
     return out
