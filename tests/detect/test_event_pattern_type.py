@@ -17,6 +17,7 @@ import ecsguard.detect.types  # noqa: F401  (registers the types)
 from ecsguard.detect.eventpattern import PatternSet, compile_pattern
 from ecsguard.detect.eventpattern.records import to_events
 from ecsguard.detect.rules import TYPES, Rule
+from ecsguard.detect.types import event_pattern as event_pattern_type
 from ecsguard.detect.types.event_pattern import SHARED, Settings, SharedPatterns
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import ReceiverOptions
@@ -151,14 +152,15 @@ def test_cloudtrail_records_in_eventbridge_shape(trail_batch: pa.RecordBatch) ->
 def test_rules_share_one_pass_per_batch(
     ecs_batch: pa.RecordBatch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    original = PatternSet.match_all
+    calls: list[int] = []
+    original = PatternSet.match_view
 
-    def counting(self: PatternSet, event: dict[str, Any]) -> list[Any]:
-        calls.append(event.get("id", ""))
-        return original(self, event)
+    def counting(self: PatternSet, view: Any, events: Any) -> list[Any]:
+        found = original(self, view, events)
+        calls.append(len(found))
+        return found
 
-    monkeypatch.setattr(PatternSet, "match_all", counting)
+    monkeypatch.setattr(PatternSet, "match_view", counting)
     evaluators = [
         rule({"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]}, "deploy"),
         rule({"source": ["aws.ecs"], "detail": {"eventType": ["ERROR"]}}, "errors"),
@@ -166,8 +168,8 @@ def test_rules_share_one_pass_per_batch(
     ]
     found = [len(e.on_batch("events", ecs_batch)) for e in evaluators]
     assert found == [4, 3, 4]  # the same pattern twice is one entry, matched once
-    # each row at most once for the three rules, and only rows the prefilter could not rule out
-    assert 0 < len(calls) < ecs_batch.num_rows
+    # one pass over the batch for the three rules, listing only the rows something matched
+    assert len(calls) == 1 and 0 < calls[0] < ecs_batch.num_rows
     calls.clear()
     other = pa.RecordBatch.from_pylist(ecs_batch.slice(0, 2).to_pylist(), ecs_batch.schema)
     expected = sum(evaluators[0].pattern.matches(e) for e in to_events("events", other))
@@ -178,23 +180,30 @@ def test_rules_share_one_pass_per_batch(
 def test_rows_no_pattern_can_match_are_never_built(
     ecs_batch: pa.RecordBatch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[Any] = []
-    original = PatternSet.match_all
-    monkeypatch.setattr(
-        PatternSet, "match_all", lambda self, event: calls.append(1) or original(self, event)
-    )
+    built: list[int] = []
+    original = event_pattern_type.to_events
+
+    def counting(table: str, batch: pa.RecordBatch, wanted: Any = None) -> list[Any]:
+        built.append(batch.num_rows)
+        return original(table, batch, wanted)
+
+    monkeypatch.setattr(event_pattern_type, "to_events", counting)
     shared = SharedPatterns()
     shared.register(compile_pattern({"source": ["aws.ec2"], "detail-type": ["EC2 Spot"]}))
     shared.register(compile_pattern({"detail-type": ["ECS Task State Change"]}))
     assert list(shared.match("events", ecs_batch).values()) == [[10, 11]]
-    assert len(calls) == 2  # filtered column-wise: only the two task events reached the index
-    calls.clear()
+    assert built == []  # decided column-wise: no event was built at all
     shared.register(compile_pattern({"detail": {"eventType": ["ERROR"]}}))
     found = shared.match("events", ecs_batch)
     assert len(found) == 2
-    # no top-level requirement, but detail.eventType is read from the JSON before any event is
-    # built: only rows that match something reach the index
-    assert len(calls) == len({row for rows in found.values() for row in rows}) < ecs_batch.num_rows
+    # detail.eventType is read from the JSON; the branch masks decide without any event
+    assert built == []
+    # exists:false is never decided by the masks: only rows something else let through are built
+    shared.register(
+        compile_pattern({"detail": {"eventType": ["ERROR"], "nope": [{"exists": False}]}})
+    )
+    found = shared.match("events", ecs_batch)
+    assert len(found) == 3 and 0 < sum(built) < ecs_batch.num_rows
 
 
 def test_a_released_rule_leaves_the_shared_set() -> None:

@@ -9,8 +9,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecsguard.detect.eventpattern import PatternSet, compile_pattern
+from ecsguard.detect.eventpattern.errors import InvalidPatternError
 from ecsguard.detect.eventpattern.flatten import flatten
 from ecsguard.detect.eventpattern.prefilter import Prefilter
 from ecsguard.detect.eventpattern.records import RowView, to_events
@@ -222,3 +225,172 @@ def test_the_value_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     ids = index.prefilter._cache[("id", "column")]
     assert len(ids) == 1  # emptied when over the limit, then refilled
     assert found.candidates(RowView("events", data)) == []  # row 1 has id 2 but no detail.a.b
+
+
+# --- the batch path (match_view: branch masks, exact matching where they cannot decide) ------
+# against every pattern alone on every row's event, as the naive loop evaluates them
+
+WORDS = [
+    "STOPPED",
+    "stopped",
+    "Stopped",
+    "aws.ecs",
+    "",
+    "10.0.0.7",
+    "a.b",
+    "Ünïcode",
+    "日本",
+    "137",
+]
+SCALARS = st.one_of(
+    st.sampled_from(WORDS),
+    st.sampled_from([0, 1, 137, 2.5, -7, 1e10]),
+    st.booleans(),
+    st.none(),
+)
+VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3))
+KEYS = ["a", "b", "c", "a.b", "list"]
+DETAILS = st.recursive(
+    st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4),
+    lambda inner: st.one_of(
+        st.dictionaries(st.sampled_from(KEYS), inner, max_size=3),
+        st.lists(inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+PATHS = ["detail.a", "detail.b", "detail.a.b", "detail.a.c", "detail.list.a", "detail.list.b"]
+
+
+def _test() -> st.SearchStrategy[Any]:
+    word = st.sampled_from(WORDS)
+    number = st.sampled_from([0, 1, 137, 2.5])
+    return st.one_of(
+        SCALARS,
+        st.builds(lambda w: {"prefix": w}, word),
+        st.builds(lambda w: {"prefix": {"equals-ignore-case": w}}, word),
+        st.builds(lambda w: {"suffix": w}, word),
+        st.builds(lambda w: {"equals-ignore-case": w}, word),
+        st.builds(lambda w: {"wildcard": f"*{w}*"}, st.sampled_from(["S", "o", "日"])),
+        st.builds(lambda n: {"numeric": [">", n]}, number),
+        st.builds(lambda w: {"anything-but": w}, word),
+        st.builds(lambda n: {"anything-but": [n]}, number),
+        st.builds(lambda b: {"exists": b}, st.booleans()),
+        st.just({"cidr": "10.0.0.0/24"}),
+    )
+
+
+def _nested(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = out
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                return out  # a path under another's value: leave it out
+        if isinstance(node.get(last), dict):
+            continue
+        node[last] = value
+    return out
+
+
+PATTERNS = st.dictionaries(
+    st.sampled_from([*PATHS, "source", "detail-type"]),
+    st.lists(_test(), min_size=1, max_size=3),
+    min_size=1,
+    max_size=3,
+).map(_nested)
+
+
+def _compiles(pattern: dict[str, Any]) -> Any:
+    try:
+        return compile_pattern(pattern)
+    except InvalidPatternError:
+        return None
+
+
+def agrees(patterns: list[Any], table: str, batch: pa.RecordBatch) -> int:
+    """match_view's rows and ids against each pattern alone on each event; the rows matched."""
+    events = to_events(table, batch)
+    together = PatternSet({i: p for i, p in enumerate(patterns)})
+    found = together.match_view(RowView(table, batch), lambda rows: [events[row] for row in rows])
+    expected = []
+    for row, event in enumerate(events):
+        ids = [i for i, pattern in enumerate(patterns) if pattern.matches(event)]
+        if ids:
+            expected.append((row, ids))
+    assert found == expected
+    return len(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(PATTERNS, min_size=1, max_size=8),
+    st.lists(
+        st.tuples(DETAILS, st.sampled_from(["aws.ecs", "aws.ec2"]), st.sampled_from(["A", "B"])),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_the_batch_path_agrees_with_each_pattern_alone(
+    patterns: list[dict[str, Any]], rows: list[tuple[Any, str, str]]
+) -> None:
+    compiled = [p for p in map(_compiles, patterns) if p is not None]
+    base = {"version": "0", "account": "1", "region": "r", "time": "2024-01-02T03:04:05Z"}
+    events = [
+        {**base, "id": str(i), "source": source, "detail-type": kind, "detail": detail}
+        for i, (detail, source, kind) in enumerate(rows)
+    ]
+    agrees(compiled, "events", store("ecs_events", json.dumps(events).encode()))
+
+
+def test_the_batch_path_agrees_on_the_eventbridge_cases_and_odd_rows() -> None:
+    batch = store("ecs_events", json.dumps([case["event"] for case in CASES]).encode())
+    patterns = [compile_pattern(case["pattern"]) for case in CASES]
+    assert agrees(patterns, "events", batch) > 20
+    odd = [
+        compile_pattern({"detail": {"list": {"x": [{"exists": False}]}}}),
+        compile_pattern({"detail": {"list": {"x": [1]}, "a.b": [1]}}),
+        compile_pattern({"detail": {"n": [None], "a.b": [1]}}),
+        compile_pattern({"detail": {"a": {"b": [2], "c": {"d.e": ["x"]}}}}),
+        compile_pattern({"detail-type": ["b"], "detail": ["x"]}),
+        compile_pattern({"resources": [{"prefix": "arn:"}], "detail": {"a.b": [1]}}),
+    ]
+    assert agrees(odd, "events", odd_events()) > 0
+    # a detail that is an array: two fields from different elements do not match together
+    base = {"version": "0", "source": "s", "detail-type": "t", "account": "1", "region": "r"}
+    split = [
+        {**base, "id": "1", "detail": [{"a": "x"}, {"b": "y"}]},
+        {**base, "id": "2", "detail": [{"a": "x", "b": "y"}]},
+        {**base, "id": "3", "detail": {"a": "x", "b": ["y", "z"]}},
+    ]
+    together = [compile_pattern({"detail": {"a": ["x"], "b": ["y"]}})]
+    assert agrees(together, "events", store("ecs_events", json.dumps(split).encode())) == 2
+
+
+def test_the_batch_path_agrees_over_cloudtrail(trail_batch: pa.RecordBatch) -> None:
+    import yaml
+
+    doc = yaml.safe_load(PACK.read_text())
+    rules = doc["rules"] if isinstance(doc, dict) else doc
+    patterns = [
+        compile_pattern(rule["event_pattern"]["pattern"])
+        for rule in rules
+        if rule.get("type") == "event_pattern"
+    ]
+    patterns += [
+        compile_pattern(
+            {"detail": {"userIdentity": {"type": ["IAMUser"], "arn": [{"exists": True}]}}}
+        ),
+        compile_pattern(
+            {"detail": {"eventName": [{"prefix": "Get"}], "errorCode": [{"exists": False}]}}
+        ),
+        compile_pattern(
+            {
+                "source": ["aws.iam"],
+                "detail": {"requestParameters": {"userName": [{"anything-but": ""}]}},
+            }
+        ),
+        compile_pattern({"detail": {"eventName": [{"equals-ignore-case": "getcalleridentity"}]}}),
+    ]
+    assert agrees(patterns, "cloudtrail", trail_batch) > 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,16 @@ class _Index:
     top_level: frozenset[str] = frozenset()
     tests: int = 0
     prefilter: Prefilter | None = None
+    owners_of: dict[int, list[Hashable]] = field(default_factory=dict)  # branch mask -> ids
+
+    def ids_of(self, mask: int) -> list[Hashable]:
+        """The ids of the patterns owning the branches set in `mask`, in pattern order."""
+        found: set[int] = set()
+        while mask:
+            low = mask & -mask
+            found.add(self.owners[low.bit_length() - 1])
+            mask ^= low
+        return [self.ids[owner] for owner in sorted(found)]
 
     def hits(self, leaves: Leaves) -> tuple[set[int], set[int]]:
         """(indexed tests the event satisfies, branches triggered by it)."""
@@ -284,6 +294,33 @@ class PatternSet:
         if index.prefilter is None:
             index.prefilter = Prefilter(index.branches)
         return index.prefilter.survivors(view)
+
+    def match_view(
+        self, view: RowView, events: Callable[[list[int]], Iterable[Mapping[str, Any]]]
+    ) -> list[tuple[int, list[Hashable]]]:
+        """(row, ids of the patterns matching it) for the rows of a stored batch some pattern
+        matches, in row order. The prefilter's branch masks decide most rows on their own
+        (Prefilter.split); `events(rows)` builds the events of the others, which `match_all`
+        tests exactly."""
+        index = self._index or self._build()
+        if index.prefilter is None:
+            index.prefilter = Prefilter(index.branches)
+        decided, exact = index.prefilter.split(view)
+        out: list[tuple[int, list[Hashable]]] = []
+        owners = index.owners_of
+        for row, mask in decided:
+            ids = owners.get(mask)
+            if ids is None:
+                ids = owners[mask] = index.ids_of(mask)
+            if ids:
+                out.append((row, ids))
+        if exact:
+            for row, event in zip(exact, events(exact), strict=True):
+                ids = self.match_all(event)
+                if ids:
+                    out.append((row, ids))
+            out.sort(key=lambda item: item[0])
+        return out
 
     def top_level_requirements(self, fields: Sequence[str]) -> dict[str, frozenset[str]] | None:
         """For filtering store rows before building events: if every branch needs one of

@@ -10,6 +10,12 @@ a test rules a branch out only when it fails on the path's values alone, which i
 array-consistently too; `exists: false` tests, the one kind array consistency can rescue, never
 rule anything out here.
 
+The masks left on the surviving rows usually decide the match outright (`split`): a branch
+alive on a row had every one of its tests hold on the values of the test's path, which is what
+a match is, unless the branch has an `exists: false` test, a test on a path the view cannot
+read, or two tests whose values may sit in one array (array consistency). Only rows where such
+a branch is still alive are built into events and matched exactly (index.PatternSet.match_view).
+
 Values come from a `RowView` (records.py): store columns where the EventBridge field is a column,
 parsed JSON text where it is inside one; paths a table cannot say anything cheap about are skipped.
 """
@@ -50,6 +56,10 @@ class RowView(Protocol):
         """For each of `rows`, its one leaf when that is a string, else its list of leaves."""
         ...
 
+    def array_at(self, key: str, row: int) -> bool:
+        """Whether the row's event holds an array at top-level key `key`."""
+        ...
+
 
 class Prefilter:
     """Built once per set of patterns; `survivors(view)` is the per-batch part."""
@@ -72,6 +82,8 @@ class Prefilter:
             path: bin(_union(bits for _, bits in tests)).count("1")
             for path, tests in self.tests.items()
         }
+        self._undecidable, self._top_shared = _undecidable(branches)
+        self._unread: dict[tuple[tuple[str, str], ...], int] = {}
         self._cache: dict[tuple[str, str], dict[Any, int]] = {}
         self._order: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
         #: (path, kind) -> rows tried, rows dropped
@@ -97,13 +109,28 @@ class Prefilter:
         """(path, kind) to test for this view: columns first (cheap), then the paths that
         dropped the most rows they were tried on so far (a row needs several paths to be
         dropped when patterns branch on different fields), the heaviest first at the start."""
-        kinds = tuple((path, view.kind(path) or "") for path in self.tests)
+        kinds = self._kinds(view)
         order = self._order.get(kinds)
         if order is None:
             order = [(path, kind) for path, kind in kinds if kind]
             self._order[kinds] = order
         order.sort(key=self._rank)
         return order
+
+    def _kinds(self, view: RowView) -> tuple[tuple[str, str], ...]:
+        return tuple((path, view.kind(path) or "") for path in self.tests)
+
+    def _unread_bits(self, view: RowView) -> int:
+        """Branches with a test on a path this view cannot read (never ruled out by it)."""
+        kinds = self._kinds(view)
+        bits = self._unread.get(kinds)
+        if bits is None:
+            bits = 0
+            for path, kind in kinds:
+                if not kind:
+                    bits |= _union(branches for _, branches in self.tests[path])
+            self._unread[kinds] = bits
+        return bits
 
     def _rank(self, item: tuple[str, str]) -> tuple[bool, float, int]:
         path, kind = item
@@ -112,10 +139,38 @@ class Prefilter:
 
     def survivors(self, view: RowView) -> list[int]:
         """Row numbers some branch may still match, in order."""
+        return self._survive(view)[0]
+
+    def split(self, view: RowView) -> tuple[list[tuple[int, int]], list[int]]:
+        """The survivors in two lists: (row, branches) where the masks alone decide which
+        branches match, and the rows that need an exact match.
+
+        A branch left alive on a row had every test hold on the values of its path, which is
+        a match unless it has an `exists: false` test (never tried here), a test on a path the
+        view could not read, or two tests whose values may sit in one array (then array
+        consistency decides): that is, two paths sharing more than their top-level key, or
+        sharing a top-level key whose value is an array in this row."""
+        live, masks = self._survive(view)
+        if not live:
+            return [], []
+        undecided = self._undecidable | self._unread_bits(view)
+        decided: list[tuple[int, int]] = []
+        exact: list[int] = []
+        for row in live:
+            mask = masks[row]
+            if mask & undecided or any(
+                mask & bits and view.array_at(top, row) for top, bits in self._top_shared
+            ):
+                exact.append(row)
+            else:
+                decided.append((row, mask))
+        return decided, exact
+
+    def _survive(self, view: RowView) -> tuple[list[int], list[int]]:
         live = list(range(view.rows))
-        if not self.tests:
-            return live
         masks = [self.all] * view.rows
+        if not self.tests:
+            return live, masks
         stats = self._stats
         for item in self.order(view):
             if not live:
@@ -167,7 +222,29 @@ class Prefilter:
             tried, dropped = stats.get(item, (0, 0))
             stats[item] = (tried + len(live), dropped + len(live) - len(kept))
             live = kept
-        return live
+        return live, masks
+
+
+def _undecidable(branches: Sequence[Branch]) -> tuple[int, list[tuple[str, int]]]:
+    """(branches the masks never decide alone, [(top-level key, branches with two tests
+    sharing only that key)]): see Prefilter.split."""
+    undecidable = 0
+    top_shared: dict[str, int] = {}
+    for bit, branch in enumerate(branches):
+        if any(test.exists_false for test in branch):
+            undecidable |= 1 << bit
+            continue
+        parts = [test.path.split(".") for test in branch]
+        for i, first in enumerate(parts):
+            for second in parts[i + 1 :]:
+                shared = 0
+                while shared < min(len(first), len(second)) and first[shared] == second[shared]:
+                    shared += 1
+                if shared > 1:
+                    undecidable |= 1 << bit
+                elif shared == 1:
+                    top_shared[first[0]] = top_shared.get(first[0], 0) | 1 << bit
+    return undecidable, sorted(top_shared.items())
 
 
 def _key(leaves: list[Any]) -> bytes | None:

@@ -407,6 +407,14 @@ class RowView:
             return out
         return _one_down(roots, rows, parts[start])
 
+    def array_at(self, key: str, row: int) -> bool:
+        """Whether the row's event holds an array at top-level key `key`: in `events` the JSON
+        of resources or detail can be one; a CloudTrail event's detail is always an object and
+        its resources always empty."""
+        if self.table != "events" or key not in ("detail", "resources"):
+            return False
+        return type(self._parsed(key, (row,))[row]) is list
+
     def _plan(self, path: str) -> tuple[str, list[str], int]:
         plan = self._plans.get(path)
         if plan is None:

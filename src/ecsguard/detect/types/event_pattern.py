@@ -12,11 +12,12 @@ evidence is the row.
 
 Sharing: every event_pattern rule registers its pattern in one process-wide PatternSet, `SHARED`.
 The first rule the engine asks about a batch matches all registered patterns against it at once
-(rows first filtered column-wise on the fields every pattern requires, such as source or
-detail-type; then one flatten and index lookup per remaining row); the other rules read their
-rows from that result. So N rules cost about one pass over a batch, not N. The engine needs no
-change for this; `SHARED.match(table, batch)` (pattern key -> row numbers) is there for an engine
-that wants to drive it directly.
+(eventpattern/prefilter.py: per distinct value of each tested field, which branches it rules
+out; the branches left on a row are its matches unless array consistency or `exists: false`
+may decide otherwise, and only those rows are built into events for an exact match); the other
+rules read their rows from that result. So N rules cost about one pass over a batch, not N.
+The engine needs no change for this; `SHARED.match(table, batch)` (pattern key -> row numbers)
+is there for an engine that wants to drive it directly.
 """
 
 from __future__ import annotations
@@ -149,13 +150,15 @@ class SharedPatterns:
     def _compute(self, table: str, batch: pa.RecordBatch) -> _BatchResult:
         found: dict[str, list[int]] = {}
         if table in TABLES and batch.num_rows and len(self._set):
-            candidates = self._set.candidates(RowView(table, batch))
-            if candidates:
-                subset = batch if len(candidates) == batch.num_rows else batch.take(candidates)
-                wanted = self._set.top_level_fields()
-                for row, event in zip(candidates, to_events(table, subset, wanted), strict=True):
-                    for key in self._set.match_all(event):
-                        found.setdefault(str(key), []).append(row)
+            wanted = self._set.top_level_fields()
+
+            def events(rows: list[int]) -> list[dict[str, Any]]:
+                subset = batch if len(rows) == batch.num_rows else batch.take(rows)
+                return to_events(table, subset, wanted)
+
+            for row, keys in self._set.match_view(RowView(table, batch), events):
+                for key in keys:
+                    found.setdefault(str(key), []).append(row)
         return _BatchResult(batch, table, self._version, found)
 
 
