@@ -59,7 +59,7 @@ _INSIGHTS_UNITS = {
     "NetworkTxBytes": "Bytes/Second",
 }
 #: a logs row worth parsing: EMF, or a Container Insights event in its documented form
-_CANDIDATE = r'_aws|"Type" ?: ?"(Container|Task|Service|Cluster|ContainerInstance)"'
+_PERFORMANCE_EVENT = r'"Type" ?: ?"(Container|Task|Service|Cluster|ContainerInstance)"'
 
 
 class MetricRows:
@@ -268,7 +268,8 @@ def metrics_from_logs(batch: pa.RecordBatch) -> Parsed:
     """The EMF records among a `logs` batch's rows as a `metrics` batch.
 
     Only rows whose message or fields contain `_aws` (or a performance event's `"Type"`) are
-    parsed: a regex over the two columns in Arrow, so a batch without EMF costs one scan. A row
+    parsed: substring scans over the two columns in Arrow, so a batch without EMF costs two
+    scans (a regular expression over every row cost 3% of the server's ingest time). A row
     that only mentions `_aws` in prose is not EMF and is not a problem; a JSON object with an
     `_aws` member that is malformed is.
     """
@@ -278,10 +279,7 @@ def metrics_from_logs(batch: pa.RecordBatch) -> Parsed:
         return Parsed("metrics", rows.batch(), problems)
     messages = batch.column("message")
     fields = batch.column("fields")
-    candidate = pc.or_kleene(
-        pc.match_substring_regex(messages, _CANDIDATE),
-        pc.match_substring_regex(fields, _CANDIDATE),
-    )
+    candidate = pc.or_kleene(_candidates(messages), _candidates(fields))
     indices = pc.indices_nonzero(pc.fill_null(candidate, False))
     if len(indices) == 0:
         return Parsed("metrics", rows.batch(), problems)
@@ -299,6 +297,16 @@ def metrics_from_logs(batch: pa.RecordBatch) -> Parsed:
         if doc is not None:
             extract(doc, f"logs record {row_id}", rows, problems, time_us or 0)
     return Parsed("metrics", rows.batch(), problems)
+
+
+def _candidates(texts: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Per text whether it may be EMF or a performance event (null for a null text)."""
+    found = pc.match_substring(texts, "_aws")
+    typed = pc.match_substring(texts, '"Type"')
+    if pc.any(typed).as_py():  # rare in application logs: the regex only when it may match
+        typed = pc.and_kleene(typed, pc.match_substring_regex(texts, _PERFORMANCE_EVENT))
+        found = pc.or_kleene(found, typed)
+    return found
 
 
 class EmfExtractor:
