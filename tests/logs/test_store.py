@@ -125,6 +125,20 @@ def test_compaction_reads_rows_only_up_to_its_memory_budget(
     assert sorted(ids) == sorted(f"{i}-{j}" for i in range(5) for j in range(100))
 
 
+def test_compaction_fills_the_request_id_index_of_files_written_before_it(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for i, fields in enumerate(['{"request_id":"r-1","msg":"a"}', '{"msg":"b"}']):
+        data = logs([(T, "a", "s", str(i))]).drop_columns(["request_id"])
+        data = data.set_column(data.schema.get_field_index("fields"), "fields", pa.array([fields]))
+        path = tmp_path / "store" / "logs" / "dt=2024-05-01" / "hour=07" / f"old-{i}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(data, path)  # a file from before the index column
+    new = store.compact("logs", "dt=2024-05-01/hour=07")
+    assert new is not None
+    rows = store.read(new).select(["id", "request_id"]).to_pylist()
+    assert sorted((r["id"], r["request_id"]) for r in rows) == [("0", "r-1"), ("1", "")]
+
+
 def test_compaction_keeps_one_row_per_id(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.write("logs", logs([(T, "a", "s", "same")]))

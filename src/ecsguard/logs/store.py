@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecsguard.core.errors import UserError
+from ecsguard.logs.records import request_ids
 from ecsguard.logs.schema import ID_COLUMN, SORT_KEYS, TABLES, table_schema, upgrade
 
 if TYPE_CHECKING:
@@ -371,7 +372,8 @@ class Store:
         for path in self.live_files(table):
             if not path.startswith(prefix) or self.fs.size(path) >= SMALL_FILE_BYTES:
                 continue
-            data = upgrade(self.read(path), schema)
+            stored = self.read(path)
+            data = _indexed(table, upgrade(stored, schema), stored.schema)
             if parts and in_memory + data.nbytes > MAX_COMPACTION_MEMORY:
                 break  # the rest waits for the next round
             old.append(path)
@@ -402,6 +404,17 @@ class Store:
             for path in self.fs.list(f"{table}/{partition}"):
                 self.fs.delete(path)
         return expired
+
+
+def _indexed(table: str, data: pa.Table, written: pa.Schema) -> pa.Table:
+    """`data` with the request-id index filled when its file was written before the index
+    existed (such rows read as null, "not indexed", and every needle query had to parse them)."""
+    if table != "logs" or "request_id" in written.names or data.num_rows == 0:
+        return data
+    ids = request_ids(
+        data.column("fields").combine_chunks(), data.column("message").combine_chunks()
+    )
+    return data.set_column(data.schema.get_field_index("request_id"), "request_id", ids)
 
 
 def _unique_ids(table: str, data: pa.Table) -> pa.Table:
