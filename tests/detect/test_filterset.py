@@ -7,6 +7,8 @@ import threading
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecsguard.detect.filterset import BatchMasks, _needed, masks
 from ecsguard.logs.query.filter_pattern import compile_pattern
@@ -110,3 +112,84 @@ def test_needed_texts_of_json_patterns() -> None:
     assert needed("{ $.missing NOT EXISTS }") == set()
     assert needed('{ $.a = "*" }') == {'"a"'}  # any text: no value literal
     assert needed('{ $.q != "x" }') == {'"q"'}
+
+
+# --- JSON lines generated: duplicate keys, escapes, arrays, numbers vs strings, non-ASCII ----
+
+KEYS = ["level", "status", "latency_ms", "msg", "a", "tags", "Level"]
+SCALAR_TEXTS = st.sampled_from(
+    [
+        '"FATAL"',
+        '"fatal"',
+        '"F\\u0041TAL"',
+        '"503"',
+        "503",
+        "503.0",
+        "2001",
+        "1e3",
+        "123456789012345678901234567890",
+        "1e400",
+        "NaN",
+        "-0",
+        "true",
+        "false",
+        "null",
+        '"java heap space"',
+        '"Ünïcode 日本"',
+        '"x"',
+        '""',
+    ]
+)
+
+
+def _objects(depth: int) -> st.SearchStrategy[str]:
+    value = SCALAR_TEXTS if depth == 0 else st.one_of(SCALAR_TEXTS, _objects(depth - 1))
+    member = st.tuples(
+        st.sampled_from(KEYS).map(lambda k: f'"{k}"' if k != "Level" else '"lev\\u0065l"'),
+        st.one_of(value, st.lists(value, max_size=3).map(lambda v: "[" + ",".join(v) + "]")),
+    )
+    # lists of members (not dicts): the same key may come twice, as in real lines
+    return st.lists(member, max_size=5).map(
+        lambda members: "{" + ",".join(f"{k}: {v}" for k, v in members) + "}"
+    )
+
+
+JSON_PATTERNS = [
+    "{ $.latency_ms > 2000 }",
+    "{ $.status = 503 }",
+    '{ $.status = "503" }',
+    '{ $.status = 503 && $.level = "FATAL" }',
+    '{ $.level = "FATAL" || $.latency_ms >= 1000 }',
+    '{ $.level != "FATAL" }',
+    '{ $.msg = "*heap*" }',
+    "{ $.msg = * }",
+    "{ $.level IS NULL }",
+    "{ $.level IS TRUE }",
+    "{ $.status NOT EXISTS }",
+    "{ $.a.level = 503 }",
+    '{ $.a.a.msg = "x" }',
+    '{ $.tags[0] = "x" }',
+    "{ $.tags[1] = 503 }",
+    "{ $.a.* = 503 }",
+    "{ $.a[*].level IS FALSE }",
+    '{ ($.status >= 500 && $.latency_ms > 1500) || $.msg = "x" }',
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_objects(2), st.sampled_from(["not json", " {", "[1, 2]", "  {}"])),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_json_patterns_over_generated_lines_agree_with_match(lines: list[str]) -> None:
+    data = pa.record_batch(
+        {"message": pa.array(lines, pa.string()), "fields": pa.nulls(len(lines), pa.string())}
+    )
+    shared = BatchMasks(data)
+    for text in JSON_PATTERNS:
+        pattern = compile_pattern(text)
+        expected = [pattern.match(line) is not None for line in lines]
+        assert shared.mask(pattern).to_pylist() == expected, text
