@@ -35,6 +35,7 @@ def metrics(times: list[dt.datetime]) -> pa.Table:
             "dimensions": ["{}"] * len(times),
             "value": [1.0] * len(times),
             "unit": ["Percent"] * len(times),
+            "id": [f"m{i}" for i in range(len(times))],
         },
         schema=METRICS,
     )

@@ -34,6 +34,7 @@ def ingest(data_dir: Path, rows: list[tuple[datetime, str, float]]) -> None:
             "dimensions": [r[1] for r in rows],
             "value": [r[2] for r in rows],
             "unit": ["Percent"] * len(rows),
+            "id": [None] * len(rows),  # the pipeline gives each row one
         },
         schema=METRICS,
     )

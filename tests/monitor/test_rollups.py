@@ -27,6 +27,7 @@ def _batch(points: list[tuple[dt.datetime, str, float]]) -> pa.RecordBatch:
             "dimensions": [p[1] for p in points],
             "value": [p[2] for p in points],
             "unit": ["Percent"] * len(points),
+            "id": [None] * len(points),  # the pipeline gives each row one
         },
         schema=METRICS,
     )

@@ -573,6 +573,24 @@ def record_ids(
     ]
 
 
+def metric_ids(
+    source: str,
+    keys: Sequence[str],
+    times: Sequence[int | None],
+    contents: Sequence[tuple[str, str, str, float | None, str | None]],
+    sequences: Sequence[object],
+) -> list[str]:
+    """`record_ids` of `metrics` rows: the message is a datapoint's content (namespace, name,
+    dimensions JSON as stored, value, unit); `keys` name where it came from (an input, a logs
+    row id, a polled series) and `times` are the payload's own times (None: it had none)."""
+    messages = [
+        f"{namespace}\x1f{name}\x1f{dims}\x1f{'' if value is None else repr(value)}\x1f"
+        f"{'' if unit is None else unit}"
+        for namespace, name, dims, value, unit in contents
+    ]
+    return record_ids(source, keys, times, messages, sequences)
+
+
 # ----------------------------------------------------------------------------------- request ids
 
 #: top-level JSON keys that hold a request id, in the order they are looked up

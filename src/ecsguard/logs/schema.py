@@ -1,7 +1,8 @@
 """The fixed table schemas (DESIGN.md "Tables"): every receiver produces batches of one of these.
 
-Times are UTC `timestamp[us]`. JSON-valued columns hold JSON text. `id` (logs) and `event_id`
-(cloudtrail) identify a record across WAL replays, so a replay never duplicates query results.
+Times are UTC `timestamp[us]`. JSON-valued columns hold JSON text. `id` (logs, events, metrics)
+and `event_id` (cloudtrail) identify a record across WAL replays and client retries, so neither
+duplicates query results.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ METRICS = pa.schema(
         ("dimensions", pa.string()),
         ("value", pa.float64()),
         ("unit", pa.string()),
+        # content and position of the datapoint (records.metric_ids): a resent body stores once;
+        # appended last, so files and WAL segments written before it read it as null
+        ("id", pa.string()),
     ]
 )
 
@@ -91,7 +95,7 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 #: the column that identifies a record, for de-duplication after a WAL replay
-ID_COLUMN = {"logs": "id", "cloudtrail": "event_id", "events": "id", "metrics": None}
+ID_COLUMN = {"logs": "id", "cloudtrail": "event_id", "events": "id", "metrics": "id"}
 #: rows are sorted by these inside a file so row-group statistics prune; a task definition's
 #: lines sit together, so repeated texts compress together (3% smaller than by time alone)
 SORT_KEYS = {

@@ -9,11 +9,12 @@ of the last poll and the newest datapoint stored. The next poll starts one perio
 so a datapoint CloudWatch publishes late (after its period closed) is still fetched. The window
 ends at the start of the current period: a period still filling in would be stored half-counted.
 
-No doubles: metrics rows have no id, so the poller de-duplicates itself. A datapoint at or before
-the newest one stored for its series is skipped, which drops what the overlap fetches again; a
-datapoint revised after it was stored keeps its first value. The state is written (atomically)
-after the rows are durable in the WAL: a crash between the two re-fetches one window, it never
-loses one.
+No doubles: a datapoint at or before the newest one stored for its series is skipped, which
+drops what the overlap fetches again; a datapoint revised after it was stored keeps its first
+value. The state is written (atomically) after the rows are durable in the WAL: a crash between
+the two re-fetches one window, it never loses one. Each row's id is its series (the query) and
+timestamp (records.metric_ids without the value), so what such a re-fetch stores again is one
+row per id after compaction.
 
 Failures of AWS are data: an AccessDenied or an exhausted throttle on a batch becomes a message
 naming the call, the region and the code; that batch's series keep their old state (the next poll
@@ -39,6 +40,7 @@ from ecsguard.aws.session import AwsSession
 from ecsguard.aws.snapshot import Snapshot
 from ecsguard.core.errors import AwsAccessError, UserError
 from ecsguard.logs.pipeline import Pipeline
+from ecsguard.logs.records import metric_ids
 from ecsguard.logs.schema import METRICS
 from ecsguard.logs.store import StoreLocation
 from ecsguard.monitor.queries import (
@@ -55,6 +57,9 @@ MAX_TARGET_GROUPS_PER_CALL = 20
 #: the IAM actions a poll calls (for the auditor policy)
 ACTIONS = METRICS_POLL_ACTIONS  # declared in aws/collect.py, so the auditor policy has them
 STATE_VERSION = 1
+SOURCE = "cloudwatch"  # the `source` part of the rows' ids (records.metric_ids)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -262,7 +267,8 @@ class CloudWatchPoller:
         except bce.BotoCoreError as err:
             raise _unreachable(err, self.session) from None
         result.calls += calls
-        rows: dict[str, list[Any]] = {name: [] for name in METRICS.names}
+        rows: dict[str, list[Any]] = {name: [] for name in METRICS.names if name != "id"}
+        keys: list[str] = []  # the series of each row, for its id
         newest: dict[str, datetime] = {}
         for query, timestamps, values in points:
             state = self.state.series.get(query.key)
@@ -277,9 +283,11 @@ class CloudWatchPoller:
                 rows["dimensions"].append(query.dimensions_json)
                 rows["value"].append(float(value))
                 rows["unit"].append(query.unit)
+                keys.append(query.key)
                 if query.key not in newest or moment > newest[query.key]:
                     newest[query.key] = moment
         if rows["time"]:
+            rows["id"] = _ids(rows, keys)
             pipeline.ingest("metrics", pa.RecordBatch.from_pydict(rows, schema=METRICS))
             result.stored += len(rows["time"])
         for query in batch:  # after the rows are durable: a crash re-fetches, never loses
@@ -317,6 +325,19 @@ class CloudWatchPoller:
             params["NextToken"] = token
         out = [(q, timestamps[qid], values[qid]) for qid, q in by_id.items() if timestamps[qid]]
         return out, calls
+
+
+def _ids(rows: dict[str, list[Any]], keys: list[str]) -> list[str]:
+    """Each row's id: its series and timestamp. The value stays out, so a datapoint CloudWatch
+    revised between two overlapping polls is still one datapoint."""
+    times = [(_utc(moment) - _EPOCH) // _US for moment in rows["time"]]
+    contents = [
+        (namespace, name, dims, None, unit)
+        for namespace, name, dims, unit in zip(
+            rows["namespace"], rows["name"], rows["dimensions"], rows["unit"], strict=True
+        )
+    ]
+    return metric_ids(SOURCE, keys, times, contents, [0] * len(keys))
 
 
 def _utc(moment: datetime) -> datetime:

@@ -32,7 +32,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecsguard.logs.records import Parsed, Problem, build_batch, parse_json_object
+from ecsguard.logs.records import (
+    Parsed,
+    Problem,
+    build_batch,
+    metric_ids,
+    parse_json_object,
+)
 from ecsguard.logs.schema import METRICS
 
 log = logging.getLogger(__name__)
@@ -58,21 +64,44 @@ _INSIGHTS_UNITS = {
     "NetworkRxBytes": "Bytes/Second",
     "NetworkTxBytes": "Bytes/Second",
 }
+#: the `source` part of the ids of metrics read from logs rows (records.metric_ids)
+LOGS_SOURCE = "logs"
 #: a logs row worth parsing: EMF, or a Container Insights event in its documented form
 _PERFORMANCE_EVENT = r'"Type" ?: ?"(Container|Task|Service|Cluster|ContainerInstance)"'
 
 
 class MetricRows:
-    """Columnar accumulator for the `metrics` table."""
+    """Columnar accumulator for the `metrics` table, ids included.
 
-    def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {f.name: [] for f in METRICS}
+    A row's id (records.metric_ids) is its content, the `key` of its input (set by the caller:
+    a logs row's id, or "" for a whole body) and how many equal datapoints came before it under
+    that key. So a resent body, or one resent with documents dropped or added around the old
+    ones, yields the same ids, while equal datapoints of one input stay apart. A document
+    without its own time is identified without the ingest time it is stored at."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.key = ""
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in METRICS if f.name != "id"}
+        self._keys: list[str] = []
+        self._stamps: list[int | None] = []
+        self._points: list[tuple[str, str, str, float, str | None]] = []
+        self._sequences: list[int] = []
+        self._seen: dict[tuple[Any, ...], int] = {}
 
     def __len__(self) -> int:
         return len(self.columns["time"])
 
     def add(
-        self, time_us: int, namespace: str, name: str, dims: str, value: float, unit: str | None
+        self,
+        time_us: int,
+        namespace: str,
+        name: str,
+        dims: str,
+        value: float,
+        unit: str | None,
+        *,
+        own_time: bool = True,
     ) -> None:
         c = self.columns
         c["time"].append(time_us)
@@ -81,9 +110,19 @@ class MetricRows:
         c["dimensions"].append(dims)
         c["value"].append(value)
         c["unit"].append(unit)
+        stamp = time_us if own_time else None
+        point = (namespace, name, dims, value, unit)
+        seen = (self.key, stamp, point)
+        sequence = self._seen.get(seen, 0)  # equal datapoints before this one, under this key
+        self._seen[seen] = sequence + 1
+        self._keys.append(self.key)
+        self._stamps.append(stamp)
+        self._points.append(point)
+        self._sequences.append(sequence)
 
     def batch(self) -> pa.RecordBatch:
-        return build_batch(METRICS, self.columns, rows=len(self))
+        ids = metric_ids(self.source, self._keys, self._stamps, self._points, self._sequences)
+        return build_batch(METRICS, {**self.columns, "id": ids}, rows=len(self))
 
 
 def is_emf(doc: dict[str, Any]) -> bool:
@@ -137,6 +176,7 @@ def extract(
         problems.append(Problem("bad_record", where, "`_aws.CloudWatchMetrics` must be a list"))
         return 0
     time_us = _time_us(meta.get("Timestamp"))
+    own_time = time_us is not None
     if time_us is None:
         problems.append(
             Problem("bad_record", where, "`_aws.Timestamp` is not epoch milliseconds; now used")
@@ -144,9 +184,8 @@ def extract(
         time_us = default_us
     added = 0
     for d, directive in enumerate(directives):
-        added += _directive(
-            doc, directive, f"CloudWatchMetrics[{d}]", where, time_us, rows, problems
-        )
+        path = f"CloudWatchMetrics[{d}]"
+        added += _directive(doc, directive, path, where, (time_us, own_time), rows, problems)
     return added
 
 
@@ -155,10 +194,13 @@ def _directive(
     directive: Any,
     path: str,
     where: str,
-    time_us: int,
+    when: tuple[int, bool],
     rows: MetricRows,
     problems: list[Problem],
 ) -> int:
+    """The rows of one metric directive; `when` is (time, whether the document gave it)."""
+    time_us, own_time = when
+
     def fault(detail: str) -> None:
         problems.append(Problem("bad_record", where, f"{path}: {detail}"))
 
@@ -198,7 +240,7 @@ def _directive(
         values = _values(doc, name, fault)
         for dims_text in dims_texts:
             for value in values:
-                rows.add(time_us, namespace, name, dims_text, value, unit)
+                rows.add(time_us, namespace, name, dims_text, value, unit, own_time=own_time)
         added += len(values) * len(dims_texts)
     return added
 
@@ -246,17 +288,20 @@ def _insights(
     identity = _INSIGHTS_DIMENSIONS[doc["Type"]]
     dims = {k: doc[k] for k in identity if isinstance(doc.get(k), str)}
     time_us = _time_us(doc.get("Timestamp"))
+    own_time = time_us is not None
     if time_us is None:
         problems.append(Problem("bad_record", where, "`Timestamp` is not epoch milliseconds"))
         time_us = default_us
     dims_text = _dims_text(dims)
+    units = _INSIGHTS_UNITS
     added = 0
     for key, raw in doc.items():
         if key in _INSIGHTS_NOT_METRICS or key in identity:
             continue
         value = _number(raw)
         if value is not None:
-            rows.add(time_us, CONTAINER_INSIGHTS, key, dims_text, value, _INSIGHTS_UNITS.get(key))
+            unit = units.get(key)
+            rows.add(time_us, CONTAINER_INSIGHTS, key, dims_text, value, unit, own_time=own_time)
             added += 1
     return added
 
@@ -272,8 +317,11 @@ def metrics_from_logs(batch: pa.RecordBatch) -> Parsed:
     scans (a regular expression over every row cost 3% of the server's ingest time). A row
     that only mentions `_aws` in prose is not EMF and is not a problem; a JSON object with an
     `_aws` member that is malformed is.
+
+    A datapoint's id comes from its logs row's id and its place in that row, so deriving the
+    metrics of a row again (a resent logs batch, a replay) never stores them twice.
     """
-    rows = MetricRows()
+    rows = MetricRows(LOGS_SOURCE)
     problems: list[Problem] = []
     if batch.num_rows == 0:
         return Parsed("metrics", rows.batch(), problems)
@@ -295,6 +343,7 @@ def metrics_from_logs(batch: pa.RecordBatch) -> Parsed:
                 doc = obj
                 break
         if doc is not None:
+            rows.key = row_id or ""
             extract(doc, f"logs record {row_id}", rows, problems, time_us or 0)
     return Parsed("metrics", rows.batch(), problems)
 

@@ -4,6 +4,9 @@ The body is one EMF JSON object, a JSON array of them, or one per line (NDJSON, 
 aws-embedded-metrics and `ecsguard agent` write them). The rules of the format, and what becomes a
 problem, are in `ecsguard.monitor.emf`; a document without a valid `_aws.Timestamp` gets the
 ingest time. `POST /ingest/metrics` is this receiver.
+
+Every row's id comes from its content and its place in the body (`MetricRows`), so a body a
+client sends again after a lost acknowledgement is stored once.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def _documents(data: bytes, name: str, problems: list[Problem]) -> list[tuple[st
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
     problems: list[Problem] = []
-    rows = MetricRows()
+    rows = MetricRows(NAME)  # one key for the whole body: see MetricRows for the ids
     ingest_us = options.ingest_us()
     for where, doc in _documents(data, options.input_name, problems):
         extract(doc, where, rows, problems, ingest_us)
