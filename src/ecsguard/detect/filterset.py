@@ -146,7 +146,7 @@ class JsonRows:
         self.texts = texts
         self._fast: dict[int, Any] = {}  # row -> orjson's object, None: not an object
         self._exact: dict[int, dict[str, Any] | None] = {}  # row -> load_object's
-        self._values: dict[tuple[tuple[nodes.Step, ...], int], list[Any]] = {}
+        self._values: dict[tuple[nodes.Step, ...], dict[int, Any]] = {}  # selector -> row -> values
         self._tests: dict[int, dict[Any, bool]] = {}  # id(test) -> value key -> result
         self._held: list[nodes.JsonTest] = []  # keeps the tests whose ids key _tests alive
 
@@ -178,12 +178,12 @@ class JsonRows:
         if results is None:
             results = self._tests[id(test)] = {}
             self._held.append(test)
+        missing = test.test == "missing"
         out = []
-        for row in rows:
-            values = self.values(test.selector, row)
+        for row, values in zip(rows, self.values(test.selector, rows), strict=True):
             if values is None:  # not a JSON object
                 continue
-            if test.test == "missing":
+            if missing:
                 if not values:
                     out.append(row)
                 continue
@@ -199,54 +199,55 @@ class JsonRows:
                     break
         return out
 
-    def values(self, selector: tuple[nodes.Step, ...], row: int) -> list[Any] | None:
-        """evaluate.resolve(load_object(line), selector); None when the line is no object."""
-        found = self._values.get((selector, row))
-        if found is None:
-            found = self._values[(selector, row)] = self._resolve(selector, row)
-        return found
+    def values(self, selector: tuple[nodes.Step, ...], rows: list[int]) -> list[Any]:
+        """Per row, evaluate.resolve(load_object(line), selector); None when the line holds
+        no JSON object."""
+        known = self._values.get(selector)
+        if known is None:
+            known = self._values[selector] = {}
+        todo = [row for row in rows if row not in known]
+        if todo:
+            self._resolve(selector, todo, known)
+        return [known[row] for row in rows]
 
-    def _resolve(self, selector: tuple[nodes.Step, ...], row: int) -> Any:
-        text = self.texts[row]
-        if text is None:
-            return None
-        document = self._document(row, text)
-        if document is _EXACT or not _plain(selector, text):
-            exact = self._exact_document(row, text)
-            return None if exact is None else evaluate.resolve(exact, selector)
-        if document is None:
-            return None
-        node: Any = document
-        for step in selector:
-            kind = type(node)
-            if not (
-                (kind is dict and step in node)
-                or (kind is list and type(step) is int and step < len(node))
-            ):
-                return []
-            node = node[step]
-        return [node]
-
-    def _document(self, row: int, text: str) -> Any:
-        """orjson's object for the line, None when it holds no JSON object, _EXACT when only
-        the exact parse can tell (an escape, or something orjson refuses)."""
-        if row in self._fast:
-            return self._fast[row]
-        document: Any
-        if "\\" in text:
-            document = _EXACT
-        elif not text.lstrip().startswith("{"):
-            document = None
-        else:
-            try:
-                document = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                document = _EXACT  # NaN, a number beyond a double, a nesting limit...
+    def _resolve(
+        self, selector: tuple[nodes.Step, ...], rows: list[int], into: dict[int, Any]
+    ) -> None:
+        quoted = _quoted(selector)
+        texts, documents = self.texts, self._documents(rows)
+        for row in rows:
+            text, document = texts[row], documents[row]
+            if text is None or document is None:
+                into[row] = None
+            elif document is _EXACT or quoted is None or any(text.count(key) > 1 for key in quoted):
+                exact = self._exact_document(row, text)
+                into[row] = None if exact is None else evaluate.resolve(exact, selector)
             else:
-                if type(document) is not dict:
-                    document = None
-        self._fast[row] = document
-        return document
+                into[row] = _walk(document, selector)
+
+    def _documents(self, rows: list[int]) -> dict[int, Any]:
+        """orjson's object per line, None when it holds no JSON object, _EXACT when only the
+        exact parse can tell (an escape, or something orjson refuses)."""
+        fast = self._fast
+        for row in rows:
+            if row in fast:
+                continue
+            text = self.texts[row]
+            document: Any
+            if text is None or not text.lstrip().startswith("{"):
+                document = None
+            elif "\\" in text:
+                document = _EXACT
+            else:
+                try:
+                    document = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    document = _EXACT  # NaN, a number beyond a double, a nesting limit...
+                else:
+                    if type(document) is not dict:
+                        document = None
+            fast[row] = document
+        return fast
 
     def _exact_document(self, row: int, text: str) -> dict[str, Any] | None:
         if row not in self._exact:
@@ -257,16 +258,38 @@ class JsonRows:
 _EXACT = object()
 
 
-def _plain(selector: tuple[nodes.Step, ...], text: str) -> bool:
-    """True when orjson's parse reaches what the exact one does along `selector`: no
-    wildcard, and every key written verbatim and at most once in the whole text."""
+def _walk(document: dict[str, Any], selector: tuple[nodes.Step, ...]) -> list[Any]:
+    """evaluate.resolve for a selector without wildcards."""
+    node: Any = document
     for step in selector:
-        if type(step) is str:
-            if not _verbatim(step) or text.count(f'"{step}"') > 1:
-                return False
-        elif type(step) is not int:
-            return False
-    return True
+        kind = type(node)
+        if not (
+            (kind is dict and step in node)
+            or (kind is list and type(step) is int and step < len(node))
+        ):
+            return []
+        node = node[step]
+    return [node]
+
+
+_QUOTED: dict[tuple[nodes.Step, ...], tuple[str, ...] | None] = {}
+
+
+def _quoted(selector: tuple[nodes.Step, ...]) -> tuple[str, ...] | None:
+    """The selector's keys as the text writes them ("level"), whose count in a line says
+    whether orjson's parse reaches what the exact one does (a key written twice may be a
+    duplicate, where the two differ); None when that cannot be told (a wildcard, a key that
+    JSON would escape)."""
+    if selector not in _QUOTED:
+        keys: list[str] = []
+        plain = True
+        for step in selector:
+            if type(step) is str and _verbatim(step):
+                keys.append(f'"{step}"')
+            elif type(step) is not int:
+                plain = False
+        _QUOTED[selector] = tuple(keys) if plain else None
+    return _QUOTED[selector]
 
 
 def _value_key(value: Any) -> Any:
