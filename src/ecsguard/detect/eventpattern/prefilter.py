@@ -156,8 +156,7 @@ class Prefilter:
         undecided = self._undecidable | self._unread_bits(view)
         decided: list[tuple[int, int]] = []
         exact: list[int] = []
-        for row in live:
-            mask = masks[row]
+        for row, mask in zip(live, masks, strict=True):
             if mask & undecided or any(
                 mask & bits and view.array_at(top, row) for top, bits in self._top_shared
             ):
@@ -167,6 +166,8 @@ class Prefilter:
         return decided, exact
 
     def _survive(self, view: RowView) -> tuple[list[int], list[int]]:
+        """(rows still live, the branches alive on each of them): two parallel lists, each
+        path's step a few comprehensions over them (no per-row statements)."""
         live = list(range(view.rows))
         masks = [self.all] * view.rows
         if not self.tests:
@@ -179,50 +180,63 @@ class Prefilter:
             cache = self._cache.setdefault(item, {})
             if len(cache) > CACHE_LIMIT:
                 cache.clear()
-            kept = []
             if kind == "absent":
                 alive = cache.get(None)
                 if alive is None:
                     alive = cache[None] = self.alive(path, [])
-                for row in live:
-                    mask = masks[row] & alive
-                    if mask:
-                        masks[row] = mask
-                        kept.append(row)
-            elif kind == "column":
-                values = view.column(path)
-                for row in live:
-                    value = values[row]
-                    alive = cache.get(value)
-                    if alive is None:
-                        alive = cache[value] = self.alive(path, [] if value is None else [value])
-                    mask = masks[row] & alive
-                    if mask:
-                        masks[row] = mask
-                        kept.append(row)
+                masks = [mask & alive for mask in masks]
             else:
-                # one value per row: a string (the one leaf, the common case, cached as it
-                # is) or the list of leaves (cached by their JSON, which never equals a str)
-                for row, value in zip(live, view.json_values(path, live), strict=True):
-                    if type(value) is str:
-                        alive = cache.get(value)
-                        if alive is None:
-                            alive = cache[value] = self.alive(path, [value])
-                    else:
-                        key = _key(value)
-                        alive = cache.get(key) if key is not None else None
-                        if alive is None:
-                            alive = self.alive(path, value)
-                            if key is not None:
-                                cache[key] = alive
-                    mask = masks[row] & alive
-                    if mask:
-                        masks[row] = mask
-                        kept.append(row)
+                get = cache.get
+                if kind == "column":
+                    column = view.column(path)
+                    values = [column[row] for row in live]
+                    alives: list[Any] = [get(value) for value in values]
+                else:
+                    # one value per row: a string (the one leaf, the common case, cached as
+                    # it is) or the list of leaves (cached by their JSON, never equal to a str)
+                    values = view.json_values(path, live)
+                    alives = [get(value) if type(value) is str else None for value in values]
+                known = self._fill(path, kind, cache, values, alives) if None in alives else alives
+                masks = [mask & alive for mask, alive in zip(masks, known, strict=True)]
+            kept = [row for row, mask in zip(live, masks, strict=True) if mask]
             tried, dropped = stats.get(item, (0, 0))
             stats[item] = (tried + len(live), dropped + len(live) - len(kept))
+            if len(kept) < len(live):
+                masks = [mask for mask in masks if mask]
             live = kept
         return live, masks
+
+    def _fill(
+        self,
+        path: str,
+        kind: str,
+        cache: dict[Any, int],
+        values: list[Any],
+        alives: list[Any],
+    ) -> list[int]:
+        """`alives` with the masks the cache did not hold (new values, lists of leaves)
+        worked out, and cached."""
+        alives = list(alives)
+        for i, value in enumerate(values):
+            if alives[i] is not None:
+                continue
+            if kind == "column":
+                alive = cache.get(value)
+                if alive is None:
+                    alive = cache[value] = self.alive(path, [] if value is None else [value])
+            elif type(value) is str:
+                alive = cache.get(value)
+                if alive is None:
+                    alive = cache[value] = self.alive(path, [value])
+            else:
+                key = _key(value)
+                alive = cache.get(key) if key is not None else None
+                if alive is None:
+                    alive = self.alive(path, value)
+                    if key is not None:
+                        cache[key] = alive
+            alives[i] = alive
+        return alives
 
 
 def _undecidable(branches: Sequence[Branch]) -> tuple[int, list[tuple[str, int]]]:
