@@ -114,10 +114,17 @@ class BatchMatcher:
         if pin is None:
             return None
         index = _LAST.get(batch, pin.columns)
-        admitted = [self._admits(key) for key in index.keys]
-        if not any(admitted):
+        # most combinations are known from earlier batches: one dict look-up each
+        get = self._memo.get
+        admitted = [get(key) for key in index.keys]
+        if None in admitted:
+            admitted = [
+                self._admits(key) if known is None else known
+                for key, known in zip(index.keys, admitted, strict=True)
+            ]
+        if True not in admitted:
             return []
-        if all(admitted):
+        if False not in admitted:
             return None
         mask = pc.take(pa.array(admitted, pa.bool_()), index.inverse)
         chosen: list[int] = pc.indices_nonzero(mask).to_pylist()
