@@ -124,6 +124,7 @@ def batch(points: dict[int, float], service: str = "api", **override: Any) -> pa
         "dimensions": [dims] * len(points),
         "value": list(points.values()),
         "unit": ["Percent"] * len(points),
+        "id": [f"m{i}" for i in range(len(points))],
     }
     for name, value in override.items():
         columns[name] = [value] * len(points)

@@ -195,3 +195,17 @@ def test_import_sigma_writes_a_rule_file_that_detects(tmp_path: Path) -> None:
     )
     assert tested.exit_code == 0, tested.output
     assert any("StopLogging" in m["why"] for m in json.loads(tested.output))
+
+
+def test_derived_datapoints_have_ids_apart_across_ticks(tmp_path: Path) -> None:
+    # the same minute counted at two ticks: equal datapoints, two rows (ids never equal)
+    metrics: list[pa.RecordBatch] = []
+    eng = engine(tmp_path)
+    eng.on_metrics = metrics.append
+    for _ in range(2):
+        eng.process("logs", batch(("api", "java.lang.OutOfMemoryError")))
+        eng.tick(T + timedelta(minutes=2))
+    first, second = metrics
+    assert first.column("value").to_pylist() == second.column("value").to_pylist() == [1.0]
+    ids = first.column("id").to_pylist() + second.column("id").to_pylist()
+    assert len(set(ids)) == 2 and all(ids)

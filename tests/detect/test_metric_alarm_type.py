@@ -53,6 +53,7 @@ def batch(rows: Sequence[tuple[datetime, float | None]], **overrides: Any) -> pa
         "dimensions": [overrides.get("dimensions", json.dumps(DIMS))] * n,
         "value": [v for _, v in rows],
         "unit": ["Percent"] * n,
+        "id": [f"m{i}" for i in range(n)],
     }
     return pa.RecordBatch.from_pydict(columns, schema=METRICS)
 

@@ -16,6 +16,7 @@ columns, e.g. `service`) per batch carries the count and the first lines as evid
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from datetime import UTC, datetime
 from typing import Any
@@ -135,16 +136,29 @@ class LogFilter(Stateless):
         if metric is None or not self.counts:
             return None
         minutes, self.counts = sorted(self.counts.items()), {}
+        from ecsguard.logs.records import metric_ids
         from ecsguard.logs.schema import METRICS
 
+        contents = [(metric.namespace, metric.name, "{}", float(n), "Count") for _, n in minutes]
+        # a minute counted over two ticks is two datapoints of possibly equal content: a token
+        # per emission keeps their ids apart (they are never re-sent, only replayed from the WAL)
+        token = uuid.uuid4().hex
+        ids = metric_ids(
+            "detect",
+            [self.rule.id] * len(minutes),
+            [int(m.timestamp() * 1_000_000) for m, _ in minutes],
+            contents,
+            [token] * len(minutes),
+        )
         return pa.RecordBatch.from_pydict(
             {
                 "time": [m for m, _ in minutes],
-                "namespace": [metric.namespace] * len(minutes),
-                "name": [metric.name] * len(minutes),
-                "dimensions": ["{}"] * len(minutes),
-                "value": [float(n) for _, n in minutes],
-                "unit": ["Count"] * len(minutes),
+                "namespace": [c[0] for c in contents],
+                "name": [c[1] for c in contents],
+                "dimensions": [c[2] for c in contents],
+                "value": [c[3] for c in contents],
+                "unit": [c[4] for c in contents],
+                "id": ids,
             },
             schema=METRICS,
         )
