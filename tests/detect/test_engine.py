@@ -209,3 +209,25 @@ def test_derived_datapoints_have_ids_apart_across_ticks(tmp_path: Path) -> None:
     assert first.column("value").to_pylist() == second.column("value").to_pylist() == [1.0]
     ids = first.column("id").to_pylist() + second.column("id").to_pylist()
     assert len(set(ids)) == 2 and all(ids)
+
+
+def test_grown_alerts_are_written_at_the_tick_or_before_a_read(tmp_path: Path) -> None:
+    eng = engine(tmp_path)
+    other = AlertStore(tmp_path / "detect.db")  # another reader of the file, as the CLI is
+
+    def counts(store: AlertStore) -> list[int]:
+        return [a.count for a in store.alerts(rule="errors")]
+
+    eng.process("logs", batch(("api", "ERROR a")))
+    assert counts(other) == [1]  # a new alert is written with its batch
+    eng.process("logs", batch(("api", "ERROR b"), at=T + timedelta(seconds=30)))
+    assert counts(other) == [1]  # grown: staged
+    eng.tick(T + timedelta(minutes=1))
+    assert counts(other) == [2]  # the tick wrote it
+    eng.process("logs", batch(("api", "ERROR c"), at=T + timedelta(seconds=40)))
+    assert counts(eng.store) == [3]  # a read of the engine's own store writes first
+    assert counts(other) == [3]
+    eng.process("logs", batch(("api", "ERROR d"), at=T + timedelta(seconds=50)))
+    eng.store.close()  # and so does closing it
+    assert counts(other) == [4]
+    other.close()
