@@ -553,3 +553,67 @@ def test_any_detection_either_loads_or_says_why(selections: dict[str, Any], cond
     else:
         batch = parse(orjson.dumps([event()]), ReceiverOptions()).batch
         assert result.matcher.rows(batch) in ([], [0])
+
+
+# -- the batch path (prefilter memos, the narrowed prefilter) against the test per record ------
+
+_SOURCES = ["iam.amazonaws.com", "sts.amazonaws.com", "signin.amazonaws.com", "ec2.amazonaws.com"]
+_NAMES = [
+    "CreateUser",
+    "CreateAccessKey",
+    "CreateLoginProfile",
+    "PutBucketPolicy",
+    "GetCallerIdentity",
+    "GetSigninToken",
+    "ConsoleLogin",
+    "StopLogging",
+    "RunInstances",
+]
+_AGENTS = [
+    "aws-cli/2.15.0",
+    "S3 Browser 10.9.9 https://s3browser.com",
+    "s3 browser",
+    "TruffleHog",
+    "trufflehog",
+    "Jersey/${project.version}",
+    "Mozilla/5.0 Ünïcode",
+]
+_ARNS = [
+    "arn:aws:iam::1:user/alice",
+    "arn:aws:sts::1:assumed-role/r/i-0123456789abcdef0",
+    "arn:aws:sts::1:assumed-role/ADMIN/x",
+]
+_RECORDS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "eventSource": st.sampled_from(_SOURCES),
+            "eventName": st.sampled_from(_NAMES),
+            "userAgent": st.none() | st.sampled_from(_AGENTS),
+            "sourceIPAddress": st.sampled_from(["10.0.0.1", "ec2.amazonaws.com", "::1", "日本"]),
+            "errorCode": st.none() | st.sampled_from(["AccessDenied", "accessdenied"]),
+            "userIdentity": st.fixed_dictionaries(
+                {"type": st.sampled_from(["IAMUser", "Root", "AssumedRole"])},
+                optional={"arn": st.sampled_from(_ARNS)},
+            ),
+            "requestParameters": st.none()
+            | st.fixed_dictionaries({}, optional={"userName": st.sampled_from(["bob", "admin"])}),
+        }
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(_RECORDS, min_size=1, max_size=3))
+def test_the_batch_path_agrees_with_the_test_per_record(
+    all_specs: list[SigmaSpec], batches: list[list[dict[str, Any]]]
+) -> None:
+    # several batches in a row: answers remembered from one batch serve the next
+    for records in batches:
+        shaped = [event(**record) for record in records]
+        batch = parse(orjson.dumps(shaped), ReceiverOptions()).batch
+        rows = batch.to_pylist()
+        for spec in all_specs:
+            expected = [i for i, row in enumerate(rows) if spec.compiled.test(Record(row))]
+            assert spec.matcher.rows(batch) == expected, spec.name

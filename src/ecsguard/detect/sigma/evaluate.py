@@ -7,11 +7,17 @@ same columns. A rule runs its prefilter on each distinct combination only, remem
 across batches, so in steady state it costs a dictionary look-up per combination and one Arrow
 gather per batch. The whole condition then runs in Python on the candidate rows alone, with just
 the columns it reads converted from Arrow, unless the prefilter was the whole condition.
+
+A prefilter reading a column of scattered values (userAgent, userIdentity.arn, sourceIPAddress)
+would meet new combinations in every batch; such a rule first applies its demands on
+eventSource/eventName alone (shared combinations, remembered answers), then its prefilter on the
+few rows left.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,38 +96,63 @@ class _LastBatch:
 _LAST = _LastBatch()
 
 
+#: columns whose values are nearly all distinct (a session in an ARN, an address, an agent's
+#: version): combinations with them are seldom seen twice, so remembering answers per
+#: combination does not pay; the rule's demands on eventSource/eventName go first
+_SCATTERED = frozenset({"user_agent", "identity_arn", "source_ip", "access_key_id"})
+_EVENT_KEY = ("event_name", "event_source")  # sorted, as pins list their columns
+
+
+class _Memo:
+    """A test's answers per combination of column values, bounded."""
+
+    def __init__(self, test: Callable[[Record], bool], columns: tuple[str, ...]) -> None:
+        self.test = test
+        self.columns = columns
+        self.known: dict[Key, bool] = {}
+
+    def admitted(self, keys: list[Key]) -> list[bool]:
+        # most combinations are known from earlier batches: one dict look-up each
+        get = self.known.get
+        found = [get(key) for key in keys]
+        if None in found:
+            found = [
+                self._admits(key) if known is None else known
+                for key, known in zip(keys, found, strict=True)
+            ]
+        return found  # type: ignore[return-value]
+
+    def _admits(self, key: Key) -> bool:
+        known = self.known.get(key)
+        if known is None:
+            known = self.test(Record(dict(zip(self.columns, key, strict=True))))
+            if len(self.known) >= _MEMO_LIMIT:
+                self.known.clear()
+            self.known[key] = known
+        return known
+
+
 class BatchMatcher:
     """One compiled rule, ready for batches; remembers its prefilter's answers."""
 
     def __init__(self, compiled: Compiled) -> None:
         self.compiled = compiled
-        self._memo: dict[Key, bool] = {}
-
-    def _admits(self, key: Key) -> bool:
-        known = self._memo.get(key)
-        if known is None:
-            pin = self.compiled.pin
-            assert pin is not None
-            known = pin.test(Record(dict(zip(pin.columns, key, strict=True))))
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            self._memo[key] = known
-        return known
+        pin = compiled.pin
+        self._pin = None if pin is None else _Memo(pin.test, pin.columns)
+        self._events: _Memo | None = None
+        named = compiled.names_events
+        if pin is not None and named is not None and _SCATTERED & set(pin.columns):
+            self._events = _Memo(named, _EVENT_KEY)
 
     def candidates(self, batch: pa.RecordBatch) -> list[int] | None:
         """Rows the prefilter lets through; None: every row (nothing to prefilter on)."""
-        pin = self.compiled.pin
+        pin = self._pin
         if pin is None:
             return None
+        if self._events is not None:
+            return self._narrowed(batch, self._events, pin)
         index = _LAST.get(batch, pin.columns)
-        # most combinations are known from earlier batches: one dict look-up each
-        get = self._memo.get
-        admitted = [get(key) for key in index.keys]
-        if None in admitted:
-            admitted = [
-                self._admits(key) if known is None else known
-                for key, known in zip(index.keys, admitted, strict=True)
-            ]
+        admitted = pin.admitted(index.keys)
         if True not in admitted:
             return []
         if False not in admitted:
@@ -129,6 +160,29 @@ class BatchMatcher:
         mask = pc.take(pa.array(admitted, pa.bool_()), index.inverse)
         chosen: list[int] = pc.indices_nonzero(mask).to_pylist()
         return chosen
+
+    def _narrowed(self, batch: pa.RecordBatch, events: _Memo, pin: _Memo) -> list[int]:
+        """The prefilter when it reads a column of scattered values: first the rule's demands
+        on eventSource/eventName (combinations shared with most rules, answers remembered),
+        then the whole prefilter on the few rows left, per row."""
+        index = _LAST.get(batch, _EVENT_KEY)
+        admitted = events.admitted(index.keys)
+        if True not in admitted:
+            return []
+        mask = pc.take(pa.array(admitted, pa.bool_()), index.inverse)
+        rows: list[int] = pc.indices_nonzero(mask).to_pylist()
+        taken = pa.array(rows, pa.int64())
+        names = batch.schema.names  # a batch from before a column existed reads it as null
+        keys = list(
+            zip(
+                *(
+                    batch.column(c).take(taken).to_pylist() if c in names else [None] * len(rows)
+                    for c in pin.columns
+                ),
+                strict=True,
+            )
+        )
+        return [row for row, ok in zip(rows, pin.admitted(keys), strict=True) if ok]
 
     def rows(self, batch: pa.RecordBatch) -> list[int]:
         """Indices of the rows the rule matches."""
