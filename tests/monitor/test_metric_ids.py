@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.cli.test_errors import ecsguard
@@ -243,13 +242,6 @@ def test_files_without_the_id_column_still_query_and_compact(tmp_path: Path) -> 
     assert pipeline.connect().execute(query).fetchone() == (9, 6, 4.0 + 2 * (12 + 15.5 + 3))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pa.ArrowInvalid,
-    reason="LogService._seed_recent_ids reads the id column of recent files without upgrading "
-    "them: a metrics file written in the last 15 minutes before the upgrade stops the service "
-    "from starting (fix belongs in logs/service.py)",
-)
 def test_a_service_starts_over_a_recent_file_without_the_id_column(tmp_path: Path) -> None:
     old_metrics_file(tmp_path, "2024-05-01", [1.0])
     service = LogService(tmp_path, flush_seconds=60)

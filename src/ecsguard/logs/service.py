@@ -200,7 +200,11 @@ class LogService:
             assert column is not None
             store = self.pipeline.store
             for path in store.recent_files(table, cutoff):
-                recent.add_all(list(map(hash, store.read(path, [column]).column(0).to_pylist())))
+                try:
+                    ids = store.read(path, [column]).column(0)
+                except (pa.ArrowInvalid, KeyError):  # a file from before the table had ids
+                    continue
+                recent.add_all(list(map(hash, ids.to_pylist())))
             for _, batch in self.pipeline.wal.replay(table):
                 ids = conform(table, batch, written=True).column(column)
                 recent.add_all(list(map(hash, pc.drop_null(ids).to_pylist())))
