@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -38,6 +39,16 @@ class BatchMasks:
         self._texts: dict[str, pa.Array] = {}
         self._lists: dict[str, list[str | None]] = {}
         self._json_rows: dict[str, JsonRows] = {}
+        self._equal: dict[tuple[str, str], pa.BooleanArray] = {}
+        self._valid: dict[str, set[int]] = {}
+
+    def equal(self, column: str, value: str) -> pa.BooleanArray:
+        """Rows whose `column` is `value` (null: no), once per batch for all the rules asking."""
+        found = self._equal.get((column, value))
+        if found is None:
+            same = pc.equal(self.batch.column(column), pa.scalar(value))
+            found = self._equal[(column, value)] = pc.fill_null(same, False)
+        return found
 
     def mask(self, pattern: FilterPattern) -> pa.BooleanArray:
         found = self._masks.get(pattern.text)
@@ -71,7 +82,11 @@ class BatchMasks:
         texts = self._list(column)
         if not literal:
             found = {row for row, text in enumerate(texts) if text is not None}
-        elif any(sep in literal for sep in _SEPARATORS):
+        elif any(sep in literal for sep in _SEPARATORS) or (
+            # a common text ("health" in every /healthz line): one test per line is cheaper
+            # than a find and a bisection per occurrence
+            self._joined(column)[0].count(literal) * 8 > len(texts)
+        ):
             found = {row for row, text in enumerate(texts) if text is not None and literal in text}
         else:
             joined, starts = self._joined(column)
@@ -83,6 +98,11 @@ class BatchMasks:
                 at = joined.find(literal, starts[row + 1]) if row + 1 < len(starts) else -1
         self._contains[(column, literal)] = found
         return found
+
+    def _at_most_once(self, column: str, literal: str) -> bool:
+        """True when no text holds `literal` twice: as many occurrences as texts holding it."""
+        joined, _ = self._joined(column)
+        return joined.count(literal) == len(self._has(column, literal))
 
     def _joined(self, column: str) -> tuple[str, list[int]]:
         found = self._joins.get(column)
@@ -99,7 +119,11 @@ class BatchMasks:
         tree = pattern.tree
         column = "json" if pattern.kind == "json" else "message"
         texts = self._list(column)
-        valid = {row for row, text in enumerate(texts) if text is not None}
+        valid = self._valid.get(column)
+        if valid is None:
+            valid = self._valid[column] = {
+                row for row, text in enumerate(texts) if text is not None
+            }
         if isinstance(tree, nodes.MatchAll):
             return _mask(valid, len(texts))
         if isinstance(tree, nodes.Terms):
@@ -126,7 +150,9 @@ class BatchMasks:
         texts = self._list(column)
         json_rows = self._json_rows.get(column)
         if json_rows is None:
-            json_rows = self._json_rows[column] = JsonRows(texts)
+            json_rows = self._json_rows[column] = JsonRows(
+                texts, lambda literal: self._at_most_once(column, literal)
+            )
         return _mask(set(json_rows.holds(tree.expr, sorted(maybe))), len(texts))
 
 
@@ -142,8 +168,14 @@ class JsonRows:
       evaluated once per distinct value (the same status code or level on most lines);
     - AllOf and AnyOf test their later items only on the lines still undecided."""
 
-    def __init__(self, texts: list[str | None]) -> None:
+    def __init__(
+        self, texts: list[str | None], at_most_once: Callable[[str], bool] | None = None
+    ) -> None:
+        """`at_most_once(literal)`: whether no text holds it twice (a count over the batch
+        that saves one per line); None: every line is counted."""
         self.texts = texts
+        self._at_most_once = at_most_once
+        self._once: dict[str, bool] = {}
         self._fast: dict[int, Any] = {}  # row -> orjson's object, None: not an object
         self._exact: dict[int, dict[str, Any] | None] = {}  # row -> load_object's
         self._values: dict[tuple[nodes.Step, ...], dict[int, Any]] = {}  # selector -> row -> values
@@ -214,6 +246,8 @@ class JsonRows:
         self, selector: tuple[nodes.Step, ...], rows: list[int], into: dict[int, Any]
     ) -> None:
         quoted = _quoted(selector)
+        if quoted is not None and all(self._single(key) for key in quoted):
+            quoted = ()  # no line writes a key of the selector twice
         texts, documents = self.texts, self._documents(rows)
         for row in rows:
             text, document = texts[row], documents[row]
@@ -224,6 +258,13 @@ class JsonRows:
                 into[row] = None if exact is None else evaluate.resolve(exact, selector)
             else:
                 into[row] = _walk(document, selector)
+
+    def _single(self, literal: str) -> bool:
+        found = self._once.get(literal)
+        if found is None:
+            test = self._at_most_once
+            found = self._once[literal] = test is not None and test(literal)
+        return found
 
     def _documents(self, rows: list[int]) -> dict[int, Any]:
         """orjson's object per line, None when it holds no JSON object, _EXACT when only the

@@ -107,13 +107,16 @@ class LogFilter(Stateless):
         every other rule over the same batch (filterset.py)."""
         if not batch.num_rows:
             return batch
-        keep = masks(batch).mask(self.filter.pattern) if self.filter.pattern else None
+        shared = masks(batch)
+        keep = shared.mask(self.filter.pattern) if self.filter.pattern else None
+        if keep is not None and not keep.true_count:
+            return batch.slice(0, 0)  # most rules, most batches: nothing else to do
         for column, value in (
             ("cluster", self.settings.cluster),
             ("service", self.settings.service),
         ):
             if value is not None:
-                same = pc.fill_null(pc.equal(batch.column(column), pa.scalar(value)), False)
+                same = shared.equal(column, value)
                 keep = same if keep is None else pc.and_(keep, same)
         return batch if keep is None else batch.filter(keep)
 
