@@ -7,7 +7,7 @@ import threading
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ecsguard.detect.filterset import BatchMasks, _needed, masks
@@ -177,6 +177,9 @@ JSON_PATTERNS = [
 
 
 @settings(max_examples=200, deadline=None)
+@example(['{"status": 503, "status": 1}', '{"status": 2}'])  # a duplicate key: the first counts
+@example(['{"lev\\u0065l": "FATAL", "level": "x"}'])  # an escaped duplicate
+@example(['{"a": {"level": 503, "level": null}}', '{"a": 1, "a": {"level": 503}}'])
 @given(
     st.lists(
         st.one_of(_objects(2), st.sampled_from(["not json", " {", "[1, 2]", "  {}"])),
