@@ -195,7 +195,13 @@ class Prefilter:
                     # one value per row: a string (the one leaf, the common case, cached as
                     # it is) or the list of leaves (cached by their JSON, never equal to a str)
                     values = view.json_values(path, live)
-                    alives = [get(value) if type(value) is str else None for value in values]
+                    try:
+                        alives = [
+                            get(value) if type(value) is str else get(_dumps(value))
+                            for value in values
+                        ]
+                    except TypeError:  # an integer beyond 64 bits: the misses say why
+                        alives = [get(value) if type(value) is str else None for value in values]
                 known = self._fill(path, kind, cache, values, alives) if None in alives else alives
                 masks = [mask & alive for mask, alive in zip(masks, known, strict=True)]
             kept = [row for row, mask in zip(live, masks, strict=True) if mask]
@@ -259,6 +265,9 @@ def _undecidable(branches: Sequence[Branch]) -> tuple[int, list[tuple[str, int]]
                 elif shared == 1:
                     top_shared[first[0]] = top_shared.get(first[0], 0) | 1 << bit
     return undecidable, sorted(top_shared.items())
+
+
+_dumps = orjson.dumps
 
 
 def _key(leaves: list[Any]) -> bytes | None:
