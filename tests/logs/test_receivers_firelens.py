@@ -274,3 +274,20 @@ def test_request_id_index_agrees_with_duckdb(objects: list[dict[str, object]]) -
         ).fetchall()
         for indexed, value in rows:
             assert indexed is None or indexed == value, (key, indexed, value)
+
+
+@pytest.mark.parametrize(
+    ("log", "indexed"),
+    [
+        ('{"request_id":"a","msg":"say \\"hi\\"\\n"}', "a"),  # escapes in values: indexed
+        ('{"request_id":"a","request\\u005fid":"b"}', None),  # one key spelled twice: unknown
+        ('{"request_id":"a","requestId":"a"}', "a"),
+        ('{"request_id":"a","traceId":"b"}', None),
+        ('{"request_id":"a","ctx":{"request_id":"b"}}', None),  # named twice: unknown
+        ('{"msg":"no id"}', ""),
+        ('{"request_id":7}', None),
+    ],
+)
+def test_request_id_index_of_chosen_objects(log: str, indexed: str | None) -> None:
+    body = orjson.dumps({"log": log})
+    assert parse(body, OPTS).batch.column("request_id").to_pylist() == [indexed]

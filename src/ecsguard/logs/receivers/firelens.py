@@ -289,9 +289,10 @@ _QUOTED_REQUEST_KEYS = tuple((key, f'"{key}"') for key in REQUEST_ID_KEYS)
 
 def _request_ids(objs: list[dict[str, Any]], raws: list[str]) -> list[str | None]:
     """The `request_id` index of JSON rows from their parsed objects (records.request_id_of),
-    unknown (null) where DuckDB, reading the stored text, might see another value: a text with
-    escapes (a key may be spelled with them), or one naming the key more than once (parsers
-    differ on which value wins)."""
+    unknown (null) where DuckDB, reading the stored text, might see another value: a text naming
+    the key more than once (parsers differ on which value wins), or one with `\\u` escapes,
+    which can spell a key without its name showing. Other escapes (a quote, a newline) cannot:
+    nulls there would keep whole row groups from being skipped by their Bloom filters."""
     out: list[str | None] = []
     keys = _QUOTED_REQUEST_KEYS
     for obj, raw in zip(objs, raws, strict=True):
@@ -308,8 +309,8 @@ def _request_ids(objs: list[dict[str, Any]], raws: list[str]) -> list[str | None
                     found = None
                     break
                 found = value
-        if found and "\\" in raw:
-            found = None
+        if found and "\\u" in raw:
+            found = None  # a `\u` escape can spell a key twice where the count above sees one
         out.append(found)
     return out
 
