@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 
 from ecsguard.cli.main import cli
@@ -231,3 +232,21 @@ def test_grown_alerts_are_written_at_the_tick_or_before_a_read(tmp_path: Path) -
     eng.store.close()  # and so does closing it
     assert counts(other) == [4]
     other.close()
+
+
+def test_rule_state_is_written_when_it_changes(tmp_path: Path) -> None:
+    store = AlertStore(tmp_path / "detect.db")
+    writes: list[str] = []
+    store._db.set_trace_callback(writes.append)
+    store.save_state("r", {"n": 1})
+    store.save_state("r", {"n": 1})  # unchanged: no statement
+    store.save_state("r", {"n": 2})
+    assert sum("rule_state" in w for w in writes) == 2
+    assert store.state("r") == {"n": 2}
+    # a rolled back transaction forgets what it wrote: the next save writes again
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_state("r", {"n": 3})
+        raise RuntimeError("boom")
+    store.save_state("r", {"n": 3})
+    assert store.state("r") == {"n": 3}
+    store.close()

@@ -70,6 +70,7 @@ class AlertStore:
         self._in_transaction = False
         #: grown alerts not written yet (id -> latest): see `stage`
         self._staged: dict[str, Alert] = {}
+        self._saved_states: dict[str, str] = {}  # rule id -> the state body last written
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -81,6 +82,7 @@ class AlertStore:
                 yield
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._saved_states.clear()  # what they say was written may not be
                 raise
             finally:
                 self._in_transaction = False
@@ -155,7 +157,10 @@ class AlertStore:
     def save_state(self, rule_id: str, state: dict[str, Any]) -> None:
         body = orjson.dumps(state, default=str).decode()
         with self._lock:
+            if self._saved_states.get(rule_id) == body:
+                return  # unchanged (most rules keep no state): no write at every tick
             self._db.execute("INSERT OR REPLACE INTO rule_state VALUES (?, ?)", (rule_id, body))
+            self._saved_states[rule_id] = body
 
     def state(self, rule_id: str) -> dict[str, Any] | None:
         with self._lock:
