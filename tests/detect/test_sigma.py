@@ -557,7 +557,13 @@ def test_any_detection_either_loads_or_says_why(selections: dict[str, Any], cond
 
 # -- the batch path (prefilter memos, the narrowed prefilter) against the test per record ------
 
-_SOURCES = ["iam.amazonaws.com", "sts.amazonaws.com", "signin.amazonaws.com", "ec2.amazonaws.com"]
+_SOURCES = [
+    "iam.amazonaws.com",
+    "sts.amazonaws.com",
+    "signin.amazonaws.com",
+    "ec2.amazonaws.com",
+    "ssm.amazonaws.com",
+]
 _NAMES = [
     "CreateUser",
     "CreateAccessKey",
@@ -582,6 +588,7 @@ _ARNS = [
     "arn:aws:iam::1:user/alice",
     "arn:aws:sts::1:assumed-role/r/i-0123456789abcdef0",
     "arn:aws:sts::1:assumed-role/ADMIN/x",
+    "arn:aws:sts::1:assumed-role/aws:ec2-instance/i-0abc",
 ]
 _RECORDS = st.lists(
     st.fixed_dictionaries(
@@ -589,7 +596,9 @@ _RECORDS = st.lists(
             "eventSource": st.sampled_from(_SOURCES),
             "eventName": st.sampled_from(_NAMES),
             "userAgent": st.none() | st.sampled_from(_AGENTS),
-            "sourceIPAddress": st.sampled_from(["10.0.0.1", "ec2.amazonaws.com", "::1", "日本"]),
+            "sourceIPAddress": st.sampled_from(
+                ["10.0.0.1", "ec2.amazonaws.com", "::1", "日本", "AWS Internal"]
+            ),
             "errorCode": st.none() | st.sampled_from(["AccessDenied", "accessdenied"]),
             "userIdentity": st.fixed_dictionaries(
                 {"type": st.sampled_from(["IAMUser", "Root", "AssumedRole"])},

@@ -83,6 +83,8 @@ class Compiled:
     columns: frozenset[str]
     # the condition's demands on eventSource/eventName alone: which events the rule names
     names_events: Test | None = None
+    # per other column of the prefilter, the condition's demands on that column alone
+    single_columns: tuple[tuple[str, Test], ...] = ()
 
 
 def _leaf_fields(node: Any) -> set[str] | None:
@@ -282,11 +284,16 @@ def compile_rule(rule: SigmaRule) -> Compiled:
     if found is not None:
         exact = columns is not None and columns <= PIN_COLUMNS
         pin = Pin(found[0], tuple(sorted(found[1])), exact)
+    single = []
+    for column in pin.columns if pin is not None else ():
+        if column not in EVENT_COLUMNS and (alone := pin_of(root, frozenset({column}))):
+            single.append((column, alone[0]))
     return Compiled(
         test=compile_node(root),
         pin=pin,
         columns=fields.ALL_COLUMNS if columns is None else frozenset(columns),
         names_events=(named[0] if (named := pin_of(root, EVENT_COLUMNS)) else None),
+        single_columns=tuple(single),
     )
 
 

@@ -10,8 +10,8 @@ the columns it reads converted from Arrow, unless the prefilter was the whole co
 
 A prefilter reading a column of scattered values (userAgent, userIdentity.arn, sourceIPAddress)
 would meet new combinations in every batch; such a rule first applies its demands on
-eventSource/eventName alone (shared combinations, remembered answers), then its prefilter on the
-few rows left.
+eventSource/eventName alone (shared combinations) and on each other column alone (its distinct
+values), answers remembered, then its prefilter on the few rows left.
 """
 
 from __future__ import annotations
@@ -139,18 +139,22 @@ class BatchMatcher:
         self.compiled = compiled
         pin = compiled.pin
         self._pin = None if pin is None else _Memo(pin.test, pin.columns)
-        self._events: _Memo | None = None
-        named = compiled.names_events
-        if pin is not None and named is not None and _SCATTERED & set(pin.columns):
-            self._events = _Memo(named, _EVENT_KEY)
+        # a prefilter reading scattered values is narrowed first by what the condition asks
+        # of eventSource/eventName, and of each other column alone (answers per value)
+        self._narrowing: list[_Memo] = []
+        if pin is not None and _SCATTERED & set(pin.columns):
+            if compiled.names_events is not None:
+                self._narrowing.append(_Memo(compiled.names_events, _EVENT_KEY))
+            for column, test in compiled.single_columns:
+                self._narrowing.append(_Memo(test, (column,)))
 
     def candidates(self, batch: pa.RecordBatch) -> list[int] | None:
         """Rows the prefilter lets through; None: every row (nothing to prefilter on)."""
         pin = self._pin
         if pin is None:
             return None
-        if self._events is not None:
-            return self._narrowed(batch, self._events, pin)
+        if self._narrowing:
+            return self._narrowed(batch, pin)
         index = _LAST.get(batch, pin.columns)
         admitted = pin.admitted(index.keys)
         if True not in admitted:
@@ -161,16 +165,24 @@ class BatchMatcher:
         chosen: list[int] = pc.indices_nonzero(mask).to_pylist()
         return chosen
 
-    def _narrowed(self, batch: pa.RecordBatch, events: _Memo, pin: _Memo) -> list[int]:
+    def _narrowed(self, batch: pa.RecordBatch, pin: _Memo) -> list[int]:
         """The prefilter when it reads a column of scattered values: first the rule's demands
-        on eventSource/eventName (combinations shared with most rules, answers remembered),
-        then the whole prefilter on the few rows left, per row."""
-        index = _LAST.get(batch, _EVENT_KEY)
-        admitted = events.admitted(index.keys)
-        if True not in admitted:
+        on eventSource/eventName (combinations shared with most rules) and on each other
+        column alone (distinct values), answers remembered; then the whole prefilter on the
+        few rows left, per row."""
+        mask: pa.Array | None = None
+        for stage in self._narrowing:
+            index = _LAST.get(batch, stage.columns)
+            admitted = stage.admitted(index.keys)
+            if True not in admitted:
+                return []
+            if False in admitted:
+                part = pc.take(pa.array(admitted, pa.bool_()), index.inverse)
+                mask = part if mask is None else pc.and_(mask, part)
+        every = mask is None
+        rows = list(range(batch.num_rows)) if every else pc.indices_nonzero(mask).to_pylist()
+        if not rows:
             return []
-        mask = pc.take(pa.array(admitted, pa.bool_()), index.inverse)
-        rows: list[int] = pc.indices_nonzero(mask).to_pylist()
         taken = pa.array(rows, pa.int64())
         names = batch.schema.names  # a batch from before a column existed reads it as null
         keys = list(
