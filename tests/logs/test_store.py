@@ -140,6 +140,19 @@ def test_compaction_fills_the_request_id_index_of_files_written_before_it(tmp_pa
     assert sorted((r["id"], r["request_id"]) for r in rows) == [("0", "r-1"), ("1", "")]
 
 
+def test_compaction_writes_sorted_rows_a_row_group_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ecsguard.logs.store.ROW_GROUP_ROWS", 2)
+    store = Store(tmp_path)
+    for clusters in (["e", "b"], ["d", "a", "c"]):
+        store.write("logs", logs([(T, c, "s", c) for c in clusters]))
+    new = store.compact("logs", "dt=2024-05-01/hour=07")
+    assert new is not None
+    assert store.read(new).column("cluster").to_pylist() == ["a", "b", "c", "d", "e"]
+    assert pq.ParquetFile(tmp_path / "store" / new).metadata.num_row_groups == 3
+
+
 def test_compaction_keeps_one_row_per_id(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.write("logs", logs([(T, "a", "s", "same")]))

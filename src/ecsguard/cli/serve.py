@@ -119,6 +119,13 @@ def _console_users_note(directory: Path) -> str:
     help="How often the WAL is flushed to Parquet.",
 )
 @click.option(
+    "--compact-seconds",
+    type=click.FloatRange(1, 86400),
+    default=300.0,
+    show_default=True,
+    help="How often small Parquet files are merged and retention is applied.",
+)
+@click.option(
     "--rules",
     "rule_paths",
     multiple=True,
@@ -174,6 +181,7 @@ def serve(
     data_dir: str | None,
     store: str | None,
     flush_seconds: float,
+    compact_seconds: float,
     rule_paths: tuple[str, ...],
     notify_config: str | None,
     max_body: str,
@@ -267,7 +275,9 @@ def serve(
 
         dispatcher = Dispatcher(load_config(notify_config), directory)
     location = make_store_location(store, endpoint_url, profile, region)
-    service = LogService(directory, flush_seconds=flush_seconds, store=location)
+    service = LogService(
+        directory, flush_seconds=flush_seconds, compact_seconds=compact_seconds, store=location
+    )
     detection = None
     if detection_rules:
         from ecsguard.detect.engine import AlertStore, Engine

@@ -64,9 +64,9 @@ BLOOM_COLUMNS = {"logs": ("request_id",)}
 BLOOM_FPP = 0.01
 #: compaction merges files smaller than this (on disk; a file holds about ten times as much)...
 SMALL_FILE_BYTES = 8 * 1024 * 1024
-#: ...reading them until their rows take this much memory: sorting copies them once more, so
-#: a compaction's peak is about twice this, whatever the files' compression
-MAX_COMPACTION_MEMORY = 160 * 1024 * 1024
+#: ...reading them until their rows take this much memory, whatever the files' compression; the
+#: sorted copy is made and written a row group at a time (a compaction's peak: about 2.5x this)
+MAX_COMPACTION_MEMORY = 96 * 1024 * 1024
 
 
 class FileSystem(Protocol):
@@ -273,7 +273,15 @@ class Store:
             written.append(self._write_file(table, partition_name(table, key), part, name))
         return written
 
-    def _write_file(self, table: str, partition: str, data: pa.Table, name: str | None) -> str:
+    def _write_file(
+        self,
+        table: str,
+        partition: str,
+        data: pa.Table,
+        name: str | None,
+        order: pa.Array | None = None,
+    ) -> str:
+        """Write `data` (in the row order `order` gives, if any) as one durable file."""
         if name is None:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
             name = f"{stamp}-{uuid.uuid4().hex}"
@@ -290,15 +298,19 @@ class Store:
             for column in BLOOM_COLUMNS.get(table, ())
             if column in data.column_names
         }
-        pq.write_table(
-            data,
+        with pq.ParquetWriter(
             sink,
+            data.schema,
             compression=COMPRESSION,
             use_dictionary=repeated,
             column_encoding=dict.fromkeys(times, "DELTA_BINARY_PACKED"),
-            row_group_size=ROW_GROUP_ROWS,
             bloom_filter_options=blooms or None,
-        )
+        ) as writer:
+            if order is None:
+                writer.write_table(data, row_group_size=ROW_GROUP_ROWS)
+            else:  # a row group at a time: the sorted rows never exist all at once
+                for start in range(0, len(order), ROW_GROUP_ROWS):
+                    writer.write_table(data.take(order[start : start + ROW_GROUP_ROWS]))
         self.fs.write_atomic(path, memoryview(sink.getvalue()))  # no copy into bytes
         return path
 
@@ -381,15 +393,14 @@ class Store:
             in_memory += data.nbytes
         if len(old) < 2:
             return None
-        merged = pa.concat_tables(parts)
+        merged = _unique_ids(table, pa.concat_tables(parts))
         del parts
-        merged = _unique_ids(table, merged)
-        merged = merged.sort_by([(key, "ascending") for key in SORT_KEYS[table]])
+        order = pc.sort_indices(merged, sort_keys=[(key, "ascending") for key in SORT_KEYS[table]])
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"c-{stamp}-{uuid.uuid4().hex}"
         intent = f"{prefix}{name}{_INTENT}"
         self.fs.write_atomic(intent, json.dumps([p.rsplit("/", 1)[1] for p in old]).encode())
-        new = self._write_file(table, partition, merged, name)
+        new = self._write_file(table, partition, merged, name, order)
         for path in old:
             self.fs.delete(path)
         self.fs.delete(intent)
@@ -424,5 +435,7 @@ def _unique_ids(table: str, data: pa.Table) -> pa.Table:
         return data
     indexed = data.append_column("__row", pa.array(range(data.num_rows), pa.int64()))
     firsts = indexed.group_by(column, use_threads=False).aggregate([("__row", "min")])
+    if firsts.num_rows == data.num_rows:
+        return data  # every id once (the usual case): no filtered copy of every row
     keep = pc.is_in(indexed.column("__row"), value_set=firsts.column("__row_min"))
     return data.filter(pc.or_(keep, pc.is_null(data.column(column))))
