@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,14 +56,15 @@ class Stats:
 
 class _RecentIds:
     """A bounded set of ids, oldest forgotten first, a batch at a time. It keeps each id's
-    64-bit hash, not the text: a third of the memory (2 M ids: about 150 MB instead of 340), and
-    a false "seen" needs a hash collision among the ids held (odds below one in a million
-    million). Every operation is a set operation over a whole batch: no Python loop per id."""
+    64-bit hash, not the text: a third of the memory, and a false "seen" needs a hash collision
+    among the ids held (odds below one in a million million). Every operation is a set operation
+    over a whole batch: no Python loop per id. The order of forgetting is kept as one packed
+    array per batch (8 bytes a hash), not as sets: 2 M ids take about 150 MB, not 250."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._hashes: set[int] = set()
-        self._batches: deque[set[int]] = deque()  # each hash in exactly one, oldest first
+        self._batches: deque[array[int]] = deque()  # each hash in exactly one, oldest first
         self._size = 0
 
     def seen(self, hashes: list[int]) -> list[bool] | None:
@@ -78,11 +80,11 @@ class _RecentIds:
         if not new:
             return
         self._hashes |= new
-        self._batches.append(new)
+        self._batches.append(array("q", new))
         self._size += len(new)
         while self._size > self.capacity and len(self._batches) > 1:
             old = self._batches.popleft()
-            self._hashes -= old
+            self._hashes.difference_update(old)
             self._size -= len(old)
 
 

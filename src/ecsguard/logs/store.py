@@ -264,13 +264,17 @@ class Store:
         tbl = self._conform(table, data)
         if tbl.num_rows == 0:
             return []
-        # one chunk first: sorting a many-chunk table spends its time gathering across chunks
-        tbl = tbl.combine_chunks().sort_by([(key, "ascending") for key in SORT_KEYS[table]])
+        # one chunk first: taking rows from many chunks spends its time gathering across them
+        tbl = tbl.combine_chunks()
+        # the rows are not copied sorted nor split: each file takes its rows in sorted order,
+        # a row group at a time (the flusher runs beside the receivers; its memory adds up)
+        order = pc.sort_indices(tbl, sort_keys=[(key, "ascending") for key in SORT_KEYS[table]])
         keys = partition_index(table, tbl)
+        sorted_keys = keys.take(order)
         written = []
         for key in pc.unique(keys).to_pylist():
-            part = tbl.filter(pc.equal(keys, key))  # filter keeps the sorted order
-            written.append(self._write_file(table, partition_name(table, key), part, name))
+            rows = order.filter(pc.equal(sorted_keys, key))  # filter keeps the sorted order
+            written.append(self._write_file(table, partition_name(table, key), tbl, name, rows))
         return written
 
     def _write_file(
@@ -281,7 +285,7 @@ class Store:
         name: str | None,
         order: pa.Array | None = None,
     ) -> str:
-        """Write `data` (in the row order `order` gives, if any) as one durable file."""
+        """Write `data`, or its rows `order` names in that order, as one durable file."""
         if name is None:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
             name = f"{stamp}-{uuid.uuid4().hex}"
@@ -292,7 +296,7 @@ class Store:
         # times, sorted within each run of a file, are small steps: delta-packed, not dictionaries
         times = [f.name for f in data.schema if pa.types.is_timestamp(f.type)]
         repeated = [c for c in data.column_names if c not in UNIQUE_COLUMNS and c not in times]
-        ndv = max(1, min(data.num_rows, ROW_GROUP_ROWS))
+        ndv = max(1, min(data.num_rows if order is None else len(order), ROW_GROUP_ROWS))
         blooms = {
             column: {"ndv": ndv, "fpp": BLOOM_FPP}
             for column in BLOOM_COLUMNS.get(table, ())
