@@ -488,7 +488,8 @@ def ingest(
 
     Records are appended to the write-ahead log (fsynced: nothing acknowledged is lost), then
     flushed to Parquet. A malformed JSON line is kept as a text record flagged unparsed and
-    counted, never dropped.
+    counted, never dropped. Records already stored with the same ids (still in the WAL, or in
+    the last 15 minutes of files) are skipped, so running the same command twice stores once.
     """
     from ecsguard.logs.ingest import ingest_source
 
@@ -521,7 +522,12 @@ def ingest(
         stdout.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)
     stdout.print(
         f"stored {summary.records} records in {summary.table} from {source}"
-        + (f" ({len(summary.problems)} problems)" if summary.problems else ""),
+        + (f" ({len(summary.problems)} problems)" if summary.problems else "")
+        + (
+            f"; {summary.duplicates} already stored (same ids), skipped"
+            if summary.duplicates
+            else ""
+        ),
         markup=False,
         highlight=False,
     )

@@ -1,4 +1,8 @@
-"""`ecsguard ingest`: files or stdin through a receiver into the pipeline, then flushed."""
+"""`ecsguard ingest`: files or stdin through a receiver into the pipeline, then flushed.
+
+Records go through the same door as the server's (`LogService.accept`): records whose ids were
+stored recently (the WAL and the last 15 minutes of Parquet files) are skipped, so running the
+same command twice does not store a file twice."""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ecsguard.core.errors import UserError
-from ecsguard.logs.pipeline import Pipeline
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import Problem, ReceiverOptions
+from ecsguard.logs.service import LogService
 from ecsguard.logs.store import StoreLocation
 
 
@@ -18,6 +22,7 @@ from ecsguard.logs.store import StoreLocation
 class Summary:
     table: str = "logs"
     records: int = 0
+    duplicates: int = 0  # records stored before (same ids), skipped
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -47,17 +52,17 @@ def ingest_source(
     the problems (unparsed lines kept as text, dropped control messages, bad files)."""
     receiver = RECEIVERS.get(fmt.replace("-", "_"))
     summary = Summary()
-    pipeline = Pipeline(data_dir, store=store)
+    service = LogService(data_dir, store=store)
     try:
         for name, data in _inputs(source):
             options = ReceiverOptions(input_name=name, **{k: v for k, v in meta.items() if v})
             parsed = receiver(data, options)
             summary.table = parsed.table
             summary.problems.extend(parsed.problems)
-            if parsed.batch.num_rows:
-                pipeline.ingest(parsed.table, parsed.batch)  # durable from here on
-                summary.records += parsed.batch.num_rows
-        pipeline.flush()
+            stored = service.accept(parsed, len(data))  # durable from here on
+            summary.records += stored
+            summary.duplicates += parsed.batch.num_rows - stored
+        service.pipeline.flush()  # a failure is reported; the WAL keeps the rows for later
     finally:
-        pipeline.close()
+        service.pipeline.close()
     return summary
