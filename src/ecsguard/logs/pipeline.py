@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.core.errors import UserError
-from ecsguard.logs.records import request_ids
+from ecsguard.logs.records import with_request_ids
 from ecsguard.logs.schema import ID_COLUMN, TABLES, table_schema
 from ecsguard.logs.store import HOURLY, Store, StoreLocation
 from ecsguard.logs.wal import DEFAULT_SEGMENT_BYTES, Wal
@@ -62,11 +62,9 @@ def _index_request_ids(batch: pa.RecordBatch) -> pa.RecordBatch:
     """Fill the `request_id` index of a new logs batch that has none: every receiver's batch
     passes here before the WAL. A batch read back from the WAL keeps what it has (null in
     segments written before the column existed: queries fall back to the JSON)."""
-    index = batch.schema.get_field_index("request_id")
-    if batch.num_rows == 0 or batch.column(index).null_count < batch.num_rows:
+    if batch.num_rows == 0 or batch.column("request_id").null_count < batch.num_rows:
         return batch
-    ids = request_ids(batch.column("fields"), batch.column("message"))
-    return batch.set_column(index, "request_id", ids)
+    return with_request_ids(batch)
 
 
 def _sql_text(value: str) -> str:

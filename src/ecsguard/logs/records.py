@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -82,6 +82,13 @@ def now_us() -> int:
 # ---------------------------------------------------------------------------------------- times
 
 
+def epoch_us(moment: datetime) -> int:
+    """Epoch microseconds of `moment` (a naive one is UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _US
+
+
 def number_to_us(value: float) -> int | None:
     """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude."""
     if not math.isfinite(value) or value < 0:
@@ -107,9 +114,7 @@ def parse_time(value: Any) -> int | None:
         except ValueError:
             pass
         else:
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            result = (parsed - _EPOCH) // _US
+            result = epoch_us(parsed)
             return result if _MIN_US <= result <= _MAX_US else None
     if isinstance(value, bool):
         return None
@@ -124,10 +129,8 @@ def parse_time(value: Any) -> int | None:
         parsed = datetime.fromisoformat(text.replace(",", ".", 1))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
     try:
-        result = (parsed - _EPOCH) // _US
+        result = epoch_us(parsed)
     except OverflowError:
         return None
     return result if _MIN_US <= result <= _MAX_US else None
@@ -593,6 +596,8 @@ def metric_ids(
 
 # ----------------------------------------------------------------------------------- request ids
 
+_LogsData = TypeVar("_LogsData", pa.RecordBatch, pa.Table)
+
 #: top-level JSON keys that hold a request id, in the order they are looked up
 REQUEST_ID_KEYS = (
     "request_id",
@@ -611,24 +616,46 @@ _QUOTED_KEYS = "|".join(f'"{re.escape(key)}"' for key in REQUEST_ID_KEYS)
 _KEY_VALUE = f'(?:{_QUOTED_KEYS})\\s*:\\s*"(?P<value>[^"]*)"'
 
 
-def request_id_of(obj: Any) -> str | None:
+_QUOTED_REQUEST_KEYS = tuple((key, f'"{key}"') for key in REQUEST_ID_KEYS)
+
+
+def request_id_of(obj: Any, raw: str | None = None) -> str | None:
     """The `request_id` column of a record whose JSON object is `obj`.
 
     The column is an index, and queries still apply their JSON test to the rows it selects, so it
     only has to keep this promise: a record whose key K (any of REQUEST_ID_KEYS) is the string x
     has `request_id` x or null. Hence: '' when no key is present (no request-id test can match),
     the value when every key present holds the same non-empty string, null otherwise (numbers,
-    disagreeing keys, an empty id: the query falls back to its JSON test)."""
+    disagreeing keys, an empty id: the query falls back to its JSON test).
+
+    With `raw`, the text `obj` was parsed from, it is also null where DuckDB, reading that text,
+    might see another value: a key named more than once (parsers differ on which duplicate
+    wins), or a `\\u` escape, which can spell a key twice where the count sees it once. Other
+    escapes cannot: nulls there would keep row groups from being skipped by their Bloom filters."""
     if not isinstance(obj, dict):
         return None
     found: str | None = None
-    for key in REQUEST_ID_KEYS:
+    for key, quoted in _QUOTED_REQUEST_KEYS:
         if key in obj:
             value = obj[key]
             if type(value) is not str or not value or (found is not None and value != found):
                 return None
+            if raw is not None and raw.count(quoted) != 1:
+                return None
             found = value
-    return "" if found is None else found
+    if found is None:
+        return ""
+    return None if raw is not None and "\\u" in raw else found
+
+
+def with_request_ids(data: _LogsData) -> _LogsData:
+    """A `logs` batch or table with its `request_id` column worked out from `fields` and
+    `message` (`request_ids`), whatever it held."""
+    fields, messages = data.column("fields"), data.column("message")
+    if isinstance(fields, pa.ChunkedArray):
+        fields, messages = fields.combine_chunks(), messages.combine_chunks()
+    ids = request_ids(fields, messages)
+    return data.set_column(data.schema.get_field_index("request_id"), "request_id", ids)
 
 
 def request_ids(fields: pa.Array, messages: pa.Array) -> pa.Array:

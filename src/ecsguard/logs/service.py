@@ -17,7 +17,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +74,7 @@ class _RecentIds:
             return None
         return [h in held for h in hashes]
 
-    def add_all(self, hashes: list[int]) -> None:
+    def add_all(self, hashes: Iterable[int]) -> None:
         new = set(hashes)
         new -= self._hashes
         if not new:
@@ -156,7 +156,7 @@ class LogService:
             if batch.num_rows:
                 self.pipeline.ingest(table, batch)  # durable from here on
             with self._dedup_lock:
-                self._recent[table].add_all(list(claim[0]))
+                self._recent[table].add_all(claim[0])
         finally:
             with self._dedup_lock:
                 self._inflight.remove(claim)

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecsguard.core.errors import UserError
-from ecsguard.logs.records import request_ids
+from ecsguard.logs.records import with_request_ids
 from ecsguard.logs.schema import ID_COLUMN, SORT_KEYS, TABLES, table_schema, upgrade
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ class Store:
         tbl = tbl.combine_chunks()
         # the rows are not copied sorted nor split: each file takes its rows in sorted order,
         # a row group at a time (the flusher runs beside the receivers; its memory adds up)
-        order = pc.sort_indices(tbl, sort_keys=[(key, "ascending") for key in SORT_KEYS[table]])
+        order = _sorted_order(table, tbl)
         keys = partition_index(table, tbl)
         sorted_keys = keys.take(order)
         written = []
@@ -399,7 +399,7 @@ class Store:
             return None
         merged = _unique_ids(table, pa.concat_tables(parts))
         del parts
-        order = pc.sort_indices(merged, sort_keys=[(key, "ascending") for key in SORT_KEYS[table]])
+        order = _sorted_order(table, merged)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"c-{stamp}-{uuid.uuid4().hex}"
         intent = f"{prefix}{name}{_INTENT}"
@@ -421,15 +421,17 @@ class Store:
         return expired
 
 
+def _sorted_order(table: str, data: pa.Table) -> pa.Array:
+    """The row indices of `data` in the table's file order (SORT_KEYS)."""
+    return pc.sort_indices(data, sort_keys=[(key, "ascending") for key in SORT_KEYS[table]])
+
+
 def _indexed(table: str, data: pa.Table, written: pa.Schema) -> pa.Table:
     """`data` with the request-id index filled when its file was written before the index
     existed (such rows read as null, "not indexed", and every needle query had to parse them)."""
     if table != "logs" or "request_id" in written.names or data.num_rows == 0:
         return data
-    ids = request_ids(
-        data.column("fields").combine_chunks(), data.column("message").combine_chunks()
-    )
-    return data.set_column(data.schema.get_field_index("request_id"), "request_id", ids)
+    return with_request_ids(data)
 
 
 def _unique_ids(table: str, data: pa.Table) -> pa.Table:

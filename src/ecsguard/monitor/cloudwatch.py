@@ -40,7 +40,7 @@ from ecsguard.aws.session import AwsSession
 from ecsguard.aws.snapshot import Snapshot
 from ecsguard.core.errors import AwsAccessError, UserError
 from ecsguard.logs.pipeline import Pipeline
-from ecsguard.logs.records import metric_ids
+from ecsguard.logs.records import epoch_us, metric_ids
 from ecsguard.logs.schema import METRICS
 from ecsguard.logs.store import StoreLocation
 from ecsguard.monitor.queries import (
@@ -58,8 +58,6 @@ MAX_TARGET_GROUPS_PER_CALL = 20
 ACTIONS = METRICS_POLL_ACTIONS  # declared in aws/collect.py, so the auditor policy has them
 STATE_VERSION = 1
 SOURCE = "cloudwatch"  # the `source` part of the rows' ids (records.metric_ids)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -330,7 +328,7 @@ class CloudWatchPoller:
 def _ids(rows: dict[str, list[Any]], keys: list[str]) -> list[str]:
     """Each row's id: its series and timestamp. The value stays out, so a datapoint CloudWatch
     revised between two overlapping polls is still one datapoint."""
-    times = [(_utc(moment) - _EPOCH) // _US for moment in rows["time"]]
+    times = [epoch_us(moment) for moment in rows["time"]]
     contents = [
         (namespace, name, dims, None, unit)
         for namespace, name, dims, unit in zip(

@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
-    REQUEST_ID_KEYS,
     Parsed,
     Problem,
     ReceiverOptions,
@@ -36,6 +35,7 @@ from ecsguard.logs.records import (
     parse_time,
     parse_times,
     record_ids,
+    request_id_of,
     structured,
     structured_rows,
     to_json_text,
@@ -226,11 +226,10 @@ def _batch(
     meta_columns, streams = _metadata(meta, options)
     own_times: list[int | None] = [None] * n  # per row: the time that wins over `date`
     levels: list[str | None] = [None] * n
-    texts = logs
-    messages = list(texts)
+    messages = list(logs)
     fields: list[str | None] = [None] * n
     request: list[str | None] = [None] * n
-    stripped = [log.strip() if c else "" for log, c in zip(texts, common, strict=True)]
+    stripped = [log.strip() if c else "" for log, c in zip(logs, common, strict=True)]
     candidates = [i for i, text in enumerate(stripped) if text.startswith("{")]
     json_at: list[int] = []  # rows whose `log` holds a JSON object
     objs: list[dict[str, Any]] = []
@@ -255,7 +254,7 @@ def _batch(
     date_us = parse_times(dates)
     if objs:
         json_times, json_levels, json_messages = structured_rows(objs, raws)
-        json_requests = _request_ids(objs, raws)
+        json_requests = map(request_id_of, objs, raws)
         for i, own, level, message, rid in zip(
             json_at, json_times, json_levels, json_messages, json_requests, strict=True
         ):
@@ -282,37 +281,6 @@ def _batch(
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     batch = build_batch(LOGS, columns, constants, n)
     return Parsed("logs", batch, problems)
-
-
-_QUOTED_REQUEST_KEYS = tuple((key, f'"{key}"') for key in REQUEST_ID_KEYS)
-
-
-def _request_ids(objs: list[dict[str, Any]], raws: list[str]) -> list[str | None]:
-    """The `request_id` index of JSON rows from their parsed objects (records.request_id_of),
-    unknown (null) where DuckDB, reading the stored text, might see another value: a text naming
-    the key more than once (parsers differ on which value wins), or one with `\\u` escapes,
-    which can spell a key without its name showing. Other escapes (a quote, a newline) cannot:
-    nulls there would keep whole row groups from being skipped by their Bloom filters."""
-    out: list[str | None] = []
-    keys = _QUOTED_REQUEST_KEYS
-    for obj, raw in zip(objs, raws, strict=True):
-        found: str | None = ""
-        for key, quoted in keys:
-            if key in obj:
-                value = obj[key]
-                if (
-                    type(value) is not str
-                    or not value
-                    or (found and value != found)
-                    or raw.count(quoted) != 1
-                ):
-                    found = None
-                    break
-                found = value
-        if found and "\\u" in raw:
-            found = None  # a `\u` escape can spell a key twice where the count above sees one
-        out.append(found)
-    return out
 
 
 def _other_row(
