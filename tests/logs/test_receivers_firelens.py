@@ -189,6 +189,30 @@ def test_common_and_odd_rows_in_one_body() -> None:
     assert len(set(batch.column("id").to_pylist())) == 6
 
 
+def test_metadata_from_the_record_then_its_task_arn_then_the_options() -> None:
+    arn = "arn:aws:ecs:eu-west-1:111:task/from-arn/t1"
+    options = ReceiverOptions(
+        ingest_time_us=NOW, cluster="opt-c", task="opt-t", account="opt-a", region="opt-r",
+        task_definition="opt:1", container="opt-ctr", stream="opt-s",
+    )  # fmt: skip
+    records = [
+        {"log": "a", "ecs_cluster": "arn:aws:ecs:eu-west-1:111:cluster/named", "ecs_task_arn": arn,
+         "ecs_task_definition": "web:3", "container_name": "/app", "source": "stderr"},
+        {"log": "b", "ecs_task_arn": arn},
+        {"log": "c", "ecs_task_arn": "arn:aws:ecs:eu-west-1:111:task/old-format-id"},
+        {"log": "d", "ecs_cluster": "", "container_name": "", "source": ""},
+    ]  # fmt: skip
+    for body in (b"\n".join(map(orjson.dumps, records)), orjson.dumps(records)):
+        rows = parse(body, options).batch.to_pylist()
+        columns = ("cluster", "task", "account", "region", "task_definition", "container", "stream")
+        assert [tuple(row[c] for c in columns) for row in rows] == [
+            ("named", "t1", "111", "eu-west-1", "web:3", "app", "stderr"),
+            ("from-arn", "t1", "111", "eu-west-1", "opt:1", "opt-ctr", "opt-s"),
+            ("opt-c", "old-format-id", "111", "eu-west-1", "opt:1", "opt-ctr", "opt-s"),
+            ("opt-c", "opt-t", "opt-a", "opt-r", "opt:1", "opt-ctr", "opt-s"),
+        ]
+
+
 # -- the common-shape fast path (msgspec) against the general path (a dict per record) ----------
 
 _log_values = st.one_of(

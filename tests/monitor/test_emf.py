@@ -9,12 +9,14 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from tests.web.conftest import running
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import ReceiverOptions
 from ecsguard.logs.service import LogService
-from ecsguard.monitor.emf import EmfExtractor, metrics_from_logs
+from ecsguard.monitor.emf import EmfExtractor, _rows_with, metrics_from_logs
 
 T_MS = 1_700_000_000_000
 T_US = T_MS * 1000
@@ -244,6 +246,32 @@ def test_extractor_finds_emf_among_log_lines_and_ignores_prose() -> None:
     assert parsed.batch.num_rows == 6 + 3 + 4
     assert len(parsed.problems) == 1 and "'Orders'" in str(parsed.problems[0])
     assert str(parsed.problems[0]).startswith("logs record ")
+
+
+@given(
+    texts=st.lists(st.none() | st.text(alphabet='_aws"Tye x', max_size=12), max_size=30),
+    start=st.integers(0, 5),
+    needle=st.sampled_from([b"_aws", b'"Type"']),
+)
+def test_rows_with_finds_every_row_holding_the_needle(
+    texts: list[str | None], start: int, needle: bytes
+) -> None:
+    """Every row holding the needle is found, in a sliced array too; a row found without it
+    holds the start of an occurrence that runs on into the next texts."""
+    array = pa.array(["_aws", *texts], pa.string()).slice(min(start, len(texts)))
+    values = array.to_pylist()
+    found = _rows_with(array, needle)
+    word = needle.decode()
+    assert {i for i, text in enumerate(values) if text and word in text} <= found
+    for row in found:
+        rest = "".join(text or "" for text in values[row:])
+        assert word in rest[: len(values[row] or "") + len(word) - 1]
+
+
+def test_extractor_reads_a_sliced_batch() -> None:
+    batch = logs_batch(["plain text", json.dumps(APP), "more text", json.dumps(APP)])
+    assert metrics_from_logs(batch.slice(2)).batch.num_rows == 6
+    assert metrics_from_logs(batch.slice(0, 1)).batch.num_rows == 0
 
 
 def test_extractor_skips_batches_without_emf_and_other_tables() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -313,24 +314,20 @@ def metrics_from_logs(batch: pa.RecordBatch) -> Parsed:
     """The EMF records among a `logs` batch's rows as a `metrics` batch.
 
     Only rows whose message or fields contain `_aws` (or a performance event's `"Type"`) are
-    parsed: substring scans over the two columns in Arrow, so a batch without EMF costs two
-    scans (a regular expression over every row cost 3% of the server's ingest time). A row
+    parsed: a search of each column's data buffer (`_rows_with`), so a batch without EMF costs
+    two scans of its bytes (a regular expression over every row cost 3% of ingest). A row
     that only mentions `_aws` in prose is not EMF and is not a problem; a JSON object with an
     `_aws` member that is malformed is.
 
     A datapoint's id comes from its logs row's id and its place in that row, so deriving the
     metrics of a row again (a resent logs batch, a replay) never stores them twice.
     """
-    rows = MetricRows(LOGS_SOURCE)
+    out = MetricRows(LOGS_SOURCE)
     problems: list[Problem] = []
-    if batch.num_rows == 0:
-        return Parsed("metrics", rows.batch(), problems)
-    messages = batch.column("message")
-    fields = batch.column("fields")
-    candidate = pc.or_kleene(_candidates(messages), _candidates(fields))
-    indices = pc.indices_nonzero(pc.fill_null(candidate, False))
-    if len(indices) == 0:
-        return Parsed("metrics", rows.batch(), problems)
+    rows = sorted(_candidates(batch.column("message")) | _candidates(batch.column("fields")))
+    if not rows:
+        return Parsed("metrics", out.batch(), problems)
+    indices = pa.array(rows, pa.int32())
     picked = batch.select(["time", "id", "fields", "message"]).take(indices)
     times = picked.column("time").cast(pa.int64()).to_pylist()
     for time_us, row_id, field_text, message in zip(
@@ -343,19 +340,40 @@ def metrics_from_logs(batch: pa.RecordBatch) -> Parsed:
                 doc = obj
                 break
         if doc is not None:
-            rows.key = row_id or ""
-            extract(doc, f"logs record {row_id}", rows, problems, time_us or 0)
-    return Parsed("metrics", rows.batch(), problems)
+            out.key = row_id or ""
+            extract(doc, f"logs record {row_id}", out, problems, time_us or 0)
+    return Parsed("metrics", out.batch(), problems)
 
 
-def _candidates(texts: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Per text whether it may be EMF or a performance event (null for a null text)."""
-    found = pc.match_substring(texts, "_aws")
-    typed = pc.match_substring(texts, '"Type"')
-    if pc.any(typed).as_py():  # rare in application logs: the regex only when it may match
-        typed = pc.and_kleene(typed, pc.match_substring_regex(texts, _PERFORMANCE_EVENT))
-        found = pc.or_kleene(found, typed)
-    return found
+def _candidates(texts: pa.Array) -> set[int]:
+    """Rows whose text may be EMF (holds `_aws`) or a performance event (`"Type": "Task"`...)."""
+    typed = _rows_with(texts, b'"Type"')
+    if typed:  # rare in application logs: the regex only where it may match
+        picked = pa.array(sorted(typed), pa.int32())
+        matched = pc.match_substring_regex(texts.take(picked), _PERFORMANCE_EVENT)
+        typed = set(pc.filter(picked, pc.fill_null(matched, False)).to_pylist())
+    return _rows_with(texts, b"_aws") | typed
+
+
+def _rows_with(texts: pa.Array, needle: bytes) -> set[int]:
+    """Rows of a string array whose text contains `needle`, by one scan of its data buffer.
+
+    Most batches hold no EMF at all: one search over the whole buffer costs a fraction of a
+    per-text search (Arrow's, four of them, had cost 6% of the server's ingest time). An
+    occurrence spanning two texts adds a row that is then parsed and found not to be EMF."""
+    _, offsets_buffer, data_buffer = texts.buffers()
+    if texts.null_count == len(texts) or data_buffer is None:
+        return set()
+    offsets = memoryview(offsets_buffer).cast("i")[texts.offset : texts.offset + len(texts) + 1]
+    data = memoryview(data_buffer)[offsets[0] : offsets[-1]].tobytes()
+    base = offsets[0]
+    rows: set[int] = set()
+    at = data.find(needle)
+    while at >= 0:
+        row = bisect_right(offsets, base + at) - 1
+        rows.add(row)
+        at = data.find(needle, offsets[row + 1] - base)  # the next row's start
+    return rows
 
 
 class EmfExtractor:

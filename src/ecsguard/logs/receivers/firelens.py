@@ -21,7 +21,6 @@ from typing import Any, cast
 import msgspec
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
@@ -166,13 +165,16 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
 
 def _parse_common(lines: list[_Line], options: ReceiverOptions) -> Parsed:
     """`parse_records` of records that are all in the common shape, from their fields."""
-    meta = {
-        "source": [line.source for line in lines],
-        "ecs_cluster": [line.ecs_cluster for line in lines],
-        "ecs_task_arn": [line.ecs_task_arn for line in lines],
-        "ecs_task_definition": [line.ecs_task_definition for line in lines],
-        "container_name": [line.container_name for line in lines],
-    }
+    meta = [
+        (
+            line.source,
+            line.ecs_cluster,
+            line.ecs_task_arn,
+            line.ecs_task_definition,
+            line.container_name,
+        )
+        for line in lines
+    ]
     return _batch(
         [line.log for line in lines],
         [line.date for line in lines],
@@ -200,7 +202,7 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
         type(log) is str and meta_keys.issuperset(r) for r, log in zip(recs, logs, strict=True)
     ]
     dates = [r.get("date") if c else None for r, c in zip(recs, common, strict=True)]
-    meta = {key: _values(recs, key) for key in _META_KEYS}
+    meta = list(zip(*(_values(recs, key) for key in _META_KEYS), strict=True))
 
     def other(i: int) -> tuple[int | None, str, str | None, str | None]:
         return _other_row(recs[i], pairs[i][1], i, options, problems)
@@ -211,14 +213,14 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
 def _batch(
     logs: list[str],
     dates: list[Any],
-    meta: dict[str, list[str | None]],
+    meta: list[_Meta],
     options: ReceiverOptions,
     problems: list[Problem],
     common: list[bool],
     other: Callable[[int], tuple[int | None, str, str | None, str | None]] | None,
 ) -> Parsed:
     """The batch of n records from their columns: `logs` (a text in every common row), `dates`
-    (None outside common rows), the FireLens keys' values; `other(i)` works out row i outside
+    (None outside common rows), each row's FireLens keys' values; `other(i)` works out row i outside
     the common shape (event time, message, level, fields)."""
     source = options.source or NAME
     ingest_us = options.ingest_us()
@@ -337,74 +339,45 @@ def _values(records: list[Any], key: str) -> list[str | None]:
     return values
 
 
-def _texts(values: list[str | None]) -> pa.Array:
-    """The texts among `values` (None for an empty one), as an Arrow array."""
-    texts = pa.array(values, pa.string())
-    return pc.if_else(pc.equal(texts, ""), None, texts)
+_Meta = tuple[str | None, str | None, str | None, str | None, str | None]
+_METADATA_COLUMNS = (
+    "account",
+    "region",
+    "cluster",
+    "task",
+    "task_definition",
+    "container",
+    "stream",
+)
 
 
-def _mapped(texts: pa.Array, *fns: Callable[[str | None], str | None]) -> list[pa.Array]:
-    """`[fn(t) for t in texts]` for each of `fns`, calling each once per distinct value."""
-    encoded = texts.dictionary_encode()
-    distinct = encoded.dictionary.to_pylist()
-    out = []
-    for fn in fns:
-        mapped = pa.array([fn(v) for v in distinct], pa.string()).take(encoded.indices)
-        missing = fn(None)
-        out.append(
-            mapped if missing is None or not mapped.null_count else mapped.fill_null(missing)
-        )
-    return out
-
-
-def _metadata(
-    values: dict[str, list[str | None]], options: ReceiverOptions
-) -> tuple[dict[str, pa.Array], list[str]]:
-    """The metadata columns from the FireLens keys' values (texts, else None) and each row's
-    stream key ("task/container/stream", part of its id). Values repeat (one set per task,
-    container and stream): each distinct one is worked out once."""
-    parts: dict[str | None, tuple[str | None, str | None, str | None, str | None]] = {
-        None: (None, None, None, None)
-    }
-
-    def arn_part(j: int, default: str | None) -> Callable[[str | None], str | None]:
-        def pick(arn: str | None) -> str | None:
-            found = parts.get(arn)
-            if found is None:
-                found = parts[arn] = task_parts(arn)  # type: ignore[arg-type]
-            return found[j] or default
-
-        return pick
-
-    task, arn_cluster, account, region = _mapped(
-        pa.array(values["ecs_task_arn"], pa.string()),
-        arn_part(0, options.task),
-        arn_part(1, options.cluster),
-        arn_part(2, options.account),
-        arn_part(3, options.region),
-    )
-    (named_cluster,) = _mapped(
-        _texts(values["ecs_cluster"]), lambda c: cluster_name(c) if c else None
-    )
-    (family,) = _mapped(
-        _texts(values["ecs_task_definition"]),
-        lambda f: task_definition(f) if f else options.task_definition,
-    )
-    (container,) = _mapped(
-        _texts(values["container_name"]), lambda c: c.lstrip("/") if c else options.container
-    )
-    (stream,) = _mapped(_texts(values["source"]), lambda s: s or options.stream)
+def _metadata(rows: list[_Meta], options: ReceiverOptions) -> tuple[dict[str, pa.Array], list[str]]:
+    """The metadata columns from each row's FireLens keys' values (`_META_KEYS`: texts, else
+    None) and each row's stream key ("task/container/stream", part of its id). Rows repeat (one
+    set per task, container and stream): each distinct one is worked out once."""
+    distinct: dict[_Meta, int] = {}
+    codes = [distinct.setdefault(row, len(distinct)) for row in rows]
+    derived = [_derived(row, options) for row in distinct]  # in code order: dicts keep it
+    indices = pa.array(codes, pa.int32())
     columns = {
-        "account": account,
-        "region": region,
-        "cluster": pc.coalesce(named_cluster, arn_cluster),
-        "task": task,
-        "task_definition": family,
-        "container": container,
-        "stream": stream,
+        name: pa.array([values[j] for values in derived], pa.string()).take(indices)
+        for j, name in enumerate(_METADATA_COLUMNS)
     }
-    # f"{task}/{container}/{stream}" writes a missing value as "None"
-    keys = pc.binary_join_element_wise(
-        *(pc.fill_null(column, "None") for column in (task, container, stream)), "/"
+    keys = [f"{task}/{container}/{stream}" for _, _, _, task, _, container, stream in derived]
+    return columns, [keys[code] for code in codes]
+
+
+def _derived(meta: _Meta, options: ReceiverOptions) -> tuple[str | None, ...]:
+    """`_METADATA_COLUMNS` of one set of FireLens values; the options fill what they lack."""
+    source, cluster, arn, family, container = meta
+    task, arn_cluster, account, region = task_parts(arn) if arn is not None else (None,) * 4
+    named = cluster_name(cluster) if cluster else None
+    return (
+        account or options.account,
+        region or options.region,
+        named if named is not None else arn_cluster or options.cluster,
+        task or options.task,
+        task_definition(family) if family else options.task_definition,
+        container.lstrip("/") if container else options.container,
+        source or options.stream,
     )
-    return columns, keys.to_pylist()
