@@ -280,11 +280,9 @@ def serve(
     )
     detection = None
     if detection_rules:
-        from ecsguard.detect.engine import AlertStore, Engine
         from ecsguard.detect.worker import DetectionWorker
 
-        engine = Engine(detection_rules, AlertStore(directory / "detect.db"))
-        detection = DetectionWorker(service, engine, dispatcher)
+        detection = DetectionWorker(service, detection_rules, directory / "detect.db", dispatcher)
 
     def announce(line: str) -> None:
         stdout.print(line, markup=False, highlight=False)

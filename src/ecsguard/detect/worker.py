@@ -1,99 +1,220 @@
-"""Detection inside `ecsguard serve`: a thread between the log service and the engine.
+"""Detection beside `ecsguard serve`: the rules run in a child process, fed the stored batches.
 
-The service calls `submit` for every stored batch (after its fsync); the worker evaluates the
-rules off the receiving threads and ticks the clock once a second. The queue is bounded: if
-detection falls far behind, receivers wait (backpressure) rather than the worker dropping data.
-Metric datapoints that rules derive (log metric filters) go back into the store; new alerts go
-to the notification dispatcher, whose durable outbox sends them on its own threads.
+Why a process: HTTP, the WAL, flushing and detection shared one interpreter lock, and detection
+was about 40% of the server's one core under load. In its own process it has a core of its own,
+and a rule that is slow or crashes cannot stall ingest.
+
+The service calls `submit` for every stored batch (after its fsync); the batch goes to the child
+as Arrow IPC over a bounded queue, so if detection falls far behind, receivers wait
+(backpressure) rather than batches being dropped. The child evaluates them, ticks the clock once
+a second, and sends back what the server acts on: metric datapoints that rules derive (stored
+here), new alerts (to the notification dispatcher, whose durable outbox sends them on its own
+threads) and its counters. Alerts and rule state live in SQLite, which both processes open; a
+child that dies is started again and carries on from that state.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from ecsguard.core.models import Alert
-from ecsguard.detect.engine import Engine
+from ecsguard.detect.engine import AlertStore, Engine
+from ecsguard.detect.rules import TYPES, Rule
 from ecsguard.logs.service import LogService
+from ecsguard.logs.wal import decode_frames, encode_frame
 from ecsguard.notify.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
-QUEUE_BATCHES = 1024
+#: batches on their way to the child; each is a copy (about 1 MB for 1,000 log lines), so the
+#: bound is lower than an in-process queue's would be
+QUEUE_BATCHES = 64
 TICK_SECONDS = 1.0
+PUT_WAIT_SECONDS = 1.0  # a put waits this long, then checks that the child is still alive
+STOP_SECONDS = 30.0
+
+_Message = tuple[Any, ...]
 
 
 class DetectionWorker:
+    """The server's side of detection: `rules`, `errors`, `store` (a reader of the alerts and
+    rule state) and the counters are what the console and /api/stats show."""
+
     def __init__(
-        self, service: LogService, engine: Engine, dispatcher: Dispatcher | None = None
+        self,
+        service: LogService,
+        rules: Sequence[Rule],
+        store_path: Path,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.service = service
-        self.engine = engine
+        self.rules = {rule.id: rule for rule in rules if rule.enabled}
+        self.tables = {t for rule in self.rules.values() for t in TYPES.get(rule.type).tables}
+        self.store_path = store_path
+        self.store = AlertStore(store_path)
         self.dispatcher = dispatcher
-        engine.on_metrics = self._store_metrics
-        if dispatcher is not None:
-            engine.on_alert = self._notify
-        self._queue: queue.Queue[tuple[str, pa.RecordBatch] | None] = queue.Queue(QUEUE_BATCHES)
-        self._thread = threading.Thread(target=self._run, name="ecsguard-detect", daemon=True)
-        self._own: list[tuple[str, pa.RecordBatch]] = []  # submitted by the worker itself
+        self.errors: dict[str, str] = {}  # rule id -> last evaluation error, as the child said
         self.processed = 0  # batches, for /api/stats
-        self.lag_seconds = 0.0  # ingest acknowledgement -> evaluated, last batch
+        self.lag_seconds = 0.0  # time the child took over its last batch
+        self.restarts = 0
+        self._context = multiprocessing.get_context("spawn")  # fork is unsafe with threads
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # the child, its queues and the reader swap together
+        self._inbox: Any = None
+        self._outbox: Any = None
+        self._child: Any = None
+        self._reader: threading.Thread | None = None
 
     def start(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.start()
+        self._spawn()
         self.service.add_listener(self.submit)
-        self._thread.start()
 
-    def _notify(self, alert: Alert, new: bool) -> None:
-        if new and self.dispatcher is not None:  # a burst growing is not news
-            self.dispatcher.submit(alert)
+    def _spawn(self) -> None:
+        with self._lock:
+            self._inbox = self._context.Queue(QUEUE_BATCHES)
+            self._outbox = self._context.Queue()
+            self._child = self._context.Process(
+                target=_child_main,
+                args=(list(self.rules.values()), str(self.store_path), self._inbox, self._outbox),
+                name="ecsguard-detect",
+                daemon=True,
+            )
+            self._child.start()
+            self._reader = threading.Thread(
+                target=self._read, args=(self._child, self._outbox), name="ecsguard-detect-reader"
+            )
+            self._reader.daemon = True
+            self._reader.start()
 
     def submit(self, table: str, batch: pa.RecordBatch) -> None:
-        if table not in self.engine.by_table:
+        if table not in self.tables or batch.num_rows == 0:
             return
-        if threading.current_thread() is self._thread:
-            # the worker's own derived metrics: a put on its own full queue would wait for ever
-            self._own.append((table, batch))
-            return
-        self._queue.put((table, batch))
+        if threading.current_thread() is self._reader:
+            return  # metrics the child derived: it has evaluated them itself
+        item = (table, encode_frame(batch))
+        while not self._stopping.is_set():
+            inbox = self._inbox
+            try:
+                inbox.put(item, timeout=PUT_WAIT_SECONDS)
+                return
+            except queue.Full:
+                continue  # backpressure; the reader restarts a dead child meanwhile
 
-    def _store_metrics(self, batch: pa.RecordBatch) -> None:
-        try:
-            self.service.store("metrics", batch)
-        except Exception:  # a full disk: the next tick's datapoints try again
-            log.exception("could not store derived metrics")
-
-    def _run(self) -> None:
-        next_tick = time.monotonic() + TICK_SECONDS
+    def _read(self, child: Any, outbox: Any) -> None:
+        """Act on what the child sends until it ends; start it again if it died."""
         while True:
             try:
-                item = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
+                message = outbox.get(timeout=PUT_WAIT_SECONDS)
             except queue.Empty:
-                item = ("", pa.record_batch([]))
-            if item is None:
+                if child.is_alive():
+                    continue
                 break
-            table, batch = item
-            if table:
-                started = time.monotonic()
-                self.engine.process(table, batch)
-                self.processed += 1
-                self.lag_seconds = time.monotonic() - started
-            if time.monotonic() >= next_tick:
-                self.engine.tick(datetime.now(UTC))
-                next_tick = time.monotonic() + TICK_SECONDS
-            while self._own:
-                self.engine.process(*self._own.pop(0))
-        self.engine.tick(datetime.now(UTC))  # save state on the way out
+            if message[0] == "stopped":
+                break
+            self._act(message)
+        if not self._stopping.is_set():
+            log.error(
+                "the detection process ended (exit code %s); starting it again", child.exitcode
+            )
+            self.restarts += 1
+            threading.Thread(target=self._spawn, name="ecsguard-detect-restart").start()
+
+    def _act(self, message: _Message) -> None:
+        kind = message[0]
+        if kind == "metrics":
+            try:
+                for batch in decode_frames(message[1])[0]:
+                    self.service.store("metrics", batch)
+            except Exception:  # a full disk: the next tick's datapoints try again
+                log.exception("could not store derived metrics")
+        elif kind == "alert":
+            if self.dispatcher is not None:
+                self.dispatcher.submit(Alert.model_validate_json(message[1]))
+        elif kind == "stats":
+            self.processed, self.lag_seconds, self.errors = message[1:]
 
     def stop(self) -> None:
-        """Evaluate what is queued, save the rules' state and stop."""
-        self._queue.put(None)
-        self._thread.join(30)
+        """Let the child evaluate what is queued, save the rules' state and stop."""
+        self._stopping.set()
+        with self._lock:
+            child, reader = self._child, self._reader
+            if child is not None:
+                try:
+                    self._inbox.put(None, timeout=STOP_SECONDS)
+                except queue.Full:
+                    log.error("the detection process did not take the stop request")
+        if child is not None:
+            child.join(STOP_SECONDS)
+            if child.is_alive():
+                log.error("the detection process did not stop in %s s", STOP_SECONDS)
+                child.kill()
+        if reader is not None:
+            reader.join(STOP_SECONDS)
+        self.store.close()
         if self.dispatcher is not None:
             self.dispatcher.stop()  # the outbox keeps what is unsent for the next start
+
+
+# ------------------------------------------------------------------------------ in the child
+
+
+def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> None:
+    # the server decides when detection stops (a stop request, or its own end): a Ctrl-C or a
+    # SIGTERM sent to the whole process group must not cut a batch short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+    own: list[tuple[str, pa.RecordBatch]] = []  # metrics the rules derived, evaluated here too
+
+    def on_metrics(batch: pa.RecordBatch) -> None:
+        own.append(("metrics", batch))
+        outbox.put(("metrics", encode_frame(batch)))
+
+    def on_alert(alert: Alert, new: bool) -> None:
+        if new:  # a burst growing is not news
+            outbox.put(("alert", alert.model_dump_json()))
+
+    store = AlertStore(store_path)
+    engine = Engine(rules, store, on_alert=on_alert, on_metrics=on_metrics)
+    processed, lag = 0, 0.0
+    next_tick = time.monotonic() + TICK_SECONDS
+    while True:
+        try:
+            item = inbox.get(timeout=max(0.0, next_tick - time.monotonic()))
+        except queue.Empty:
+            item = ()
+            if os.getppid() != parent:
+                break  # the server is gone without a word
+        if item is None:
+            break
+        if item:
+            table, frame = item
+            started = time.monotonic()
+            for batch in decode_frames(frame)[0]:
+                engine.process(table, batch)
+            processed += 1
+            lag = time.monotonic() - started
+            outbox.put(("stats", processed, lag, dict(engine.errors)))
+        if time.monotonic() >= next_tick:
+            engine.tick(datetime.now(UTC))
+            next_tick = time.monotonic() + TICK_SECONDS
+        while own:
+            engine.process(*own.pop(0))
+    engine.tick(datetime.now(UTC))  # save state on the way out
+    store.close()
+    outbox.put(("stats", processed, lag, dict(engine.errors)))
+    outbox.put(("stopped",))

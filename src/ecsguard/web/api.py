@@ -64,10 +64,10 @@ async def stats(request: Request) -> Response:
     detection = request.app.state.detection
     if detection is not None:
         body["detection"] = {
-            "rules": len(detection.engine.rules),
+            "rules": len(detection.rules),
             "batches": detection.processed,
             "last_batch_seconds": detection.lag_seconds,
-            "rule_errors": detection.engine.errors,
+            "rule_errors": detection.errors,
         }
     return json_response(body)
 
@@ -91,7 +91,7 @@ async def alerts(
     service: LogService = request.app.state.service
 
     def read() -> list[Any]:
-        running = detection.engine.store if detection is not None else None
+        running = detection.store if detection is not None else None
         found = stored_alerts(service.data_dir, running, since=start, rule=rule, limit=limit)
         return [a.model_dump(mode="json") for a in found]
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from tests.web.conftest import Running, add_console_users, running
 
-from ecsguard.detect.engine import AlertStore, Engine
 from ecsguard.detect.loader import load_rules
 from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
@@ -73,8 +72,7 @@ def serve_with(
             files.append(str(path))
         loaded = load_rules(files)
         loaded.raise_errors()
-        engine = Engine(loaded.rules, AlertStore(data_dir / "detect.db"))
-        detection = DetectionWorker(service, engine, dispatcher)
+        detection = DetectionWorker(service, loaded.rules, data_dir / "detect.db", dispatcher)
     try:
         with running(data_dir, service, detection, dispatcher) as server:
             yield server

@@ -61,7 +61,6 @@ def _rules(ctx: PageContext) -> list[dict[str, Any]] | None:
     detection = ctx.app_state.detection
     if detection is None:
         return None
-    engine = detection.engine
     return [
         {
             "id": rule.id,
@@ -70,10 +69,10 @@ def _rules(ctx: PageContext) -> list[dict[str, Any]] | None:
             "severity": str(rule.severity),
             "tags": list(rule.tags),
             "source": rule.source,
-            "error": engine.errors.get(rule.id),
-            "alarm": rule_state(rule.type, engine.store.state(rule.id)),
+            "error": detection.errors.get(rule.id),
+            "alarm": rule_state(rule.type, detection.store.state(rule.id)),
         }
-        for rule in sorted(engine.rules.values(), key=lambda r: r.id)
+        for rule in sorted(detection.rules.values(), key=lambda r: r.id)
     ]
 
 
@@ -81,7 +80,7 @@ def _alerts(ctx: PageContext, start: datetime, end: datetime, rule: str | None) 
     from ecsguard.detect.engine import stored_alerts
 
     detection = ctx.app_state.detection
-    running = detection.engine.store if detection is not None else None
+    running = detection.store if detection is not None else None
     found = stored_alerts(ctx.console.data_dir, running, since=start, rule=rule, limit=MAX_ALERTS)
     return [a for a in found if a.last_seen < end]
 

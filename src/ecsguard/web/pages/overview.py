@@ -44,13 +44,13 @@ def _alerts(ctx: PageContext) -> dict[str, Any]:
 
     since = datetime.now(UTC) - timedelta(days=1)
     detection = ctx.app_state.detection
-    running = detection.engine.store if detection is not None else None
+    running = detection.store if detection is not None else None
     found = stored_alerts(ctx.console.data_dir, running, since=since, limit=1000)
     by_severity = Counter(str(a.severity) for a in found)
     return {
         "last_day": len(found),
         "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
-        "rules": len(detection.engine.rules) if detection is not None else 0,
+        "rules": len(detection.rules) if detection is not None else 0,
         "firing": firing(ctx),
         "latest": [a.model_dump(mode="json") for a in found[:5]],
     }

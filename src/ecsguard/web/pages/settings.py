@@ -33,7 +33,7 @@ def _server(ctx: PageContext) -> dict[str, Any]:
         "forward_port": settings.forward_port or None,
         "max_body": settings.max_body,
         "data_dir": str(ctx.app_state.service.data_dir),
-        "rules": len(detection.engine.rules) if detection is not None else 0,
+        "rules": len(detection.rules) if detection is not None else 0,
         "notify": ctx.app_state.dispatcher is not None,
     }
 

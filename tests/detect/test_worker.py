@@ -1,0 +1,130 @@
+"""The detection process beside the server: batches in, alerts and derived metrics out; it
+survives being killed, ignores a Ctrl-C meant for the server, and evaluates what is queued
+before it stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ecsguard.detect.loader import load_rules
+from ecsguard.detect.worker import DetectionWorker
+from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.records import ReceiverOptions
+from ecsguard.logs.service import LogService
+
+RULE = """
+id: api-errors
+title: Errors in the API
+severity: high
+type: log_filter
+group_by: [service]
+log_filter:
+  pattern: ERROR
+  service: api
+  metric: {namespace: ecsguard/logs, name: api-errors}
+"""
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[tuple[LogService, DetectionWorker]]:
+    (tmp_path / "rule.yaml").write_text(RULE)
+    loaded = load_rules([str(tmp_path / "rule.yaml")])
+    loaded.raise_errors()
+    service = LogService(tmp_path / "data", flush_seconds=0.2)
+    service.start()
+    detection = DetectionWorker(service, loaded.rules, tmp_path / "data" / "detect.db")
+    detection.start()
+    try:
+        yield service, detection
+    finally:
+        detection.stop()
+        service.stop()
+
+
+def post(service: LogService, text: str) -> None:
+    options = ReceiverOptions(input_name="test", service="api")
+    service.accept(RECEIVERS.get("lines")(text.encode(), options), len(text))
+
+
+def errors_counted(detection: DetectionWorker) -> int:
+    return sum(alert.count for alert in detection.store.alerts())
+
+
+def test_lines_become_an_alert_and_stats(worker: tuple[LogService, DetectionWorker]) -> None:
+    service, detection = worker
+    post(service, "starting\nERROR payment declined\nERROR again\n")
+    wait_for(lambda: errors_counted(detection) == 2)
+    (alert,) = detection.store.alerts()
+    assert alert.rule_id == "api-errors" and alert.key == ["api"]
+    wait_for(lambda: detection.processed >= 1)
+    assert detection.errors == {} and detection.lag_seconds >= 0
+
+
+def test_derived_metrics_are_stored_once(worker: tuple[LogService, DetectionWorker]) -> None:
+    service, _ = worker
+    post(service, "ERROR one\nERROR two\nERROR three\n")
+
+    def counted() -> float:
+        with service.connect() as con:
+            rows = con.sql("SELECT sum(value) FROM metrics WHERE name = 'api-errors'").fetchall()
+        return float(rows[0][0] or 0)
+
+    wait_for(lambda: counted() == 3.0)
+    time.sleep(2.5)  # more ticks: the datapoints the child sent back are not counted again
+    assert counted() == 3.0
+
+
+def test_a_killed_detection_process_is_started_again(
+    worker: tuple[LogService, DetectionWorker],
+) -> None:
+    service, detection = worker
+    post(service, "ERROR before\n")
+    wait_for(lambda: errors_counted(detection) == 1)
+    first = detection._child
+    os.kill(first.pid, signal.SIGKILL)
+    wait_for(lambda: detection.restarts == 1 and detection._child is not first)
+    post(service, "ERROR after\n")
+    wait_for(lambda: errors_counted(detection) == 2)  # the alert in its window grew
+
+
+def test_ctrl_c_for_the_server_does_not_stop_detection(
+    worker: tuple[LogService, DetectionWorker],
+) -> None:
+    service, detection = worker
+    post(service, "ERROR first\n")
+    wait_for(lambda: errors_counted(detection) == 1)
+    os.kill(detection._child.pid, signal.SIGINT)
+    os.kill(detection._child.pid, signal.SIGTERM)
+    time.sleep(0.5)
+    assert detection._child.is_alive() and detection.restarts == 0
+    post(service, "ERROR second\n")
+    wait_for(lambda: errors_counted(detection) == 2)
+
+
+def test_stop_evaluates_what_is_queued(tmp_path: Path) -> None:
+    (tmp_path / "rule.yaml").write_text(RULE)
+    service = LogService(tmp_path / "data", flush_seconds=0.2)
+    service.start()
+    detection = DetectionWorker(
+        service, load_rules([str(tmp_path / "rule.yaml")]).rules, tmp_path / "data" / "detect.db"
+    )
+    detection.start()
+    for body in range(20):  # distinct lines: a body sent twice is stored once
+        post(service, "".join(f"ERROR queued {body}.{n}\n" for n in range(50)))
+    detection.stop()  # at once: most batches are still queued or in the child
+    service.stop()
+    reader = DetectionWorker(service, [], tmp_path / "data" / "detect.db")
+    assert errors_counted(reader) == 1000
