@@ -39,8 +39,8 @@ bodies of --batch records as the receivers get them over HTTP.
    rate is at least 95% of the offered one, every marker arrived and p99 is at most 1 s;
    stepping stops after the first step that is not. A 5 s step at the first rate goes before
    them, unrecorded (first uses). Then one closed-loop step (4 senders, no schedule) shows the
-   ingest ceiling. Server CPU seconds come from /proc/<pid>/stat; the load generator's own CPU
-   from os.times().
+   ingest ceiling. Server CPU seconds (serve and its detection process) come from
+   /proc/<pid>/stat; the load generator's own CPU from os.times().
 
 Results go to bench/results/detect.json; the machine's core count and load average are
 recorded with them, because on a shared 2-core machine wall times move with the load.
@@ -513,10 +513,20 @@ class StepResult:
 
 
 def proc_cpu(pid: int) -> float:
-    """utime + stime of a live process, from /proc/<pid>/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
+    """utime + stime of a live process and its live descendants (the detection process), from
+    /proc/<pid>/stat."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
+    except FileNotFoundError:  # it ended meanwhile
+        return 0.0
     fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(proc_cpu(child) for child in children)
 
 
 class LoadStep:

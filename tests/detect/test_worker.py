@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from ecsguard.detect.loader import load_rules
@@ -29,6 +30,19 @@ log_filter:
   service: api
   metric: {namespace: ecsguard/logs, name: api-errors}
 """
+SIGMA_RULE = """
+id: trail-stopped
+title: CloudTrail stopped
+type: sigma
+severity: high
+sigma:
+  rule:
+    title: CloudTrail stopped
+    logsource: {product: aws, service: cloudtrail}
+    detection:
+      selection: {eventName: StopLogging}
+      condition: selection
+"""
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
@@ -41,7 +55,8 @@ def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[tuple[LogService, DetectionWorker]]:
     (tmp_path / "rule.yaml").write_text(RULE)
-    loaded = load_rules([str(tmp_path / "rule.yaml")])
+    (tmp_path / "sigma.yaml").write_text(SIGMA_RULE)
+    loaded = load_rules([str(tmp_path / "rule.yaml"), str(tmp_path / "sigma.yaml")])
     loaded.raise_errors()
     service = LogService(tmp_path / "data", flush_seconds=0.2)
     service.start()
@@ -60,7 +75,7 @@ def post(service: LogService, text: str) -> None:
 
 
 def errors_counted(detection: DetectionWorker) -> int:
-    return sum(alert.count for alert in detection.store.alerts())
+    return sum(alert.count for alert in detection.store.alerts(rule="api-errors"))
 
 
 def test_lines_become_an_alert_and_stats(worker: tuple[LogService, DetectionWorker]) -> None:
@@ -71,6 +86,21 @@ def test_lines_become_an_alert_and_stats(worker: tuple[LogService, DetectionWork
     assert alert.rule_id == "api-errors" and alert.key == ["api"]
     wait_for(lambda: detection.processed >= 1)
     assert detection.errors == {} and detection.lag_seconds >= 0
+
+
+def test_sigma_rules_reach_the_process(worker: tuple[LogService, DetectionWorker]) -> None:
+    """A compiled Sigma rule holds closures; the process compiles it again from its mapping."""
+    service, detection = worker
+    record = {
+        "eventTime": "2026-11-01T00:00:00Z", "eventSource": "cloudtrail.amazonaws.com",
+        "eventName": "StopLogging", "eventID": "e1", "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123:user/mallory"},
+    }  # fmt: skip
+    body = orjson.dumps({"Records": [record, {**record, "eventName": "LookupEvents"}]})
+    service.accept(RECEIVERS.get("cloudtrail")(body, ReceiverOptions()), len(body))
+    wait_for(lambda: bool(detection.store.alerts(rule="trail-stopped")))
+    (alert,) = detection.store.alerts(rule="trail-stopped")
+    assert alert.count == 1
 
 
 def test_derived_metrics_are_stored_once(worker: tuple[LogService, DetectionWorker]) -> None:

@@ -44,6 +44,7 @@ QUEUE_BATCHES = 64
 TICK_SECONDS = 1.0
 PUT_WAIT_SECONDS = 1.0  # a put waits this long, then checks that the child is still alive
 STOP_SECONDS = 30.0
+QUICK_DEATH_SECONDS = 10.0
 
 _Message = tuple[Any, ...]
 
@@ -76,6 +77,8 @@ class DetectionWorker:
         self._outbox: Any = None
         self._child: Any = None
         self._reader: threading.Thread | None = None
+        self._started = 0.0
+        self._backoff = 0.0
 
     def start(self) -> None:
         if self.dispatcher is not None:
@@ -94,6 +97,7 @@ class DetectionWorker:
                 daemon=True,
             )
             self._child.start()
+            self._started = time.monotonic()
             self._reader = threading.Thread(
                 target=self._read, args=(self._child, self._outbox), name="ecsguard-detect-reader"
             )
@@ -127,11 +131,19 @@ class DetectionWorker:
                 break
             self._act(message)
         if not self._stopping.is_set():
-            log.error(
-                "the detection process ended (exit code %s); starting it again", child.exitcode
-            )
             self.restarts += 1
-            threading.Thread(target=self._spawn, name="ecsguard-detect-restart").start()
+            # one that dies as it starts (a rule it cannot compile) waits longer each time
+            lived = time.monotonic() - self._started
+            self._backoff = (
+                0.0 if lived > QUICK_DEATH_SECONDS else min(60.0, self._backoff * 2 or 1)
+            )
+            log.error(
+                "the detection process ended (exit code %s); starting it again in %.0f s",
+                child.exitcode,
+                self._backoff,
+            )
+            if not self._stopping.wait(self._backoff):
+                self._spawn()
 
     def _act(self, message: _Message) -> None:
         kind = message[0]

@@ -87,6 +87,20 @@ class SigmaSettings(BaseModel):
         settings._spec = spec
         return settings
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the compiled rule holds closures, which do not pickle, and the detection process gets
+        # its rules pickled: the other side compiles the rule's mapping again
+        return (_recompiled, (self.spec.mapping, self.rule, self.path))
+
+
+def _recompiled(mapping: dict[str, Any], rule: dict[str, Any] | None, path: str | None) -> Any:
+    spec = compile_document(mapping)
+    if not isinstance(spec, SigmaSpec):  # it compiled in the process that pickled it
+        raise ValueError(f"Sigma rule: {spec.reason}")
+    settings = SigmaSettings.model_construct(rule=rule, path=path)
+    settings._spec = spec
+    return settings
+
 
 def _group_ref(name: str) -> FieldRef:
     try:
