@@ -130,8 +130,8 @@ def _console_users_note(directory: Path) -> str:
     "rule_paths",
     multiple=True,
     type=str,
-    help="Detection rule file or directory, or builtin:ecs-operations (repeatable); "
-    "alerts go to DATA_DIR/detect.db.",
+    help="Detection rule file or directory, or builtin:ecs-operations (repeatable); they run "
+    "in a second process beside the server, and alerts go to DATA_DIR/detect.db.",
 )
 @click.option(
     "--notify",
