@@ -14,6 +14,7 @@ import click
 from ecsguard.cli.common import data_dir_option, make_store_location, stdout, store_option
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
+from ecsguard.core.runtime import tune_server_process
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _UNITS = {
@@ -37,24 +38,6 @@ def parse_size(text: str) -> int:
     if size < 1024:
         raise UserError(f"--max-body {text} is too small", "allow at least 1KiB")
     return size
-
-
-def _fewer_malloc_arenas() -> None:
-    """Request threads each get a glibc malloc arena by default (8 per core), and freed memory
-    can stay in them. Two arenas bound that; on the 10 M-line bench the server still peaked at
-    1.65 GB against 650 MB for the same work in process, so the rest lies elsewhere (see the
-    closing note). A no-op where libc is not glibc."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(ctypes.c_int(-8), ctypes.c_int(2))  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
 
 
 def _run_beside(app: Any, consumer: Any) -> None:
@@ -259,7 +242,6 @@ def serve(
             "pick another --port (0 takes any free one) or stop the process using it",
         ) from None
 
-    _fewer_malloc_arenas()
     directory = resolve_data_dir(data_dir)
     detection_rules = []
     if rule_paths:
@@ -332,4 +314,6 @@ def serve(
         if token
         else "  no token: loopback clients only"
     )
-    run(make_server(app, settings), sock)
+    server = make_server(app, settings)
+    tune_server_process()
+    run(server, sock)

@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from ecsguard.core.models import Alert
+from ecsguard.core.runtime import tune_server_process
 from ecsguard.detect.engine import AlertStore, Engine
 from ecsguard.detect.rules import TYPES, Rule
 from ecsguard.logs.service import LogService
@@ -202,6 +203,7 @@ def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> 
 
     store = AlertStore(store_path)
     engine = Engine(rules, store, on_alert=on_alert, on_metrics=on_metrics)
+    tune_server_process()
     processed, lag = 0, 0.0
     next_tick = time.monotonic() + TICK_SECONDS
     while True:
