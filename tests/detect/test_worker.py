@@ -126,8 +126,10 @@ def test_a_killed_detection_process_is_started_again(
     first = detection._child
     os.kill(first.pid, signal.SIGKILL)
     wait_for(lambda: detection.restarts == 1 and detection._child is not first)
+    before = detection.processed
     post(service, "ERROR after\n")
     wait_for(lambda: errors_counted(detection) == 2)  # the alert in its window grew
+    wait_for(lambda: detection.processed == before + 1)  # counted on from the first child
 
 
 def test_ctrl_c_for_the_server_does_not_stop_detection(

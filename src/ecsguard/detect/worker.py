@@ -68,8 +68,8 @@ class DetectionWorker:
         self.store = AlertStore(store_path)
         self.dispatcher = dispatcher
         self.errors: dict[str, str] = {}  # rule id -> last evaluation error, as the child said
-        self.processed = 0  # batches, for /api/stats
         self.lag_seconds = 0.0  # time the child took over its last batch
+        self._processed = [0, 0]  # batches: by the children before this one, by this one
         self.restarts = 0
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe with threads
         self._stopping = threading.Event()
@@ -80,6 +80,11 @@ class DetectionWorker:
         self._reader: threading.Thread | None = None
         self._started = 0.0
         self._backoff = 0.0
+
+    @property
+    def processed(self) -> int:
+        """Batches evaluated since the server started, for /api/stats."""
+        return sum(self._processed)
 
     def start(self) -> None:
         if self.dispatcher is not None:
@@ -100,7 +105,9 @@ class DetectionWorker:
             self._child.start()
             self._started = time.monotonic()
             self._reader = threading.Thread(
-                target=self._read, args=(self._child, self._outbox), name="ecsguard-detect-reader"
+                target=self._read,
+                args=(self._child, self._inbox, self._outbox),
+                name="ecsguard-detect-reader",
             )
             self._reader.daemon = True
             self._reader.start()
@@ -119,7 +126,7 @@ class DetectionWorker:
             except queue.Full:
                 continue  # backpressure; the reader restarts a dead child meanwhile
 
-    def _read(self, child: Any, outbox: Any) -> None:
+    def _read(self, child: Any, inbox: Any, outbox: Any) -> None:
         """Act on what the child sends until it ends; start it again if it died."""
         while True:
             try:
@@ -132,6 +139,10 @@ class DetectionWorker:
                 break
             self._act(message)
         if not self._stopping.is_set():
+            # what was queued for the dead child is lost to detection (the records are stored);
+            # its queue's feeder thread must not hold up the server's exit
+            inbox.cancel_join_thread()
+            self._processed = [sum(self._processed), 0]
             self.restarts += 1
             # one that dies as it starts (a rule it cannot compile) waits longer each time
             lived = time.monotonic() - self._started
@@ -158,7 +169,7 @@ class DetectionWorker:
             if self.dispatcher is not None:
                 self.dispatcher.submit(Alert.model_validate_json(message[1]))
         elif kind == "stats":
-            self.processed, self.lag_seconds, self.errors = message[1:]
+            self._processed[1], self.lag_seconds, self.errors = message[1:]
 
     def stop(self) -> None:
         """Let the child evaluate what is queued, save the rules' state and stop."""
@@ -175,6 +186,7 @@ class DetectionWorker:
             if child.is_alive():
                 log.error("the detection process did not stop in %s s", STOP_SECONDS)
                 child.kill()
+                self._inbox.cancel_join_thread()
         if reader is not None:
             reader.join(STOP_SECONDS)
         self.store.close()
