@@ -160,3 +160,19 @@ def test_stop_evaluates_what_is_queued(tmp_path: Path) -> None:
     service.stop()
     reader = DetectionWorker(service, [], tmp_path / "data" / "detect.db")
     assert errors_counted(reader) == 1000
+
+
+def test_a_process_that_dies_as_it_starts_is_retried_ever_later(tmp_path: Path) -> None:
+    (tmp_path / "rule.yaml").write_text(RULE)
+    service = LogService(tmp_path / "data", flush_seconds=0.2)
+    db = tmp_path / "data" / "detect.db"
+    detection = DetectionWorker(service, load_rules([str(tmp_path / "rule.yaml")]).rules, db)
+    for path in db.parent.glob("detect.db*"):  # the server's reader holds the old file open
+        path.unlink()
+    db.mkdir()  # the child cannot open its store: it dies at once, every time
+    detection.start()
+    wait_for(lambda: detection.restarts >= 2)
+    assert detection._backoff >= 2.0  # 1 s, then 2 s, ...
+    started = time.monotonic()
+    detection.stop()  # also while it waits to start the next one
+    assert time.monotonic() - started < 5
