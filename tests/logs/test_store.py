@@ -6,12 +6,15 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ecsguard.core.errors import UserError
-from ecsguard.logs.schema import LOGS, METRICS
-from ecsguard.logs.store import LocalFS, Store
+from ecsguard.logs.schema import LOGS, METRICS, SORT_KEYS
+from ecsguard.logs.store import LocalFS, Store, _sorted_order
 
 UTC = dt.UTC
 
@@ -196,3 +199,33 @@ def test_localfs_interface(tmp_path: Path) -> None:
     assert fs.list("missing") == []
     fs.delete("a/b/c.bin")
     assert fs.list("a") == [] and not (tmp_path / "a").exists()
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.none() | st.sampled_from(["prod", "Prod", "stg", "", "é", "prod2"]),
+            st.none() | st.text(max_size=3),
+            st.none() | st.sampled_from(["web:1", "web:10", "web:2", "api:1"]),
+            st.none() | st.integers(0, 5),
+        ),
+        max_size=40,
+    ),
+    chunks=st.integers(1, 3),
+)
+def test_file_order_is_the_plain_sort_of_the_keys(
+    rows: list[tuple[str | None, str | None, str | None, int | None]], chunks: int
+) -> None:
+    """Sorting text keys by their rank among distinct values gives the order of sorting the texts
+    themselves (nulls last, ties in row order), over a table of several chunks too."""
+    columns = {
+        "cluster": pa.array([r[0] for r in rows], pa.string()),
+        "service": pa.array([r[1] for r in rows], pa.string()),
+        "task_definition": pa.array([r[2] for r in rows], pa.string()),
+        "time": pa.array([r[3] for r in rows], pa.timestamp("us", tz="UTC")),
+    }
+    one = pa.table(columns)
+    size = max(1, len(rows) // chunks)
+    table = pa.concat_tables([one.slice(i, size) for i in range(0, len(rows), size)] or [one])
+    expected = pc.sort_indices(one, sort_keys=[(k, "ascending") for k in SORT_KEYS["logs"]])
+    assert _sorted_order("logs", table).to_pylist() == expected.to_pylist()
