@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import json
 
+import duckdb
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.receivers.lines import parse, split_lines
-from ecsguard.logs.records import ReceiverOptions
+from ecsguard.logs.records import REQUEST_ID_KEYS, ReceiverOptions, request_ids
 from ecsguard.logs.schema import LOGS
 
 NOW = 1_800_000_000_000_000
@@ -99,3 +101,44 @@ def test_multiline_never_loses_text(lines: list[str]) -> None:
     assert [line for line in kept.split("\n") if line.strip()] == [
         line.removesuffix("\r") for line in data.split("\n") if line.strip()
     ]
+
+
+_values = st.none() | st.integers() | st.sampled_from(["a", "b", "", 'x"y', "é"])
+_values = _values | st.text(max_size=4)
+_objects = st.dictionaries(
+    st.sampled_from([*REQUEST_ID_KEYS[:4], "msg", "level", "ctx"]),
+    _values | st.dictionaries(st.sampled_from(["request_id", "n"]), _values, max_size=2),
+    max_size=5,
+)
+_lines = st.one_of(
+    _objects.map(json.dumps),
+    _objects.map(lambda o: json.dumps(o).replace("request_id", "request\\u005fid", 1)),
+    st.sampled_from(["plain ERROR text", '{"request_id": "a"', "{not json", "[1]", "  "]),
+    # one key written twice, or spelled twice: parsers differ on which value wins
+    st.sampled_from(
+        ['{"request_id": "a", "request_id": "b"}', '{"request_id": "a", "request\\u005fid": "b"}']
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_lines, min_size=1, max_size=8))
+def test_request_id_index_keeps_its_promise(lines: list[str]) -> None:
+    """The index the receiver fills from its parsed objects: a record whose key K DuckDB reads as
+    the text x has request_id x or null; and where the pipeline's own reading of `fields` finds
+    no key at all, neither does it (null there would keep row groups from being skipped)."""
+    batch = parse("\n".join(lines).encode(), ReceiverOptions(ingest_time_us=1)).batch
+    pipeline = request_ids(batch.column("fields"), batch.column("message")).to_pylist()
+    for mine, theirs in zip(batch.column("request_id").to_pylist(), pipeline, strict=True):
+        assert theirs != "" or mine == ""
+    con = duckdb.connect()
+    con.register("b", pa.Table.from_batches([batch]))
+    for key in REQUEST_ID_KEYS:
+        path = '$."' + key + '"'
+        rows = con.execute(
+            "SELECT request_id, json_extract_string(fields, ?) FROM b"
+            " WHERE json_type(fields, ?) = 'VARCHAR'",
+            [path, path],
+        ).fetchall()
+        for indexed, value in rows:
+            assert indexed is None or indexed == value, (key, indexed, value)

@@ -335,6 +335,7 @@ class LogRows:
         "message",
         "fields",
         "id",
+        "request_id",
     )
 
     def __init__(self, varying: Sequence[str] = ("time", "level", "message", "fields", "id")):

@@ -23,6 +23,7 @@ from ecsguard.logs.records import (
     leading_time,
     levels_from_texts,
     record_ids,
+    request_id_of,
     structured_rows,
 )
 
@@ -106,17 +107,20 @@ def parse_text(text: str, options: ReceiverOptions, first_line: int = 1) -> Pars
         messages.append(record)
         fields.append(None)
 
+    # the request-id index from the objects parsed here (the pipeline would parse `fields` again);
+    # a text line, or one kept as text with UNPARSED fields, holds no request-id key
+    request: list[str | None] = [""] * len(messages)
     if objs:
         times, json_levels, json_messages = structured_rows(objs, raws)
-        for i, event_us, level, message in zip(
-            json_at, times, json_levels, json_messages, strict=True
+        for i, event_us, level, message, rid in zip(
+            json_at, times, json_levels, json_messages, map(request_id_of, objs, raws), strict=True
         ):
-            event_times[i], levels[i], messages[i] = event_us, level, message
+            event_times[i], levels[i], messages[i], request[i] = event_us, level, message, rid
     if text_at:
         found = levels_from_texts([messages[i] for i in text_at])
         for i, level in zip(text_at, found, strict=True):
             levels[i] = level
-    rows = LogRows()
+    rows = LogRows(("time", "level", "message", "fields", "id", "request_id"))
     rows.columns.update(
         time=[ingest_us if t is None else t for t in event_times],
         level=levels,
@@ -125,5 +129,6 @@ def parse_text(text: str, options: ReceiverOptions, first_line: int = 1) -> Pars
         id=record_ids(
             source, [stream_key] * len(messages), event_times, messages, range(len(messages))
         ),
+        request_id=request,
     )
     return Parsed("logs", rows.batch(options, source, ingest_us), problems)
