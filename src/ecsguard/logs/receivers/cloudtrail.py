@@ -69,7 +69,6 @@ def identity_arn(identity: dict[str, Any]) -> str | None:
 
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
-    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     problems: list[Problem] = []
     try:
         records = _records(data)
@@ -82,48 +81,51 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
             Problem("invalid_json", options.input_name, f"not a CloudTrail file: {exc}")
         )
     ingest_us = options.ingest_us()
+    rows: list[tuple[Any, ...]] = []  # in _COLUMNS order; one tuple per event, columns at the end
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             where = f"{options.input_name} record {i + 1}"
             problems.append(Problem("bad_record", where, "a record is not an object"))
             continue
-        if not rec.get("eventName") and not rec.get("eventSource"):
+        get = rec.get
+        if not get("eventName") and not get("eventSource"):
             # not an event at all (an index or digest file in the same folder): reported, and
             # kept out of the cloudtrail table where it would pose as an event
             where = f"{options.input_name} record {i + 1}"
             problems.append(Problem("bad_record", where, "not a CloudTrail event (no eventName)"))
             continue
-        identity = rec.get("userIdentity")
+        identity = get("userIdentity")
         identity = identity if isinstance(identity, dict) else {}
-        event_us = parse_time(rec.get("eventTime"))
+        event_us = parse_time(get("eventTime"))
         if event_us is None:
             where = f"{options.input_name} record {i + 1}"
             problems.append(Problem("bad_record", where, "no valid eventTime; ingest time used"))
-        event_id = _str(rec.get("eventID")) or record_id(
-            NAME, str(rec.get("eventSource")), event_us, to_json_text(rec), i
+        event_id = _str(get("eventID")) or record_id(
+            NAME, str(get("eventSource")), event_us, to_json_text(rec), i
         )
-        row = {
-            "time": ingest_us if event_us is None else event_us,
-            "event_id": event_id,
-            "event_source": _str(rec.get("eventSource")),
-            "event_name": _str(rec.get("eventName")),
-            "aws_region": _str(rec.get("awsRegion")),
-            "source_ip": _str(rec.get("sourceIPAddress")),
-            "user_agent": _str(rec.get("userAgent")),
-            "identity_type": _str(identity.get("type")),
-            "identity_arn": identity_arn(identity),
-            "access_key_id": _str(identity.get("accessKeyId")),
-            "account": _str(rec.get("recipientAccountId")) or _str(identity.get("accountId")),
-            "error_code": _str(rec.get("errorCode")),
-            "read_only": _read_only(rec.get("readOnly")),
-            "request_parameters": _json(rec.get("requestParameters")),
-            "response_elements": _json(rec.get("responseElements")),
-            "resources": _json(rec.get("resources")),
-            "additional_event_data": _json(rec.get("additionalEventData")),
-            "event_type": _str(rec.get("eventType")),
-            "error_message": _str(rec.get("errorMessage")),
-            "user_identity": _json(rec.get("userIdentity")),
-        }
-        for name in _COLUMNS:
-            columns[name].append(row[name])
-    return Parsed(NAME, build_batch(CLOUDTRAIL, columns), problems)
+        rows.append(
+            (
+                ingest_us if event_us is None else event_us,
+                event_id,
+                _str(get("eventSource")),
+                _str(get("eventName")),
+                _str(get("awsRegion")),
+                _str(get("sourceIPAddress")),
+                _str(get("userAgent")),
+                _str(identity.get("type")),
+                identity_arn(identity),
+                _str(identity.get("accessKeyId")),
+                _str(get("recipientAccountId")) or _str(identity.get("accountId")),
+                _str(get("errorCode")),
+                _read_only(get("readOnly")),
+                _json(get("requestParameters")),
+                _json(get("responseElements")),
+                _json(get("resources")),
+                _json(get("additionalEventData")),
+                _str(get("eventType")),
+                _str(get("errorMessage")),
+                _json(get("userIdentity")),
+            )
+        )
+    columns = dict(zip(_COLUMNS, map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
+    return Parsed(NAME, build_batch(CLOUDTRAIL, columns, rows=len(rows)), problems)
