@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.logs.request_id_promise import assert_request_id_promise
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.receivers.firelens import (
@@ -286,18 +286,7 @@ def test_request_id_index_agrees_with_duckdb(objects: list[dict[str, object]]) -
     # the index's promise: a record whose key K DuckDB reads as the text x has request_id x or
     # null, so `request_id = x` never skips a record a JSON test would match
     body = "\n".join(json.dumps({"log": json.dumps(o)}) for o in objects).encode()
-    batch = parse(body, OPTS).batch
-    con = duckdb.connect()
-    con.register("b", pa.Table.from_batches([batch]))
-    for key in REQUEST_ID_KEYS:
-        path = '$."' + key + '"'
-        rows = con.execute(
-            "SELECT request_id, json_extract_string(fields, ?) FROM b"
-            " WHERE json_type(fields, ?) = 'VARCHAR'",
-            [path, path],
-        ).fetchall()
-        for indexed, value in rows:
-            assert indexed is None or indexed == value, (key, indexed, value)
+    assert_request_id_promise(parse(body, OPTS).batch)
 
 
 @pytest.mark.parametrize(

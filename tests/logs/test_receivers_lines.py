@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import json
 
-import duckdb
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.logs.request_id_promise import assert_request_id_promise
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.receivers.lines import parse, split_lines
@@ -131,14 +130,4 @@ def test_request_id_index_keeps_its_promise(lines: list[str]) -> None:
     pipeline = request_ids(batch.column("fields"), batch.column("message")).to_pylist()
     for mine, theirs in zip(batch.column("request_id").to_pylist(), pipeline, strict=True):
         assert theirs != "" or mine == ""
-    con = duckdb.connect()
-    con.register("b", pa.Table.from_batches([batch]))
-    for key in REQUEST_ID_KEYS:
-        path = '$."' + key + '"'
-        rows = con.execute(
-            "SELECT request_id, json_extract_string(fields, ?) FROM b"
-            " WHERE json_type(fields, ?) = 'VARCHAR'",
-            [path, path],
-        ).fetchall()
-        for indexed, value in rows:
-            assert indexed is None or indexed == value, (key, indexed, value)
+    assert_request_id_promise(batch)
