@@ -89,6 +89,7 @@ from ecsguard.detect.sigma.fields import Record  # noqa: E402
 from ecsguard.logs.query.filter_pattern import compile_pattern as compile_filter  # noqa: E402
 from ecsguard.logs.receivers import RECEIVERS  # noqa: E402
 from ecsguard.logs.records import ReceiverOptions  # noqa: E402
+from procstat import cpu_seconds  # noqa: E402
 
 RESULTS = BENCH / "results" / "detect.json"
 TARGET_RATE = 100_000  # records/s, issue 6
@@ -512,23 +513,6 @@ class StepResult:
         }
 
 
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a live process and its live descendants (the detection process), from
-    /proc/<pid>/stat."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-        children = [
-            int(child)
-            for task in Path(f"/proc/{pid}/task").iterdir()
-            for child in (task / "children").read_text().split()
-        ]
-    except FileNotFoundError:  # it ended meanwhile
-        return 0.0
-    fields = text.rsplit(")", 1)[1].split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + sum(proc_cpu(child) for child in children)
-
-
 class LoadStep:
     """One step of load: `senders` threads post bodies, on a schedule when `rate` is given."""
 
@@ -634,10 +618,10 @@ def run_step(
     senders: int,
 ) -> StepResult:
     pid = server.proc.pid
-    cpu0, client0 = proc_cpu(pid), os.times()
+    cpu0, client0 = cpu_seconds(pid), os.times()
     load = LoadStep(server.url, bodies, rate, seconds, step)
     elapsed = load.run(senders)
-    cpu1, client1 = proc_cpu(pid), os.times()
+    cpu1, client1 = cpu_seconds(pid), os.times()
     # markers still in flight arrive while detection catches up; wait for them (bounded)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

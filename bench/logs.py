@@ -58,9 +58,11 @@ from types import ModuleType
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from procstat import cpu_seconds  # noqa: E402 (bench is not a package)
+
 ROOT = BENCH.parent
 RESULTS = BENCH / "results" / "logs.json"
-TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {
     "ingest_mb_per_core_s": 50.0,
     "store_fraction_of_raw": 0.1,
@@ -136,13 +138,6 @@ def read_body(fd: int, cuts: list[int], index: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------ process stats
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, from /proc/<pid>/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def wait_usage(proc: subprocess.Popen[Any]) -> tuple[int, float, float]:
@@ -282,7 +277,7 @@ def ingest_http(raw: Path, cuts: list[int], data_dir: Path) -> dict[str, Any]:
     # drain the rest of its output so a full pipe never blocks the server
     threading.Thread(target=proc.stdout.read, daemon=True).start()
     threading.Thread(target=proc.stderr.read, daemon=True).start()
-    cpu_at_start = proc_cpu_seconds(proc.pid)
+    cpu_at_start = cpu_seconds(proc.pid)
     fd = os.open(raw, os.O_RDONLY)
     work: queue.Queue[int | None] = queue.Queue()
     for i in range(len(cuts) - 1):
