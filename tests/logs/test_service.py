@@ -97,6 +97,22 @@ def test_background_flush_and_stop(tmp_path: Path) -> None:
     assert count(service) == 2
 
 
+def test_full_segments_are_flushed_before_they_are_old(tmp_path: Path) -> None:
+    service = LogService(tmp_path, flush_seconds=3600)
+    service.pipeline.wal.segment_bytes = 1  # every batch fills a segment and seals the one before
+    service.start()
+    for name in "abc":
+        service.accept(parsed(name))
+    deadline = time.monotonic() + 5
+    while service.stats.flushed["logs"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.stats.flushed["logs"] == 2  # "a" and "b", sealed when the next came
+    assert len(service.pipeline.wal.segments("logs")) == 1  # "c", young and open
+    assert count(service) == 3  # queries read it from the WAL
+    service.stop()
+    assert service.stats.flushed["logs"] == 3
+
+
 def test_concurrent_copies_of_a_batch_are_stored_once(tmp_path: Path) -> None:
     service = LogService(tmp_path)
     real = service.pipeline.ingest

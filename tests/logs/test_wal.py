@@ -6,6 +6,7 @@ import errno
 import os
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
@@ -33,6 +34,27 @@ def test_round_trip_across_segments(tmp_path: Path) -> None:
     fresh = Wal(tmp_path)
     assert replayed_ids(fresh) == [f"{p}{i}" for i in range(20) for p in "ab"]
     assert fresh.torn == 0
+
+
+def test_rotate_older_than_seals_only_an_old_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(wal_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    wal = Wal(tmp_path)
+    wal.append("logs", batch("a"))
+    now[0] += 59
+    wal.rotate("logs", older_than=60)
+    wal.append("logs", batch("b"))
+    assert len(wal.segments("logs")) == 1  # still open: "b" went to the same segment
+    now[0] += 1
+    wal.rotate("logs", older_than=60)
+    wal.append("logs", batch("c"))  # a new segment, opened now
+    assert len(wal.segments("logs")) == 2
+    wal.rotate("logs", older_than=60)
+    assert len(wal.segments("logs")) == 2  # the new one is young
+    wal.close()
+    assert replayed_ids(Wal(tmp_path)) == ["a", "b", "c"]
 
 
 def test_replay_sees_the_open_segment_without_sealing_it(tmp_path: Path) -> None:

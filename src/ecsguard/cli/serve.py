@@ -97,9 +97,10 @@ def _console_users_note(directory: Path) -> str:
 @click.option(
     "--flush-seconds",
     type=click.FloatRange(0.05, 3600),
-    default=2.0,
+    default=60.0,
     show_default=True,
-    help="How often the WAL is flushed to Parquet.",
+    help="A WAL segment is flushed to Parquet when it is full (64 MiB) or this many seconds "
+    "old. Queries and the live tail see records before that; Athena sees flushed ones.",
 )
 @click.option(
     "--compact-seconds",

@@ -121,13 +121,14 @@ class Pipeline:
         Raises WalFullError (retryable) when the disk is full."""
         self.wal.append(table, conform(table, batch))
 
-    def flush(self) -> dict[str, int]:
-        """Move every sealed WAL segment (this process's open one is sealed first) to Parquet;
-        rows written per table."""
+    def flush(self, max_age: float | None = None) -> dict[str, int]:
+        """Move every sealed WAL segment to Parquet; rows written per table. This process's open
+        segment is sealed first, or with `max_age` only once it is that many seconds old (a busy
+        table's segments seal when full)."""
         rows = dict.fromkeys(TABLES, 0)
         with self._flush_lock:
             for table in TABLES:
-                self.wal.rotate(table)
+                self.wal.rotate(table, older_than=max_age)
                 for segment in self.wal.segments(table):
                     with self.wal.claim(segment) as claimed:
                         if claimed is None:  # another process is writing or flushing it

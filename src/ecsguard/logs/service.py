@@ -2,7 +2,9 @@
 
 `accept` is the acknowledgement point: when it returns, the rows are fsynced in the WAL and have
 been published to the listeners (the live-tail hub, later the detection engine). A background
-thread flushes sealed WAL segments to Parquet, compacts small files and applies retention.
+thread flushes WAL segments to Parquet, compacts small files and applies retention. A segment
+is flushed when it is full or `flush_seconds` old: a busy table's files come out big enough that
+compaction never rewrites them (see docs/decisions.md, "Flush when full").
 
 Client retries (an acknowledgement lost to a timeout or a crash) resend records with the same ids
 (receivers derive ids from content); a bounded set of recently stored ids drops them, so a retry
@@ -37,6 +39,10 @@ Listener = Callable[[str, pa.RecordBatch], None]
 
 #: how many recent ids per table are remembered for retry de-duplication
 DEFAULT_DEDUP_IDS = 2_000_000
+#: a WAL segment is flushed to Parquet once it is this old, if it has not filled up before
+DEFAULT_FLUSH_SECONDS = 60.0
+#: how often the flusher looks for segments that filled up
+FULL_SEGMENT_POLL_SECONDS = 1.0
 #: Parquet files younger than this seed the id set on start (a client retries within minutes)
 DEDUP_SEED_SECONDS = 900
 
@@ -95,7 +101,7 @@ class LogService:
         self,
         data_dir: Path,
         *,
-        flush_seconds: float = 2.0,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
         compact_seconds: float = 300.0,
         retention_days: dict[str, int] | None = None,
         dedup_ids: int = DEFAULT_DEDUP_IDS,
@@ -227,9 +233,10 @@ class LogService:
         self._thread = threading.Thread(target=self._run, name="ecsguard-flusher", daemon=True)
         self._thread.start()
 
-    def flush_once(self) -> None:
+    def flush_once(self, max_age: float | None = None) -> None:
+        """Flush sealed WAL segments; open ones too (all of them, or those `max_age` old)."""
         try:
-            for table, rows in self.pipeline.flush().items():
+            for table, rows in self.pipeline.flush(max_age).items():
                 self.stats.flushed[table] += rows
         except OSError as exc:  # a full disk, S3 refusing: the WAL keeps the rows, retried next
             self.stats.flush_errors += 1
@@ -252,8 +259,8 @@ class LogService:
 
     def _run(self) -> None:
         last_maintenance = time.monotonic()
-        while not self._stop.wait(self.flush_seconds):
-            self.flush_once()
+        while not self._stop.wait(min(self.flush_seconds, FULL_SEGMENT_POLL_SECONDS)):
+            self.flush_once(max_age=self.flush_seconds)
             if time.monotonic() - last_maintenance >= self.compact_seconds:
                 self.maintain()
                 last_maintenance = time.monotonic()

@@ -62,8 +62,9 @@ ROW_GROUP_ROWS = 131_072
 #: every row group that cannot hold the value; 1% false positives cost about 1.2 bytes per row
 BLOOM_COLUMNS = {"logs": ("request_id",)}
 BLOOM_FPP = 0.01
-#: compaction merges files smaller than this (on disk; a file holds about ten times as much)...
-SMALL_FILE_BYTES = 8 * 1024 * 1024
+#: compaction merges files smaller than this (on disk; a file holds about ten times as much); a
+#: full WAL segment's file (about 8 MiB of FireLens logs) is left as it is...
+SMALL_FILE_BYTES = 4 * 1024 * 1024
 #: ...reading them until their rows take this much memory, whatever the files' compression; the
 #: sorted copy is made and written a row group at a time (a compaction's peak: about 2.5x this)
 MAX_COMPACTION_MEMORY = 96 * 1024 * 1024

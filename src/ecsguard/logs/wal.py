@@ -23,6 +23,7 @@ import fcntl
 import os
 import struct
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -36,8 +37,9 @@ from ecsguard.core.errors import UserError
 
 MAGIC = b"EGW1"
 _HEADER = struct.Struct("<4sII")
-#: a sealed segment is flushed as a whole: its size bounds the flusher's memory
-DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024
+#: a sealed segment is flushed as a whole: its size bounds the flusher's memory, and a busy
+#: table's segments seal when full, into Parquet files too big for compaction to rewrite
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _SUFFIX = ".wal"
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -69,6 +71,7 @@ def encode_frame(batch: pa.RecordBatch) -> bytes:
 def decode_frames(data: bytes) -> tuple[list[pa.RecordBatch], int]:
     """The batches of every whole, valid frame from the start, and the byte length they span."""
     batches: list[pa.RecordBatch] = []
+    view = memoryview(data)  # frames are read in place: slicing bytes would copy each one
     pos = 0
     while pos + _HEADER.size <= len(data):
         magic, length, crc = _HEADER.unpack_from(data, pos)
@@ -76,11 +79,11 @@ def decode_frames(data: bytes) -> tuple[list[pa.RecordBatch], int]:
         # length 0 is never written: it is what a zero-filled block after a crash looks like
         if magic != MAGIC or length == 0 or start + length > len(data):
             break
-        payload = data[start : start + length]
+        payload = view[start : start + length]
         if zlib.crc32(payload) != crc:
             break
         try:
-            batch = pa.ipc.open_stream(payload).read_next_batch()
+            batch = pa.ipc.open_stream(pa.py_buffer(payload)).read_next_batch()
         except (pa.ArrowInvalid, StopIteration):
             break
         batches.append(batch)
@@ -127,6 +130,7 @@ class _Active:
     syncing: bool = False
     poisoned: bool = False  # a write or fsync failed: never append to this segment again
     next_number: int = 0  # segment numbers only grow within a process
+    opened: float = 0.0  # time.monotonic() when the open segment was created
 
 
 class Wal:
@@ -255,13 +259,16 @@ class Wal:
             tmp.unlink(missing_ok=True)
             raise _full(exc, directory) from exc
         st.next_number = number + 1
+        st.opened = time.monotonic()
         return fd, path
 
-    def rotate(self, table: str) -> None:
-        """Seal `table`'s open segment so a flush can take it."""
+    def rotate(self, table: str, older_than: float | None = None) -> None:
+        """Seal `table`'s open segment so a flush can take it; with `older_than`, only if it was
+        opened at least that many seconds ago."""
         st = self._state(table)
         with st.cond:
-            self._roll(table, st, reopen=False)
+            if older_than is None or time.monotonic() - st.opened >= older_than:
+                self._roll(table, st, reopen=False)
 
     def close(self) -> None:
         with self._lock:
