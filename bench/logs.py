@@ -160,7 +160,7 @@ def ingest_worker(raw: str, cuts_file: str, data_dir: str) -> None:
 
     cuts = json.loads(Path(cuts_file).read_text())
     parse = RECEIVERS.get("firelens")
-    service = LogService(Path(data_dir), flush_seconds=2.0)
+    service = LogService(Path(data_dir))
     service.start()
     fd = os.open(raw, os.O_RDONLY)
     work: queue.Queue[int | None] = queue.Queue()
