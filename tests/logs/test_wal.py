@@ -190,3 +190,28 @@ def test_other_os_errors_propagate(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(OSError) as info:
         wal.append("logs", batch("x"))
     assert not isinstance(info.value, WalFullError)
+
+
+def test_sealed_segments_are_mapped_and_outlive_their_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flusher reads a sealed segment mapped (no copy); its batches stay readable after the
+    segment is deleted. An open segment, which its writer may truncate, is copied instead."""
+    mapped: list[int] = []
+    real_mmap = wal_module.mmap.mmap
+
+    def recording(fd: int, size: int, **kwargs: int) -> object:
+        mapped.append(size)
+        return real_mmap(fd, size, **kwargs)
+
+    monkeypatch.setattr(wal_module.mmap, "mmap", recording)
+    wal = Wal(tmp_path)
+    wal.append("logs", batch("a", "b"))
+    assert replayed_ids(wal) == ["a", "b"] and mapped == []  # open: copied
+    wal.rotate("logs")
+    (segment,) = wal.segments("logs")
+    with wal.claim(segment) as claimed:
+        assert claimed is not None
+        wal.delete(segment)
+    assert len(mapped) == 1 and not segment.exists()
+    assert [i for b in claimed.batches for i in b.column("id").to_pylist()] == ["a", "b"]
