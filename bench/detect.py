@@ -669,8 +669,8 @@ def run_e2e(rules_dir: Path, work: Path, args: argparse.Namespace, log: Any) -> 
     steps: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     try:
-        with ServeProcess(
-            data_dir, flush_seconds=2.0, args=["--rules", str(rules_dir), "--notify", str(config)]
+        with ServeProcess(  # serve's own flush policy, as users run it
+            data_dir, flush_seconds=60.0, args=["--rules", str(rules_dir), "--notify", str(config)]
         ) as server:
             rate = float(args.e2e_start)
             # not recorded: the first batches pay for first uses (DuckDB, Sigma's memos, SQLite)

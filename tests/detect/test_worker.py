@@ -176,3 +176,27 @@ def test_a_process_that_dies_as_it_starts_is_retried_ever_later(tmp_path: Path) 
     started = time.monotonic()
     detection.stop()  # also while it waits to start the next one
     assert time.monotonic() - started < 5
+
+
+WARN_RULE = RULE.replace("id: api-errors", "id: api-warnings").replace(
+    "pattern: ERROR", "pattern: WARN"
+)
+
+
+def test_reload_swaps_rules_in_queue_order(
+    tmp_path: Path, worker: tuple[LogService, DetectionWorker]
+) -> None:
+    """Batches queued before new rules are evaluated with the old ones; no process restarts."""
+    service, detection = worker
+    post(service, "ERROR before the reload\nWARN before the reload\n")
+    (tmp_path / "warn.yaml").write_text(WARN_RULE)
+    loaded = load_rules([str(tmp_path / "warn.yaml")])
+    loaded.raise_errors()
+    detection.reload(loaded.rules)
+    assert set(detection.rules) == {"api-warnings"} and detection.tables == {"logs"}
+    post(service, "ERROR after the reload\nWARN after the reload\n")
+    warnings = lambda: sum(a.count for a in detection.store.alerts(rule="api-warnings"))  # noqa: E731
+    wait_for(lambda: warnings() == 1)
+    wait_for(lambda: detection.processed >= 2)
+    assert errors_counted(detection) == 1  # the first batch only, under the old rules
+    assert detection.restarts == 0

@@ -1,9 +1,10 @@
 """Detection inside `ecsguard serve`: a posted line that matches a rule is an alert within
 seconds, visible through /api/alerts and `ecsguard rules alerts`; a bad rule file stops serve
-before it listens."""
+before it listens; SIGHUP reloads the rules, unless one is bad."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,42 @@ def test_a_matching_line_becomes_an_alert(tmp_path: Path) -> None:
         check=True,
     )
     assert '"rule_id": "api-errors"' in listed.stdout
+
+
+def wait_for_output(server: ServeProcess, text: str) -> str:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        output = "".join(server.output)
+        if text in output:
+            return output
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} not in the server's output: {''.join(server.output)}")
+
+
+def test_sighup_reloads_the_rules_unless_one_is_bad(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "errors.yaml").write_text(RULE)
+    with ServeProcess(tmp_path / "data", args=["--rules", str(rules)]) as server:
+        (rules / "bad.yaml").write_text(
+            "id: x\ntitle: t\ntype: log_filter\nlog_filter: {pattern: '{'}\n"
+        )
+        server.proc.send_signal(signal.SIGHUP)
+        output = wait_for_output(server, "rules not reloaded, 1 problem(s)")
+        assert f"{rules / 'bad.yaml'}:4: log_filter.pattern" in output
+        (rules / "bad.yaml").unlink()
+        (rules / "errors.yaml").write_text(RULE.replace("pattern: ERROR", "pattern: WARN"))
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for_output(server, "rules reloaded, 1 enabled")
+        reply = httpx.post(f"{server.url}/ingest/lines?service=api", content="ERROR x\nWARN y\n")
+        assert reply.status_code == 200
+        sent, alerts = time.monotonic(), []
+        while not alerts and time.monotonic() - sent < 10:
+            alerts = httpx.get(f"{server.url}/api/alerts").json()["alerts"]
+            time.sleep(0.05)
+        (alert,) = alerts
+        assert alert["count"] == 1 and "WARN y" in str(alert)  # the new pattern, not the old
+        assert server.proc.poll() is None and "Traceback" not in "".join(server.output)
 
 
 def test_a_bad_rule_file_stops_serve_before_it_listens(tmp_path: Path) -> None:

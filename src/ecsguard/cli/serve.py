@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
-from ecsguard.cli.common import data_dir_option, make_store_location, stdout, store_option
+from ecsguard.cli.common import (
+    data_dir_option,
+    make_store_location,
+    stderr,
+    stdout,
+    store_option,
+)
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 from ecsguard.core.runtime import tune_server_process
@@ -57,6 +63,39 @@ def _run_beside(app: Any, consumer: Any) -> None:
                 await run_in_threadpool(consumer.stop)
 
     app.router.lifespan_context = lifespan
+
+
+def _reload_on_sighup(rule_paths: tuple[str, ...], detection: Any) -> None:
+    """SIGHUP reads the rules again, in a thread (the signal arrives on the event loop's): all
+    valid, detection goes on with them; any error, the running rules stay and the errors are
+    logged with their file:line."""
+    import signal
+    import threading
+
+    from ecsguard.detect.loader import load_rules
+
+    def reload() -> None:
+        loaded = load_rules(rule_paths)
+        if loaded.errors:
+            problems = "\n  ".join(loaded.errors)
+            stderr.print(
+                f"ecsguard serve: rules not reloaded, {len(loaded.errors)} problem(s); the "
+                f"running rules stay:\n  {problems}",
+                markup=False,
+                highlight=False,
+            )
+            return
+        detection.reload(loaded.rules)
+        stdout.print(
+            f"ecsguard serve: rules reloaded, {len(detection.rules)} enabled",
+            markup=False,
+            highlight=False,
+        )
+
+    def on_hangup(signum: int, frame: Any) -> None:
+        threading.Thread(target=reload, name="ecsguard-reload-rules", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_hangup)
 
 
 def _console_users_note(directory: Path) -> str:
@@ -115,7 +154,8 @@ def _console_users_note(directory: Path) -> str:
     multiple=True,
     type=str,
     help="Detection rule file or directory, or builtin:ecs-operations (repeatable); they run "
-    "in a second process beside the server, and alerts go to DATA_DIR/detect.db.",
+    "in a second process beside the server, and alerts go to DATA_DIR/detect.db. SIGHUP "
+    "reads them again (if any is invalid, the running rules stay).",
 )
 @click.option(
     "--notify",
@@ -262,10 +302,11 @@ def serve(
         directory, flush_seconds=flush_seconds, compact_seconds=compact_seconds, store=location
     )
     detection = None
-    if detection_rules:
+    if rule_paths:  # even with no rule enabled yet: a SIGHUP may bring some
         from ecsguard.detect.worker import DetectionWorker
 
         detection = DetectionWorker(service, detection_rules, directory / "detect.db", dispatcher)
+        _reload_on_sighup(rule_paths, detection)
 
     def announce(line: str) -> None:
         stdout.print(line, markup=False, highlight=False)
@@ -306,8 +347,11 @@ def serve(
     )
     announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats")
     announce(f"  console: {base}/ ({_console_users_note(directory)})")
-    if detection_rules:
-        announce(f"  detection: {len(detection_rules)} rules; alerts: ecsguard rules alerts")
+    if detection is not None:
+        announce(
+            f"  detection: {len(detection.rules)} rules (SIGHUP reloads them); "
+            "alerts: ecsguard rules alerts"
+        )
     if dispatcher is not None:
         announce(f"  notifications: {', '.join(dispatcher.config.channels)}")
     announce(

@@ -11,6 +11,10 @@ a second, and sends back what the server acts on: metric datapoints that rules d
 here), new alerts (to the notification dispatcher, whose durable outbox sends them on its own
 threads) and its counters. Alerts and rule state live in SQLite, which both processes open; a
 child that dies is started again and carries on from that state.
+
+New rules (`reload`, on the server's SIGHUP) travel the same queue as the batches: the child
+evaluates every batch queued before them with the old rules, saves their state, and goes on with
+the new ones from that state. No batch is skipped or evaluated twice, and no process restarts.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,13 @@ QUICK_DEATH_SECONDS = 10.0
 _Message = tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class _NewRules:
+    """An inbox item: evaluate with these rules from here on."""
+
+    rules: list[Rule]
+
+
 class DetectionWorker:
     """The server's side of detection: `rules`, `errors`, `store` (a reader of the alerts and
     rule state) and the counters are what the console and /api/stats show."""
@@ -62,8 +74,9 @@ class DetectionWorker:
         dispatcher: Dispatcher | None = None,
     ) -> None:
         self.service = service
-        self.rules = {rule.id: rule for rule in rules if rule.enabled}
-        self.tables = {t for rule in self.rules.values() for t in TYPES.get(rule.type).tables}
+        self.rules: dict[str, Rule] = {}
+        self.tables: set[str] = set()
+        self._set_rules(rules)
         self.store_path = store_path
         self.store = AlertStore(store_path)
         self.dispatcher = dispatcher
@@ -112,12 +125,25 @@ class DetectionWorker:
             self._reader.daemon = True
             self._reader.start()
 
+    def _set_rules(self, rules: Sequence[Rule]) -> None:
+        self.rules = {rule.id: rule for rule in rules if rule.enabled}
+        self.tables = {t for rule in self.rules.values() for t in TYPES.get(rule.type).tables}
+
+    def reload(self, rules: Sequence[Rule]) -> None:
+        """Evaluate with `rules` from now on: batches already queued are evaluated with the old
+        rules, whose state is saved first; the new ones start from the saved state (a rule whose
+        metric or options changed starts afresh). A child started later gets them too."""
+        self._set_rules(rules)
+        self._put(_NewRules(list(self.rules.values())))
+
     def submit(self, table: str, batch: pa.RecordBatch) -> None:
         if table not in self.tables or batch.num_rows == 0:
             return
         if threading.current_thread() is self._reader:
             return  # metrics the child derived: it has evaluated them itself
-        item = (table, encode_frame(batch))
+        self._put((table, encode_frame(batch)))
+
+    def _put(self, item: object) -> None:
         while not self._stopping.is_set():
             inbox = self._inbox
             try:
@@ -227,7 +253,10 @@ def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> 
                 break  # the server is gone without a word
         if item is None:
             break
-        if item:
+        if isinstance(item, _NewRules):
+            engine.tick(datetime.now(UTC))  # the old rules' state, saved for the new ones
+            engine = Engine(item.rules, store, on_alert=on_alert, on_metrics=on_metrics)
+        elif item:
             table, frame = item
             started = time.monotonic()
             for batch in decode_frames(frame)[0]:
