@@ -200,3 +200,23 @@ def test_reload_swaps_rules_in_queue_order(
     wait_for(lambda: detection.processed >= 2)
     assert errors_counted(detection) == 1  # the first batch only, under the old rules
     assert detection.restarts == 0
+
+
+def test_reload_before_start_gives_the_child_the_new_rules(tmp_path: Path) -> None:
+    """A SIGHUP may come before the server's startup has started the child."""
+    (tmp_path / "rule.yaml").write_text(RULE)
+    (tmp_path / "warn.yaml").write_text(WARN_RULE)
+    service = LogService(tmp_path / "data", flush_seconds=0.2)
+    service.start()
+    detection = DetectionWorker(
+        service, load_rules([str(tmp_path / "rule.yaml")]).rules, tmp_path / "data" / "d.db"
+    )
+    detection.reload(load_rules([str(tmp_path / "warn.yaml")]).rules)
+    detection.start()
+    try:
+        post(service, "ERROR x\nWARN y\n")
+        wait_for(lambda: len(detection.store.alerts()) == 1)
+        assert [a.rule_id for a in detection.store.alerts()] == ["api-warnings"]
+    finally:
+        detection.stop()
+        service.stop()

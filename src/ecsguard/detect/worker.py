@@ -134,7 +134,8 @@ class DetectionWorker:
         rules, whose state is saved first; the new ones start from the saved state (a rule whose
         metric or options changed starts afresh). A child started later gets them too."""
         self._set_rules(rules)
-        self._put(_NewRules(list(self.rules.values())))
+        if self._inbox is not None:  # else the child, when it starts, gets them
+            self._put(_NewRules(list(self.rules.values())))
 
     def submit(self, table: str, batch: pa.RecordBatch) -> None:
         if table not in self.tables or batch.num_rows == 0:
