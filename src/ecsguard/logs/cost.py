@@ -23,7 +23,7 @@ DAYS_PER_MONTH = 30
 HOURS_PER_MONTH = 730
 #: cores provisioned per core of average load (peaks, restarts, compaction)
 HEADROOM = 2.0
-#: a worker flushes to S3 once a minute per table; compaction rewrites each file once
+#: a worker flushes every table to S3 at least once a minute; compaction rewrites those files once
 FLUSHES_PER_WORKER_MONTH = DAYS_PER_MONTH * 24 * 60
 #: Athena reads Parquet in ranged GETs of about this size
 GET_BYTES = 8 * 1024 * 1024
@@ -115,7 +115,11 @@ def estimate(
     cores = HEADROOM * gb_per_day * 1000 / 86400 / m["ingest_mb_per_second_per_core"]
     tasks, vcpu, memory = fargate_tasks(cores)
     tables = 4
-    puts = tasks * tables * FLUSHES_PER_WORKER_MONTH * 2  # flush, then the compaction rewrite
+    # a busy table's files are its full WAL segments (measured per raw GB; never compacted),
+    # on top of the once-a-minute flushes of every table and their compaction
+    puts = (
+        month_gb * m["parquet_files_per_raw_gb"] + tasks * tables * FLUSHES_PER_WORKER_MONTH * 2
+    )
     gets = tasks * tables * FLUSHES_PER_WORKER_MONTH + scanned_parquet_gb * 1024**3 / GET_BYTES
     cwl, s3, athena, fargate = p["cloudwatch_logs"], p["s3"], p["athena"], p["fargate"]
     compute = (
