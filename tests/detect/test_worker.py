@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from ecsguard.detect.loader import load_rules
-from ecsguard.detect.worker import DetectionWorker
+from ecsguard.detect.worker import DetectionWorker, Unfinished
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import ReceiverOptions
 from ecsguard.logs.service import LogService
@@ -220,3 +220,38 @@ def test_reload_before_start_gives_the_child_the_new_rules(tmp_path: Path) -> No
     finally:
         detection.stop()
         service.stop()
+
+
+def test_batches_queued_for_a_killed_child_are_evaluated_by_the_next(
+    worker: tuple[LogService, DetectionWorker],
+) -> None:
+    service, detection = worker
+    post(service, "ERROR first\n")
+    wait_for(lambda: errors_counted(detection) == 1)
+    pid = detection._child.pid
+    os.kill(pid, signal.SIGSTOP)  # it takes nothing more from its queue
+    for i in range(10):
+        post(service, f"ERROR queued {i}\n")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: detection.restarts == 1)
+    wait_for(lambda: errors_counted(detection) == 11, seconds=30)
+    assert detection._child.pid != pid
+
+
+def test_unfinished_items_and_who_is_to_blame() -> None:
+    ledger = Unfinished()
+    for item in ("a", "b", "c"):
+        ledger.sent(item)
+    ledger.ready = True
+    ledger.reported(1)
+    assert list(ledger.items) == ["b", "c"]
+    assert ledger.child_died() is None  # it finished "a": "b" is not to blame
+    ledger.ready = True  # the next child builds its engine, then dies on "b"
+    assert ledger.child_died() is None and ledger.head_deaths == 1
+    assert ledger.child_died() is None  # died before its engine was built: rules, not "b"
+    ledger.ready = True
+    assert ledger.child_died() == "b"  # a second death on "b": given up
+    assert list(ledger.items) == ["c"] and ledger.head_deaths == 0
+    ledger.ready = True
+    ledger.reported(1)  # progress clears the blame
+    assert list(ledger.items) == [] and ledger.child_died() is None

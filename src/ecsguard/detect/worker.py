@@ -10,7 +10,11 @@ as Arrow IPC over a bounded queue, so if detection falls far behind, receivers w
 a second, and sends back what the server acts on: metric datapoints that rules derive (stored
 here), new alerts (to the notification dispatcher, whose durable outbox sends them on its own
 threads) and its counters. Alerts and rule state live in SQLite, which both processes open; a
-child that dies is started again and carries on from that state.
+child that dies is started again and carries on from that state. The server keeps every item it
+sent until the child reports it evaluated, and sends a new child what the dead one left, first and
+in order: detection is at least once (a batch the dead child had evaluated but not yet reported is
+evaluated again). A batch that kills two children in a row is dropped from detection, with an
+error in the log, so one poisonous batch cannot stop detection for good.
 
 New rules (`reload`, on the server's SIGHUP) travel the same queue as the batches: the child
 evaluates every batch queued before them with the old rules, saves their state, and goes on with
@@ -26,6 +30,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +67,42 @@ class _NewRules:
     rules: list[Rule]
 
 
+class Unfinished:
+    """The items sent to the current child and not yet reported evaluated, oldest first, and who
+    is to blame when a child dies. Not thread-safe: the worker holds its lock."""
+
+    #: a child that built its engine and died before finishing any item died on the oldest one;
+    #: after this many such deaths in a row, that item is given up
+    DEATHS_TO_GIVE_UP = 2
+
+    def __init__(self) -> None:
+        self.items: deque[object] = deque()
+        self.taken = 0  # items the current child reported evaluated
+        self.ready = False  # the current child built its engine
+        self.head_deaths = 0
+
+    def sent(self, item: object) -> None:
+        self.items.append(item)
+
+    def reported(self, taken: int) -> None:
+        """The current child has evaluated its first `taken` items."""
+        for _ in range(taken - self.taken):
+            self.items.popleft()
+        if taken > self.taken:
+            self.taken, self.head_deaths = taken, 0
+
+    def child_died(self) -> object | None:
+        """Account for the current child's death; the item given up, if any. What is left is
+        for the next child, which starts from `restarted`."""
+        given_up = None
+        if self.ready and self.taken == 0 and self.items:
+            self.head_deaths += 1
+            if self.head_deaths >= self.DEATHS_TO_GIVE_UP:
+                given_up, self.head_deaths = self.items.popleft(), 0
+        self.taken, self.ready = 0, False
+        return given_up
+
+
 class DetectionWorker:
     """The server's side of detection: `rules`, `errors`, `store` (a reader of the alerts and
     rule state) and the counters are what the console and /api/stats show."""
@@ -93,6 +134,7 @@ class DetectionWorker:
         self._reader: threading.Thread | None = None
         self._started = 0.0
         self._backoff = 0.0
+        self._unfinished = Unfinished()  # under _lock
 
     @property
     def processed(self) -> int:
@@ -117,6 +159,7 @@ class DetectionWorker:
             )
             self._child.start()
             self._started = time.monotonic()
+            self._resend(self._child, self._inbox)
             self._reader = threading.Thread(
                 target=self._read,
                 args=(self._child, self._inbox, self._outbox),
@@ -124,6 +167,18 @@ class DetectionWorker:
             )
             self._reader.daemon = True
             self._reader.start()
+
+    def _resend(self, child: Any, inbox: Any) -> None:
+        """Send a new child what the last one left, first and in order (with _lock held, so
+        submissions wait). If it dies meanwhile, the rest waits for the next child."""
+        for item in self._unfinished.items:
+            while True:
+                try:
+                    inbox.put(item, timeout=PUT_WAIT_SECONDS)
+                    break
+                except queue.Full:
+                    if not child.is_alive():
+                        return
 
     def _set_rules(self, rules: Sequence[Rule]) -> None:
         self.rules = {rule.id: rule for rule in rules if rule.enabled}
@@ -146,12 +201,14 @@ class DetectionWorker:
 
     def _put(self, item: object) -> None:
         while not self._stopping.is_set():
-            inbox = self._inbox
-            try:
-                inbox.put(item, timeout=PUT_WAIT_SECONDS)
-                return
-            except queue.Full:
-                continue  # backpressure; the reader restarts a dead child meanwhile
+            with self._lock:  # in the order of _unfinished, and never into a replaced queue
+                try:
+                    self._inbox.put(item, timeout=PUT_WAIT_SECONDS)
+                    self._unfinished.sent(item)
+                    return
+                except queue.Full:
+                    pass
+            time.sleep(0.01)  # backpressure; let the reader take the lock to restart a dead child
 
     def _read(self, child: Any, inbox: Any, outbox: Any) -> None:
         """Act on what the child sends until it ends; start it again if it died."""
@@ -166,9 +223,13 @@ class DetectionWorker:
                 break
             self._act(message)
         if not self._stopping.is_set():
-            # what was queued for the dead child is lost to detection (the records are stored);
             # its queue's feeder thread must not hold up the server's exit
             inbox.cancel_join_thread()
+            with self._lock:
+                given_up = self._unfinished.child_died()
+            if given_up is not None:
+                what = f"a {given_up[0]} batch" if isinstance(given_up, tuple) else "a reload"
+                log.error("%s killed the detection process twice; it is not evaluated", what)
             self._processed = [sum(self._processed), 0]
             self.restarts += 1
             # one that dies as it starts (a rule it cannot compile) waits longer each time
@@ -196,7 +257,12 @@ class DetectionWorker:
             if self.dispatcher is not None:
                 self.dispatcher.submit(Alert.model_validate_json(message[1]))
         elif kind == "stats":
-            self._processed[1], self.lag_seconds, self.errors = message[1:]
+            self._processed[1], self.lag_seconds, self.errors, taken = message[1:]
+            with self._lock:
+                self._unfinished.reported(taken)
+        elif kind == "ready":
+            with self._lock:
+                self._unfinished.ready = True
 
     def stop(self) -> None:
         """Let the child evaluate what is queued, save the rules' state and stop."""
@@ -243,7 +309,8 @@ def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> 
     store = AlertStore(store_path)
     engine = Engine(rules, store, on_alert=on_alert, on_metrics=on_metrics)
     tune_server_process()
-    processed, lag = 0, 0.0
+    outbox.put(("ready",))
+    processed, taken, lag = 0, 0, 0.0  # batches evaluated; inbox items done (batches, reloads)
     next_tick = time.monotonic() + TICK_SECONDS
     while True:
         try:
@@ -257,14 +324,16 @@ def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> 
         if isinstance(item, _NewRules):
             engine.tick(datetime.now(UTC))  # the old rules' state, saved for the new ones
             engine = Engine(item.rules, store, on_alert=on_alert, on_metrics=on_metrics)
+            taken += 1  # reported with the next batch's stats
         elif item:
             table, frame = item
             started = time.monotonic()
             for batch in decode_frames(frame)[0]:
                 engine.process(table, batch)
             processed += 1
+            taken += 1
             lag = time.monotonic() - started
-            outbox.put(("stats", processed, lag, dict(engine.errors)))
+            outbox.put(("stats", processed, lag, dict(engine.errors), taken))
         if time.monotonic() >= next_tick:
             engine.tick(datetime.now(UTC))
             next_tick = time.monotonic() + TICK_SECONDS
@@ -272,5 +341,5 @@ def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> 
             engine.process(*own.pop(0))
     engine.tick(datetime.now(UTC))  # save state on the way out
     store.close()
-    outbox.put(("stats", processed, lag, dict(engine.errors)))
+    outbox.put(("stats", processed, lag, dict(engine.errors), taken))
     outbox.put(("stopped",))
