@@ -117,9 +117,7 @@ def estimate(
     tables = 4
     # a busy table's files are its full WAL segments (measured per raw GB; never compacted),
     # on top of the once-a-minute flushes of every table and their compaction
-    puts = (
-        month_gb * m["parquet_files_per_raw_gb"] + tasks * tables * FLUSHES_PER_WORKER_MONTH * 2
-    )
+    puts = month_gb * m["parquet_files_per_raw_gb"] + tasks * tables * FLUSHES_PER_WORKER_MONTH * 2
     gets = tasks * tables * FLUSHES_PER_WORKER_MONTH + scanned_parquet_gb * 1024**3 / GET_BYTES
     cwl, s3, athena, fargate = p["cloudwatch_logs"], p["s3"], p["athena"], p["fargate"]
     compute = (
