@@ -197,14 +197,14 @@ def test_sealed_segments_are_mapped_and_outlive_their_file(
 ) -> None:
     """The flusher reads a sealed segment mapped (no copy); its batches stay readable after the
     segment is deleted. An open segment, which its writer may truncate, is copied instead."""
-    mapped: list[int] = []
-    real_mmap = wal_module.mmap.mmap
+    mapped: list[str] = []
+    real_map = wal_module.pa.memory_map
 
-    def recording(fd: int, size: int, **kwargs: int) -> object:
-        mapped.append(size)
-        return real_mmap(fd, size, **kwargs)
+    def recording(path: str, *args: str) -> pa.MemoryMappedFile:
+        mapped.append(path)
+        return real_map(path, *args)
 
-    monkeypatch.setattr(wal_module.mmap, "mmap", recording)
+    monkeypatch.setattr(wal_module.pa, "memory_map", recording)
     wal = Wal(tmp_path)
     wal.append("logs", batch("a", "b"))
     assert replayed_ids(wal) == ["a", "b"] and mapped == []  # open: copied
@@ -213,5 +213,18 @@ def test_sealed_segments_are_mapped_and_outlive_their_file(
     with wal.claim(segment) as claimed:
         assert claimed is not None
         wal.delete(segment)
-    assert len(mapped) == 1 and not segment.exists()
+    assert mapped == [str(segment)] and not segment.exists()
     assert [i for b in claimed.batches for i in b.column("id").to_pylist()] == ["a", "b"]
+
+
+def test_batches_a_query_holds_do_not_keep_a_segment_locked(tmp_path: Path) -> None:
+    """A query reads a sealed segment (mapped, under its lock); while it keeps the batches, the
+    flusher must still be able to claim the segment."""
+    wal = Wal(tmp_path)
+    wal.append("logs", batch("a"))
+    wal.rotate("logs")
+    held = list(wal.read_segments("logs"))
+    (segment,) = wal.segments("logs")
+    with wal.claim(segment) as claimed:
+        assert claimed is not None, "the query's mapping kept the segment locked"
+    assert held[0].batches[0].column("id").to_pylist() == ["a"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import mmap
 import os
 import struct
 import threading
@@ -42,7 +41,6 @@ _HEADER = struct.Struct("<4sII")
 #: table's segments seal when full, into Parquet files too big for compaction to rewrite
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _SUFFIX = ".wal"
-_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # populate: Linux only
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -70,7 +68,7 @@ def encode_frame(batch: pa.RecordBatch) -> bytes:
     return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
-def decode_frames(data: bytes | mmap.mmap) -> tuple[list[pa.RecordBatch], int]:
+def decode_frames(data: bytes | pa.Buffer) -> tuple[list[pa.RecordBatch], int]:
     """The batches of every whole, valid frame from the start, and the byte length they span."""
     batches: list[pa.RecordBatch] = []
     view = memoryview(data)  # frames are read in place: slicing bytes would copy each one
@@ -316,13 +314,15 @@ class Wal:
 
     def _read(self, path: Path, fd: int, *, repair: bool) -> Segment:
         size = os.fstat(fd).st_size
-        data: bytes | mmap.mmap
+        data: bytes | pa.Buffer
         if repair and size:
             # mapped, not read: tens of MB read into fresh memory cost a page fault and a zeroed
             # page every 4 KB, each flush; the batches are views of the page cache. Only under
             # our lock: a writer taking back a partial frame truncates its segment, and touching
-            # a mapped page past the end of a file is a SIGBUS
-            data = mmap.mmap(fd, size, flags=_MAP_FLAGS, prot=mmap.PROT_READ)
+            # a mapped page past the end of a file is a SIGBUS. Arrow maps it through a
+            # descriptor of its own: Python's mmap dups `fd`, and the dup would keep our flock
+            # for as long as a query holds the batches, so no flusher could claim the segment
+            data = pa.memory_map(str(path)).read_buffer(size)
         else:
             data = os.pread(fd, size, 0)
         batches, valid = decode_frames(data)
