@@ -66,9 +66,9 @@ def _run_beside(app: Any, consumer: Any) -> None:
 
 
 def _reload_on_sighup(rule_paths: tuple[str, ...], detection: Any) -> None:
-    """SIGHUP reads the rules again, in a thread (the signal arrives on the event loop's): all
-    valid, detection goes on with them; any error, the running rules stay and the errors are
-    logged with their file:line."""
+    """SIGHUP reads the rules again, in a thread (the handler runs on the event loop's thread,
+    which must not wait for YAML and Sigma): all valid, detection goes on with them; any error,
+    the running rules stay and the errors are printed with their file:line."""
     import signal
     import threading
 

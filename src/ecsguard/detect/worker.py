@@ -92,8 +92,8 @@ class Unfinished:
             self.taken, self.head_deaths = taken, 0
 
     def child_died(self) -> object | None:
-        """Account for the current child's death; the item given up, if any. What is left is
-        for the next child, which starts from `restarted`."""
+        """Account for the current child's death; the item given up, if any. What is left in
+        `items` is for the next child."""
         given_up = None
         if self.ready and self.taken == 0 and self.items:
             self.head_deaths += 1
