@@ -240,3 +240,22 @@ def test_users_store_errors(tmp_path: Path) -> None:
     assert store.authenticate("x", PASSWORD) is None
     assert [u.name for u in store.users()] == ["x"]
     assert set(ROLE_USERS) == {"viewer", "operator", "admin"}
+
+
+def test_two_admins_demoting_each_other_leave_one(tmp_path: Path) -> None:
+    """The last-admin check runs inside the change's transaction: of two stores (two server
+    processes) each demoting the other admin, the second is refused."""
+    from ecsguard.core.errors import UserError
+
+    first, second = UserStore(tmp_path), UserStore(tmp_path)
+    first.add("ada", PASSWORD, "admin")
+    first.add("bob", PASSWORD, "admin")
+    first.set_role("ada", "viewer", keep_an_admin=True)
+    with pytest.raises(UserError, match="bob is the last admin"):
+        second.set_role("bob", "operator", keep_an_admin=True)
+    with pytest.raises(UserError, match="last admin"):
+        second.remove("bob", keep_an_admin=True)
+    second.set_role("bob", "admin", keep_an_admin=True)  # no change: allowed
+    assert {u.name: u.role for u in first.users()} == {"ada": "viewer", "bob": "admin"}
+    second.remove("bob")  # the CLI, the way back in, may
+    assert [u.name for u in first.users()] == ["ada"]

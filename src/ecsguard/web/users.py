@@ -134,16 +134,36 @@ class UserStore:
         if not db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
             raise UserError(f"no user {name!r}", "list them with `ecsguard users list`")
 
-    def remove(self, name: str) -> None:
-        """Delete the user; their sessions end with them."""
+    @staticmethod
+    def _keep_an_admin(db: sqlite3.Connection, name: str, role: str | None) -> None:
+        """Refuse, inside the change's transaction (so two admins demoting each other at once
+        cannot both pass), a change that would leave no admin; `role` None: removed."""
+        admins = {row[0] for row in db.execute("SELECT name FROM users WHERE role = 'admin'")}
+        if role == "admin":
+            admins.add(name)
+        else:
+            admins.discard(name)
+        if not admins:
+            raise UserError(
+                f"{name} is the last admin",
+                "add another admin first, or nobody could manage users",
+            )
+
+    def remove(self, name: str, *, keep_an_admin: bool = False) -> None:
+        """Delete the user; their sessions end with them. `keep_an_admin`: refuse to remove the
+        last admin (the console does; the CLI, the way back in, does not)."""
         with self._tx() as db:
             self._require(db, name)
+            if keep_an_admin:
+                self._keep_an_admin(db, name, None)
             db.execute("DELETE FROM users WHERE name = ?", (name,))
 
-    def set_role(self, name: str, role: str) -> None:
+    def set_role(self, name: str, role: str, *, keep_an_admin: bool = False) -> None:
         check_role(role)
         with self._tx() as db:
             self._require(db, name)
+            if keep_an_admin:
+                self._keep_an_admin(db, name, role)
             db.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
 
     def set_password(self, name: str, password: str) -> None:

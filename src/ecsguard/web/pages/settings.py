@@ -18,7 +18,7 @@ from ecsguard.web.auth import ApiError
 from ecsguard.web.console import Action
 from ecsguard.web.page import PAGES, Page, PageContext
 from ecsguard.web.pages.alarms import body_of
-from ecsguard.web.users import ROLES, UserStore
+from ecsguard.web.users import ROLES
 
 
 def _server(ctx: PageContext) -> dict[str, Any]:
@@ -103,19 +103,6 @@ async def send_test(ctx: Action) -> dict[str, Any]:
     }
 
 
-def _admins_after(users: UserStore, name: str, role: str | None) -> int:
-    """How many admins there would be with `name` given `role` (None: removed)."""
-    return sum(1 for u in users.users() if (role if u.name == name else u.role) == "admin")
-
-
-def _keep_an_admin(ctx: PageContext, name: str, role: str | None) -> None:
-    if _admins_after(ctx.console.users, name, role) == 0:
-        raise ApiError(
-            400,
-            f"{name} is the last admin: add another admin first, or nobody could manage users",
-        )
-
-
 @router.post("/settings/users/add")
 async def add_user(ctx: Action) -> dict[str, Any]:
     ctx.require("admin")
@@ -135,9 +122,8 @@ async def set_role(ctx: Action) -> dict[str, Any]:
     name, role = _text(body, "name"), _text(body, "role")
     if role not in ROLES:
         raise ApiError(400, f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
-    _keep_an_admin(ctx, name, role)
     try:
-        await run_in_threadpool(ctx.console.users.set_role, name, role)
+        await run_in_threadpool(ctx.console.users.set_role, name, role, keep_an_admin=True)
     except UserError as err:
         raise ApiError(400, str(err)) from None
     return {"user": {"name": name, "role": role}}
@@ -147,9 +133,8 @@ async def set_role(ctx: Action) -> dict[str, Any]:
 async def remove_user(ctx: Action) -> dict[str, Any]:
     ctx.require("admin")
     name = _text(await body_of(ctx), "name")
-    _keep_an_admin(ctx, name, None)
     try:
-        await run_in_threadpool(ctx.console.users.remove, name)
+        await run_in_threadpool(ctx.console.users.remove, name, keep_an_admin=True)
     except UserError as err:
         raise ApiError(400, str(err)) from None
     return {"removed": name}
