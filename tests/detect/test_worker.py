@@ -232,10 +232,12 @@ def test_batches_queued_for_a_killed_child_are_evaluated_by_the_next(
     os.kill(pid, signal.SIGSTOP)  # it takes nothing more from its queue
     for i in range(10):
         post(service, f"ERROR queued {i}\n")
+    wait_for(lambda: detection.queued == 10)  # the first one was reported before the stop
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: detection.restarts == 1)
     wait_for(lambda: errors_counted(detection) == 11, seconds=30)
     assert detection._child.pid != pid
+    wait_for(lambda: detection.queued == 0)
 
 
 def test_unfinished_items_and_who_is_to_blame() -> None:

@@ -43,6 +43,7 @@ def test_a_matching_line_becomes_an_alert(tmp_path: Path) -> None:
         assert alert["key"] == ["api"] and alert["severity"] == "high"
         stats = httpx.get(f"{server.url}/api/stats").json()
         assert stats["detection"]["rules"] == 1 and stats["detection"]["rule_errors"] == {}
+        assert stats["detection"]["restarts"] == 0 and stats["detection"]["queued"] >= 0
     listed = subprocess.run(
         [
             sys.executable,

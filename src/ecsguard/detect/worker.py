@@ -141,6 +141,12 @@ class DetectionWorker:
         """Batches evaluated since the server started, for /api/stats."""
         return sum(self._processed)
 
+    @property
+    def queued(self) -> int:
+        """Items sent to the child and not yet reported evaluated (near QUEUE_BATCHES: detection
+        is behind, and receivers are waiting), for /api/stats."""
+        return len(self._unfinished.items)
+
     def start(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.start()

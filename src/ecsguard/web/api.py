@@ -66,6 +66,8 @@ async def stats(request: Request) -> Response:
         body["detection"] = {
             "rules": len(detection.rules),
             "batches": detection.processed,
+            "queued": detection.queued,
+            "restarts": detection.restarts,
             "last_batch_seconds": detection.lag_seconds,
             "rule_errors": detection.errors,
         }
