@@ -260,7 +260,7 @@ def test_rows_with_finds_every_row_holding_the_needle(
     holds the start of an occurrence that runs on into the next texts."""
     array = pa.array(["_aws", *texts], pa.string()).slice(min(start, len(texts)))
     values = array.to_pylist()
-    found = _rows_with(array, needle)
+    (found,) = _rows_with(array, needle)
     word = needle.decode()
     assert {i for i, text in enumerate(values) if text and word in text} <= found
     for row in found:
