@@ -89,6 +89,7 @@ from ecsguard.detect.sigma.fields import Record  # noqa: E402
 from ecsguard.logs.query.filter_pattern import compile_pattern as compile_filter  # noqa: E402
 from ecsguard.logs.receivers import RECEIVERS  # noqa: E402
 from ecsguard.logs.records import ReceiverOptions  # noqa: E402
+from ecsguard.logs.service import DEFAULT_FLUSH_SECONDS  # noqa: E402
 from procstat import cpu_seconds  # noqa: E402
 
 RESULTS = BENCH / "results" / "detect.json"
@@ -670,7 +671,9 @@ def run_e2e(rules_dir: Path, work: Path, args: argparse.Namespace, log: Any) -> 
     best: dict[str, Any] | None = None
     try:
         with ServeProcess(  # serve's own flush policy, as users run it
-            data_dir, flush_seconds=60.0, args=["--rules", str(rules_dir), "--notify", str(config)]
+            data_dir,
+            flush_seconds=DEFAULT_FLUSH_SECONDS,
+            args=["--rules", str(rules_dir), "--notify", str(config)],
         ) as server:
             rate = float(args.e2e_start)
             # not recorded: the first batches pay for first uses (DuckDB, Sigma's memos, SQLite)

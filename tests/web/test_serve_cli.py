@@ -75,3 +75,13 @@ def test_forward_receiver_runs_with_the_app(
         assert srv.query("SELECT container, message FROM logs") == [["web", "via forward"]]
     with socket.socket() as probe:  # closed with the app
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_serve_flushes_at_the_services_default() -> None:
+    """serve spells its default out (importing the service would slow every command's start);
+    it must stay the service's."""
+    from ecsguard.cli.serve import serve
+    from ecsguard.logs.service import DEFAULT_FLUSH_SECONDS
+
+    (option,) = [p for p in serve.params if p.name == "flush_seconds"]
+    assert option.default == DEFAULT_FLUSH_SECONDS
