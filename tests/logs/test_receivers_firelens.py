@@ -269,6 +269,8 @@ def test_fast_path_gives_the_general_paths_batch(records: list[dict[str, Any]], 
     [
         b'{"log":"a"} {"log":"b"}\n{"log":"c"}',  # two records on one line
         b'{"log":"a"},{"log":"b"\n"date":1}',  # a record across lines
+        b'{"log":"a",\n"date":1}\n{"log":"b"}',  # across lines, each line a JSON value's part
+        b'{"log":"a"}\n{"log":"b"}{"log":"c"}',  # two on the last line, newlines all between
         b'{"log":"a","date":[{}]}\n{"log":"b"}',  # a nested value
         b'{"log":"a"\n}',  # one pretty-printed record
         b'{"log":"a","extra":1}\n{"log":"b"}',  # a key FireLens does not write

@@ -179,7 +179,13 @@ def test_structured_rows_equals_structured(objs: list[dict[str, object]]) -> Non
 
 
 def test_record_ids_equal_record_id() -> None:
-    rows = [("t/c/stdout", T0, "hello", 0), ("t/c/stderr", None, "é \ud800", 7)]
+    # a stream's prefix is hashed once: its rows must still differ by their own parts
+    rows = [
+        ("t/c/stdout", T0, "hello", 0),
+        ("t/c/stderr", None, "é \ud800", 7),
+        ("t/c/stdout", T0, "hello", 1),
+        ("t/c/stdout", T0 + 1, "", 2),
+    ]
     assert record_ids("ingest", *map(list, zip(*rows, strict=True))) == [
         record_id("ingest", *row) for row in rows
     ]

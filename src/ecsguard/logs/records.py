@@ -566,15 +566,19 @@ def record_ids(
     messages: Sequence[str],
     sequences: Sequence[object],
 ) -> list[str]:
-    """`record_id` of many rows (one stream key, time, message and sequence per row)."""
-    return [
-        blake2b(
-            f"{source}\x1f{stream}\x1f{'' if time_us is None else time_us}\x1f{seq}\x1f".encode()
-            + message.encode("utf-8", "surrogatepass"),
-            digest_size=ID_DIGEST_BYTES,
-        ).hexdigest()
-        for stream, time_us, message, seq in zip(streams, times, messages, sequences, strict=True)
-    ]
+    """`record_id` of many rows (one stream key, time, message and sequence per row). Streams
+    repeat, so each one's prefix is hashed once and each row continues a copy of that state."""
+    prefixes = {
+        stream: blake2b(f"{source}\x1f{stream}\x1f".encode(), digest_size=ID_DIGEST_BYTES)
+        for stream in set(streams)
+    }
+    ids = []
+    for stream, time_us, message, seq in zip(streams, times, messages, sequences, strict=True):
+        digest = prefixes[stream].copy()
+        digest.update(f"{'' if time_us is None else time_us}\x1f{seq}\x1f".encode())
+        digest.update(message.encode("utf-8", "surrogatepass"))
+        ids.append(digest.hexdigest())
+    return ids
 
 
 def metric_ids(

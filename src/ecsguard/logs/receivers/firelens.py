@@ -128,6 +128,7 @@ class _Line(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _LINES = msgspec.json.Decoder(list[_Line])
+_LINE = msgspec.json.Decoder(_Line)
 _META_KEYS = ("source", "ecs_cluster", "ecs_task_arn", "ecs_task_definition", "container_name")
 
 
@@ -135,11 +136,33 @@ def _common_lines(data: bytes) -> list[_Line] | None:
     """The records of a body whose every record is in the common shape, decoded in one call
     without a dict per record; None for any other body (the general path decides).
 
-    `format json_lines` is read as one array of its lines. That array parses into one record
-    per line only if each line is exactly one record: every line starts a record (a `{` inside
-    a flat record is invalid), a record cannot run past its line's end (the comma added after
-    it would be followed by a `{`), and as many records as lines leaves none to share one."""
-    body = data.strip()
+    `format json_lines` must give one record per line. A raw newline cannot be inside a JSON
+    string, and a flat record cannot hold a `{` or `}` outside one, so when every newline stands
+    between a `}` and a `{` no record runs across lines, and as many records as lines leaves
+    none to share one. That is Fluent Bit's own layout, checked here by counting, without a copy
+    of the body (each fresh megabyte costs page faults); other layouts (blank lines, CRLF,
+    indents, an array) go through `_other_layout`."""
+    end = len(data)
+    while end and data[end - 1] == 0x0A:  # trailing newlines (rstrip would copy the body)
+        end -= 1
+    if data[:1] != b"{" or data[end - 1 : end] != b"}":
+        return _other_layout(data.strip())
+    try:
+        records = _LINE.decode_lines(data)
+    except (msgspec.DecodeError, ValueError):
+        return None  # a record outside the common shape, or not JSON: either way not common
+    boundaries = data.count(b"}\n{")
+    if len(records) == boundaries + 1 and data.count(b"\n") == boundaries + len(data) - end:
+        return records
+    return _other_layout(data.strip())
+
+
+def _other_layout(body: bytes) -> list[_Line] | None:
+    """`_common_lines` of a stripped body in another layout: `format json` (an array), or lines
+    read as one array of the non-blank ones. That array parses into one record per line only
+    if each line is exactly one record: every line starts a record (a `{` inside a flat record
+    is invalid), a record cannot run past its line's end (the comma added after it would be
+    followed by a `{`), and as many records as lines leaves none to share one."""
     if body[:1] == b"[":
         try:
             return _LINES.decode(body)
