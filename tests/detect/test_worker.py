@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ecsguard.detect import worker as worker_module
 from ecsguard.detect.loader import load_rules
 from ecsguard.detect.worker import DetectionWorker, Unfinished
 from ecsguard.logs.receivers import RECEIVERS
@@ -257,3 +259,38 @@ def test_unfinished_items_and_who_is_to_blame() -> None:
     ledger.ready = True
     ledger.reported(1)  # progress clears the blame
     assert list(ledger.items) == [] and ledger.child_died() is None
+
+
+def test_reports_are_recorded_while_a_submission_waits_for_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a submitter waiting on a full queue holds the worker's lock; the reader must still take
+    # the child's reports (and its alerts behind them) rather than wait with it
+    monkeypatch.setattr(worker_module, "QUEUE_BATCHES", 1)
+    monkeypatch.setattr(worker_module, "PUT_WAIT_SECONDS", 30.0)
+    (tmp_path / "rule.yaml").write_text(RULE)
+    loaded = load_rules([str(tmp_path / "rule.yaml")])
+    service = LogService(tmp_path / "data", flush_seconds=0.2)
+    service.start()
+    detection = DetectionWorker(service, loaded.rules, tmp_path / "data" / "detect.db")
+    detection.start()
+    pid = detection._child.pid
+    try:
+        wait_for(lambda: detection._unfinished.ready)
+        os.kill(pid, signal.SIGSTOP)  # it takes nothing more from its queue
+        post(service, "ERROR fills the queue\n")
+        blocked = threading.Thread(target=post, args=(service, "ERROR waits for room\n"))
+        blocked.start()
+        wait_for(lambda: detection._lock.locked())  # its put is waiting for room
+        report = threading.Thread(target=detection._act, args=(("stats", 0, 0.0, {}, 0),))
+        report.start()
+        report.join(5.0)
+        assert not report.is_alive(), "the report waited for the submission"
+        assert blocked.is_alive()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    blocked.join(30.0)
+    wait_for(lambda: errors_counted(detection) == 2)
+    wait_for(lambda: detection.queued == 0)
+    detection.stop()
+    service.stop()

@@ -69,7 +69,7 @@ class _NewRules:
 
 class Unfinished:
     """The items sent to the current child and not yet reported evaluated, oldest first, and who
-    is to blame when a child dies. Not thread-safe: the worker holds its lock."""
+    is to blame when a child dies. Not thread-safe: the worker holds its ledger lock."""
 
     #: a child that built its engine and died before finishing any item died on the oldest one;
     #: after this many such deaths in a row, that item is given up
@@ -83,6 +83,10 @@ class Unfinished:
 
     def sent(self, item: object) -> None:
         self.items.append(item)
+
+    def not_sent(self) -> None:
+        """Take back the last item recorded as sent (its put timed out)."""
+        self.items.pop()
 
     def reported(self, taken: int) -> None:
         """The current child has evaluated its first `taken` items."""
@@ -128,13 +132,16 @@ class DetectionWorker:
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe with threads
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # the child, its queues and the reader swap together
+        # the ledger has a lock of its own: the reader records each report under it while a
+        # submitter holds _lock in a put that waits for room (a full queue)
+        self._ledger = threading.Lock()
         self._inbox: Any = None
         self._outbox: Any = None
         self._child: Any = None
         self._reader: threading.Thread | None = None
         self._started = 0.0
         self._backoff = 0.0
-        self._unfinished = Unfinished()  # under _lock
+        self._unfinished = Unfinished()  # under _ledger
 
     @property
     def processed(self) -> int:
@@ -177,7 +184,9 @@ class DetectionWorker:
     def _resend(self, child: Any, inbox: Any) -> None:
         """Send a new child what the last one left, first and in order (with _lock held, so
         submissions wait). If it dies meanwhile, the rest waits for the next child."""
-        for item in self._unfinished.items:
+        with self._ledger:
+            left = list(self._unfinished.items)
+        for item in left:
             while True:
                 try:
                     inbox.put(item, timeout=PUT_WAIT_SECONDS)
@@ -208,12 +217,17 @@ class DetectionWorker:
     def _put(self, item: object) -> None:
         while not self._stopping.is_set():
             with self._lock:  # in the order of _unfinished, and never into a replaced queue
+                # recorded before the put: the child may report it evaluated before put returns
+                with self._ledger:
+                    self._unfinished.sent(item)
                 try:
                     self._inbox.put(item, timeout=PUT_WAIT_SECONDS)
-                    self._unfinished.sent(item)
                     return
                 except queue.Full:
-                    pass
+                    # still the last item: puts take turns under _lock, and reports only take
+                    # items the child got, from the front
+                    with self._ledger:
+                        self._unfinished.not_sent()
             time.sleep(0.01)  # backpressure; let the reader take the lock to restart a dead child
 
     def _read(self, child: Any, inbox: Any, outbox: Any) -> None:
@@ -231,7 +245,7 @@ class DetectionWorker:
         if not self._stopping.is_set():
             # its queue's feeder thread must not hold up the server's exit
             inbox.cancel_join_thread()
-            with self._lock:
+            with self._lock, self._ledger:  # no put in progress: the ledger is what was sent
                 given_up = self._unfinished.child_died()
             if given_up is not None:
                 what = f"a {given_up[0]} batch" if isinstance(given_up, tuple) else "a reload"
@@ -264,10 +278,10 @@ class DetectionWorker:
                 self.dispatcher.submit(Alert.model_validate_json(message[1]))
         elif kind == "stats":
             self._processed[1], self.lag_seconds, self.errors, taken = message[1:]
-            with self._lock:
+            with self._ledger:
                 self._unfinished.reported(taken)
         elif kind == "ready":
-            with self._lock:
+            with self._ledger:
                 self._unfinished.ready = True
 
     def stop(self) -> None:
