@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ecsguard.detect.reloader import RuleReloader
 from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
 from ecsguard.notify.dispatcher import Dispatcher
@@ -43,13 +44,15 @@ def running(
     service: LogService | None = None,
     detection: DetectionWorker | None = None,
     dispatcher: Dispatcher | None = None,
+    reloader: RuleReloader | None = None,
     **settings: object,
 ) -> Iterator[Running]:
     """The app of `ecsguard serve` on a free loopback port in a thread; `service` (default: one
-    on `data_dir`), `detection` and `dispatcher` are passed to create_app as serve does."""
+    on `data_dir`), `detection`, `dispatcher` and `reloader` are passed to create_app as serve
+    does."""
     config = ServerSettings(**{"host": "127.0.0.1", "port": 0, "forward_port": 0, **settings})  # type: ignore[arg-type]
     service = service or LogService(data_dir, flush_seconds=0.2)
-    app = create_app(config, service, detection=detection, dispatcher=dispatcher)
+    app = create_app(config, service, detection=detection, dispatcher=dispatcher, reloader=reloader)
     server = make_server(app, config)
     sock = bind("127.0.0.1", 0)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -1,4 +1,5 @@
-"""`ecsguard rules`: detection rules as code — validate, test on a file, replay over the store."""
+"""`ecsguard rules`: detection rules as code — validate, test on a file, replay over the store,
+reload a running server."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def rules() -> None:
       ecsguard rules test rules/ecs/task-oom.yaml --events events.json
       ecsguard rules run --rules rules/ --since 24h
       ecsguard rules alerts --since 1d
+      ecsguard rules reload --server http://127.0.0.1:8080
     """
 
 
@@ -232,3 +234,55 @@ def _print_alerts(alerts: list[Alert], output: str) -> None:
     ]
     stdout.print(table(None, ["first seen", "severity", "rule", "count", "state", "summary"], rows))
     stdout.print(f"{len(alerts)} alert(s)", markup=False, highlight=False)
+
+
+@rules.command("reload")
+@click.option(
+    "--server",
+    envvar="ECSGUARD_SERVER",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The `ecsguard serve` to reload (also $ECSGUARD_SERVER).",
+)
+@click.option("--token", envvar="ECSGUARD_TOKEN", help="The server's token ($ECSGUARD_TOKEN).")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def reload_command(server: str, token: str | None, output: str) -> None:
+    """Make a running `ecsguard serve` read its rule files again, as SIGHUP does: for a server
+    in a container, where sending a signal is awkward, after new rules were deployed beside it.
+
+    Every file is checked first. With any problem the running rules stay, the problems are
+    printed with their file:line and the exit status is 2.
+
+    \b
+    Examples:
+      ecsguard rules reload --server http://127.0.0.1:8080
+      ECSGUARD_TOKEN=... ecsguard rules reload --server https://ecsguard.internal:8443
+    """
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        reply = httpx.post(server.rstrip("/") + "/api/rules/reload", headers=headers, timeout=300)
+    except httpx.TransportError:
+        raise UserError(
+            f"cannot reach the ecsguard server at {server}",
+            "start `ecsguard serve --rules PATH`, or point --server / $ECSGUARD_SERVER at it",
+        ) from None
+    try:
+        body = reply.json()
+    except ValueError:
+        body = {"error": reply.text[:200]}
+    if output == "json" and reply.status_code in (200, 422):
+        print_json(body)
+    if reply.status_code == 200:
+        if output == "text":
+            stdout.print(f"rules reloaded: {body.get('enabled')} enabled", markup=False)
+        return
+    if reply.status_code == 422:
+        if output == "text":
+            for problem in body.get("problems") or []:
+                stderr.print(problem, markup=False, highlight=False)
+        raise UserError(str(body.get("error")), "fix the lines named above, then reload again")
+    if reply.status_code == 401:
+        raise UserError(f"{server} refused the token", "pass --token or set ECSGUARD_TOKEN")
+    raise UserError(f"{server} refused the reload ({reply.status_code}): {body.get('error')}")

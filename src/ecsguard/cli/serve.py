@@ -65,29 +65,26 @@ def _run_beside(app: Any, consumer: Any) -> None:
     app.router.lifespan_context = lifespan
 
 
-def _reload_on_sighup(rule_paths: tuple[str, ...], detection: Any) -> None:
+def _reload_on_sighup(reloader: Any) -> None:
     """SIGHUP reads the rules again, in a thread (the handler runs on the event loop's thread,
     which must not wait for YAML and Sigma): all valid, detection goes on with them; any error,
     the running rules stay and the errors are printed with their file:line."""
     import signal
     import threading
 
-    from ecsguard.detect.loader import load_rules
-
     def reload() -> None:
-        loaded = load_rules(rule_paths)
-        if loaded.errors:
-            problems = "\n  ".join(loaded.errors)
+        done = reloader.reload()
+        if not done.ok:
+            problems = "\n  ".join(done.problems)
             stderr.print(
-                f"ecsguard serve: rules not reloaded, {len(loaded.errors)} problem(s); the "
+                f"ecsguard serve: rules not reloaded, {len(done.problems)} problem(s); the "
                 f"running rules stay:\n  {problems}",
                 markup=False,
                 highlight=False,
             )
             return
-        detection.reload(loaded.rules)
         stdout.print(
-            f"ecsguard serve: rules reloaded, {len(detection.rules)} enabled",
+            f"ecsguard serve: rules reloaded, {done.enabled} enabled",
             markup=False,
             highlight=False,
         )
@@ -154,8 +151,8 @@ def _console_users_note(directory: Path) -> str:
     multiple=True,
     type=str,
     help="Detection rule file or directory, or builtin:ecs-operations (repeatable); they run "
-    "in a second process beside the server, and alerts go to DATA_DIR/detect.db. SIGHUP "
-    "reads them again (if any is invalid, the running rules stay).",
+    "in a second process beside the server, and alerts go to DATA_DIR/detect.db. SIGHUP or "
+    "`ecsguard rules reload` reads them again (if any is invalid, the running rules stay).",
 )
 @click.option(
     "--notify",
@@ -301,17 +298,19 @@ def serve(
     service = LogService(
         directory, flush_seconds=flush_seconds, compact_seconds=compact_seconds, store=location
     )
-    detection = None
-    if rule_paths:  # even with no rule enabled yet: a SIGHUP may bring some
+    detection = reloader = None
+    if rule_paths:  # even with no rule enabled yet: a reload may bring some
+        from ecsguard.detect.reloader import RuleReloader
         from ecsguard.detect.worker import DetectionWorker
 
         detection = DetectionWorker(service, detection_rules, directory / "detect.db", dispatcher)
-        _reload_on_sighup(rule_paths, detection)
+        reloader = RuleReloader(rule_paths, detection)
+        _reload_on_sighup(reloader)
 
     def announce(line: str) -> None:
         stdout.print(line, markup=False, highlight=False)
 
-    app = create_app(settings, service, announce, detection, dispatcher)
+    app = create_app(settings, service, announce, detection, dispatcher, reloader)
     if kinesis_stream:
         from ecsguard.aws.session import AwsOptions, AwsSession
         from ecsguard.logs.kinesis.consumer import ConsumerSettings, KinesisConsumer
@@ -349,7 +348,7 @@ def serve(
     announce(f"  console: {base}/ ({_console_users_note(directory)})")
     if detection is not None:
         announce(
-            f"  detection: {len(detection.rules)} rules (SIGHUP reloads them); "
+            f"  detection: {len(detection.rules)} rules (SIGHUP or `rules reload` reloads them); "
             "alerts: ecsguard rules alerts"
         )
     if dispatcher is not None:

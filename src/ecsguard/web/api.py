@@ -1,4 +1,5 @@
-"""Query, live tail and stats: `/api/query`, `/api/tail` (server-sent events), `/api/stats`.
+"""Query, live tail and stats: `/api/query`, `/api/tail` (server-sent events), `/api/stats`;
+`POST /api/rules/reload` reads detection's rule files again (token, or a console admin).
 
 Queries run in the threadpool on a fresh DuckDB connection over Parquet and the WAL, sandboxed:
 one read statement (SELECT / EXPLAIN), no file access outside the data directory, settings
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
@@ -23,7 +24,10 @@ from ecsguard.core.errors import UserError
 from ecsguard.logs.query.timerange import resolve
 from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import Cursor, TailFilter, TailHub
-from ecsguard.web.auth import ApiError, check_token
+from ecsguard.web.auth import ApiError, check_admin, check_token
+
+if TYPE_CHECKING:
+    from ecsguard.detect.reloader import RuleReloader  # loads every rule type
 
 router = APIRouter()
 
@@ -72,6 +76,27 @@ async def stats(request: Request) -> Response:
             "rule_errors": detection.errors,
         }
     return json_response(body)
+
+
+@router.post("/api/rules/reload")
+async def reload_rules(request: Request) -> Response:
+    """Read detection's rule files again (as SIGHUP does): 200 with the rules now enabled; 422
+    with every problem (file:line) when a file is invalid, and the running rules stay."""
+    check_admin(request, request.app.state.settings.token)
+    reloader: RuleReloader | None = request.app.state.reloader
+    if reloader is None:
+        raise ApiError(409, "this server runs no detection: start it with `serve --rules PATH`")
+    done = await run_in_threadpool(reloader.reload)
+    if not done.ok:
+        return json_response(
+            {
+                "error": f"{len(done.problems)} problem(s) in the rules; the running rules stay",
+                "problems": done.problems,
+                "enabled": done.enabled,
+            },
+            status=422,
+        )
+    return json_response({"reloaded": True, "enabled": done.enabled})
 
 
 @router.get("/api/alerts")

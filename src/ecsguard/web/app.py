@@ -18,7 +18,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -34,6 +34,9 @@ from ecsguard.notify.dispatcher import Dispatcher
 from ecsguard.web import api, console, ingest
 from ecsguard.web.auth import ApiError
 from ecsguard.web.users import UserStore
+
+if TYPE_CHECKING:
+    from ecsguard.detect.reloader import RuleReloader  # loads every rule type
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +127,12 @@ def create_app(
     announce: Callable[[str], None] = lambda line: None,
     detection: DetectionWorker | None = None,
     dispatcher: Dispatcher | None = None,
+    reloader: RuleReloader | None = None,
 ) -> FastAPI:
     """The FastAPI app around `service`; `announce` receives human-readable status lines;
     `detection` (optional) evaluates rules on every stored batch; `dispatcher` (optional, else
-    the detection's) is the notification dispatcher the console silences and test-sends with."""
+    the detection's) is the notification dispatcher the console silences and test-sends with;
+    `reloader` (optional) reads detection's rule files again on POST /api/rules/reload."""
     hub = TailHub(settings.tail_capacity)
     service.add_listener(hub.publish)
     # EMF records among log lines (apps, Container Insights performance logs) are metrics too
@@ -166,6 +171,7 @@ def create_app(
     app.state.service = service
     app.state.hub = hub
     app.state.detection = detection
+    app.state.reloader = reloader
     app.state.dispatcher = (
         dispatcher if dispatcher is not None else (detection.dispatcher if detection else None)
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from ecsguard.web.users import same_secret
+from ecsguard.web.users import Session, same_secret
 
 FIREHOSE_KEY_HEADER = "x-amz-firehose-access-key"
 
@@ -45,17 +45,37 @@ def check_origin(request: Request) -> None:
         raise ApiError(403, f"requests from {origin} are not accepted (a different site)")
 
 
-def _console_session_ok(request: Request) -> bool:
+def _console_session(request: Request) -> Session | None:
     console = getattr(request.app.state, "console", None)
     cookie = request.cookies.get("ecsguard_session")
     if console is None or not cookie:
-        return False
-    session = console.users.session(cookie)
+        return None
+    session: Session | None = console.users.session(cookie)
+    return session
+
+
+def _console_session_ok(request: Request) -> bool:
+    session = _console_session(request)
     if session is None:
         return False
     if request.method in ("GET", "HEAD"):
         return True
     return same_secret(request.headers.get("x-csrf-token"), session.csrf)
+
+
+def check_admin(request: Request, expected: str | None) -> None:
+    """`check_token`, and a request made with a console session (rather than the token) must
+    also carry the CSRF header and be an admin's, even on a server without a token."""
+    check_token(request, expected)
+    if presented_token(request) is not None:
+        return
+    session = _console_session(request)
+    if session is None:
+        return  # a tokenless server's local client: as trusted as for every other route
+    if not same_secret(request.headers.get("x-csrf-token"), session.csrf):
+        raise ApiError(403, "the console's request lacks its CSRF token")
+    if not session.user.may("admin"):
+        raise ApiError(403, f"the {session.user.role} role may not do this; it needs admin")
 
 
 def check_token(request: Request, expected: str | None) -> None:

@@ -135,3 +135,29 @@ def test_health_and_settings_render(open_as: Callable[[str], Any], armed: Runnin
     page.wait_for_selector("tr[data-user=nora]")
     shoot(page, "settings-admin")
     assert problems == []
+
+
+def test_an_admin_reloads_the_rules_and_sees_a_bad_file_named(
+    open_as: Callable[[str], Any], armed: Running, tmp_path: Path
+) -> None:
+    assert open_as("operator").locator("#reload-rules").count() == 0  # admins only
+    page = open_as("admin")
+    problems = watch(page)
+    bad = tmp_path / "data" / "rules" / "bad.yaml"
+    hostile = "<img src=x onerror=alert(1)>"
+    bad.write_text(f"id: broken\ntitle: Broken\nseverity: high\ntype: {hostile}\n")
+    page.click("#reload-rules")
+    page.wait_for_selector("#reload-problems li")
+    assert "running rules stay" in page.inner_text("#reload-error")
+    listed = page.inner_text("#reload-problems")
+    assert f"{bad}:" in listed and hostile in listed  # the file's text shown as text
+    shoot(page, "alarms-reload-refused")
+    bad.unlink()
+    (tmp_path / "data" / "rules" / "again.yaml").write_text(
+        PLACEMENT_RULE.replace("id: placement-failure", "id: placement-again")
+    )
+    page.click("#reload-rules")
+    page.wait_for_selector("tr[data-rule=placement-again]")  # the page reloaded with it
+    assert problems == [
+        "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)"
+    ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.web.conftest import Running, add_console_users, running
 
 from ecsguard.detect.loader import load_rules
+from ecsguard.detect.reloader import RuleReloader
 from ecsguard.detect.worker import DetectionWorker
 from ecsguard.logs.service import LogService
 from ecsguard.notify.config import parse_config
@@ -59,22 +60,23 @@ def webhook_config(port: int, token: str) -> str:
 def serve_with(
     data_dir: Path, rules: list[str] | None = None, notify: str | None = None
 ) -> Iterator[Running]:
-    """A tokenless loopback server with one console user per role; `rules` are YAML texts."""
+    """A tokenless loopback server with one console user per role; `rules` are YAML texts,
+    written into data_dir/rules, the folder POST /api/rules/reload reads again."""
     add_console_users(data_dir)
     service = LogService(data_dir, flush_seconds=0.2)
     dispatcher = Dispatcher(parse_config(notify), data_dir) if notify else None
-    detection = None
+    detection = reloader = None
     if rules:
-        files = []
+        folder = data_dir / "rules"
+        folder.mkdir(parents=True, exist_ok=True)
         for number, text in enumerate(rules):
-            path = data_dir / f"rule{number}.yaml"
-            path.write_text(text)
-            files.append(str(path))
-        loaded = load_rules(files)
+            (folder / f"rule{number}.yaml").write_text(text)
+        loaded = load_rules([str(folder)])
         loaded.raise_errors()
         detection = DetectionWorker(service, loaded.rules, data_dir / "detect.db", dispatcher)
+        reloader = RuleReloader([str(folder)], detection)
     try:
-        with running(data_dir, service, detection, dispatcher) as server:
+        with running(data_dir, service, detection, dispatcher, reloader) as server:
             yield server
     finally:
         if dispatcher is not None:

@@ -1,4 +1,5 @@
-/* Alarms: the per-hour chart, silences (add, end) and the event-pattern tester. */
+/* Alarms: the per-hour chart, silences (add, end), reloading the rules and the event-pattern
+   tester. */
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const { el, fill, post, chart, pageData } = ecsguard;
@@ -41,6 +42,24 @@ document.addEventListener("DOMContentLoaded", () => {
         await post("/alarms/unsilence", { id: button.dataset.id });
         window.location.reload();
       } catch (err) { button.disabled = false; failed(button.parentElement, err); }
+    });
+  }
+
+  // -- reloading the rule files (admins): the rules table is the server's, so success reloads
+  const reload = document.getElementById("reload-rules");
+  if (reload) {
+    const reloadStatus = document.getElementById("reload-status");
+    reload.addEventListener("click", async () => {
+      reload.disabled = true;
+      try {
+        await post("/api/rules/reload");
+        window.location.reload();
+      } catch (err) {
+        reload.disabled = false;
+        const problems = (err.body && err.body.problems) || [];
+        fill(reloadStatus, el("span", { class: "error", id: "reload-error" }, err.message),
+          el("ul", { id: "reload-problems" }, problems.map((p) => el("li", { class: "mono" }, p))));
+      }
     });
   }
 

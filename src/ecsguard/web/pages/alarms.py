@@ -2,7 +2,8 @@
 per hour by severity), notification silences, and an event-pattern tester.
 
 Actions (operator): POST /alarms/silence and /alarms/unsilence act on the notification
-dispatcher's silences (409 when serve runs without --notify). POST /alarms/test-pattern (viewer;
+dispatcher's silences (409 when serve runs without --notify). Admins get a button that posts to
+/api/rules/reload, which reads the rule files again. POST /alarms/test-pattern (viewer;
 it changes nothing, but as a POST it carries the CSRF token) runs the code of
 `ecsguard events test-event-pattern` on a pasted pattern and event.
 """
@@ -145,6 +146,7 @@ def data(ctx: PageContext) -> dict[str, Any]:
         "history": per_hour(found, start, end),
         "notify": dispatcher is not None,
         "silences": silences,
+        "reloadable": getattr(ctx.app_state, "reloader", None) is not None,
     }
 
 
@@ -300,6 +302,9 @@ PAGES.add(
                 "rule": "Rule",
                 "all_rules": "all rules",
                 "rules": "Rules",
+                "reload_rules": "Reload rules",
+                "reload_hint": "Read the rule files again (as SIGHUP does); with any invalid file "
+                "the running rules stay.",
                 "no_rules": "No rules are loaded: start the server with "
                 "`ecsguard serve --rules FILE` (or --rules builtin:ecs-operations).",
                 "id": "Id",
@@ -350,6 +355,9 @@ PAGES.add(
                 "rule": "ルール",
                 "all_rules": "すべてのルール",
                 "rules": "ルール",
+                "reload_rules": "ルールを再読み込み",
+                "reload_hint": "ルールファイルを読み直します (SIGHUP と同じ)。不正なファイルが"
+                "ひとつでもあれば、実行中のルールはそのまま残ります。",
                 "no_rules": "ルールが読み込まれていません: `ecsguard serve --rules FILE` "
                 "(または --rules builtin:ecs-operations) でサーバーを起動してください。",
                 "id": "ID",

@@ -38,7 +38,8 @@ window.ecsguard = (() => {
     return node;
   }
 
-  /** A JSON request with the session's CSRF token; throws Error(message) on a non-2xx answer. */
+  /** A JSON request with the session's CSRF token; throws Error(message) on a non-2xx answer,
+   *  with the answer's JSON as its `body`. */
   async function request(method, url, body) {
     const init = { method, headers: { "X-CSRF-Token": meta("csrf-token"), "Accept": "application/json" }, credentials: "same-origin" };
     if (body !== undefined) {
@@ -49,7 +50,11 @@ window.ecsguard = (() => {
     const text = await reply.text();
     let value = null;
     try { value = text ? JSON.parse(text) : null; } catch (_) { value = { error: text }; }
-    if (!reply.ok) throw new Error((value && value.error) || `${reply.status} ${reply.statusText}`);
+    if (!reply.ok) {
+      const err = new Error((value && value.error) || `${reply.status} ${reply.statusText}`);
+      err.body = value;
+      throw err;
+    }
     return value;
   }
 
