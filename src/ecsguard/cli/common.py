@@ -120,6 +120,25 @@ def time_window_options(fn: F) -> F:
     return fn
 
 
+def server_options(fn: F) -> F:
+    """`--server` and `--token`: a running `ecsguard serve` to talk to."""
+    decorators = [
+        click.option(
+            "--server",
+            envvar="ECSGUARD_SERVER",
+            default="http://127.0.0.1:8080",
+            show_default=True,
+            help="The `ecsguard serve` to talk to (also $ECSGUARD_SERVER).",
+        ),
+        click.option(
+            "--token", envvar="ECSGUARD_TOKEN", help="The server's token ($ECSGUARD_TOKEN)."
+        ),
+    ]
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
 def data_dir_option(fn: F) -> F:
     return click.option(
         "--data-dir", envvar="ECSGUARD_DATA", help="Data directory (default ./ecsguard-data)."

@@ -12,6 +12,7 @@ from ecsguard.cli.common import (
     data_dir_option,
     make_store_location,
     print_json,
+    server_options,
     stdout,
     store_options,
     table,
@@ -592,14 +593,7 @@ def _ingest_s3(
 @click.option("--filter", "pattern", help="CloudWatch Logs filter pattern, e.g. 'ERROR -health'.")
 @click.option("--cluster", help="Only records of this cluster.")
 @click.option("--service", help="Only records of this service.")
-@click.option(
-    "--server",
-    envvar="ECSGUARD_SERVER",
-    default="http://127.0.0.1:8080",
-    show_default=True,
-    help="The `ecsguard serve` to follow (also $ECSGUARD_SERVER).",
-)
-@click.option("--token", envvar="ECSGUARD_TOKEN", help="The server's token ($ECSGUARD_TOKEN).")
+@server_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def tail_command(
     pattern: str | None,

@@ -12,6 +12,7 @@ from ecsguard.cli.common import (
     data_dir_option,
     make_store_location,
     print_json,
+    server_options,
     stderr,
     stdout,
     store_options,
@@ -237,14 +238,7 @@ def _print_alerts(alerts: list[Alert], output: str) -> None:
 
 
 @rules.command("reload")
-@click.option(
-    "--server",
-    envvar="ECSGUARD_SERVER",
-    default="http://127.0.0.1:8080",
-    show_default=True,
-    help="The `ecsguard serve` to reload (also $ECSGUARD_SERVER).",
-)
-@click.option("--token", envvar="ECSGUARD_TOKEN", help="The server's token ($ECSGUARD_TOKEN).")
+@server_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def reload_command(server: str, token: str | None, output: str) -> None:
     """Make a running `ecsguard serve` read its rule files again, as SIGHUP does: for a server
