@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -54,8 +55,9 @@ def wait_for(check: Callable[[], bool], seconds: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[tuple[LogService, DetectionWorker]]:
+@contextmanager
+def started_worker(tmp_path: Path) -> Iterator[tuple[LogService, DetectionWorker]]:
+    """A service and its detection process with RULE and SIGMA_RULE, stopped on exit."""
     (tmp_path / "rule.yaml").write_text(RULE)
     (tmp_path / "sigma.yaml").write_text(SIGMA_RULE)
     loaded = load_rules([str(tmp_path / "rule.yaml"), str(tmp_path / "sigma.yaml")])
@@ -69,6 +71,12 @@ def worker(tmp_path: Path) -> Iterator[tuple[LogService, DetectionWorker]]:
     finally:
         detection.stop()
         service.stop()
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[tuple[LogService, DetectionWorker]]:
+    with started_worker(tmp_path) as started:
+        yield started
 
 
 def post(service: LogService, text: str) -> None:
@@ -268,29 +276,22 @@ def test_reports_are_recorded_while_a_submission_waits_for_room(
     # the child's reports (and its alerts behind them) rather than wait with it
     monkeypatch.setattr(worker_module, "QUEUE_BATCHES", 1)
     monkeypatch.setattr(worker_module, "PUT_WAIT_SECONDS", 30.0)
-    (tmp_path / "rule.yaml").write_text(RULE)
-    loaded = load_rules([str(tmp_path / "rule.yaml")])
-    service = LogService(tmp_path / "data", flush_seconds=0.2)
-    service.start()
-    detection = DetectionWorker(service, loaded.rules, tmp_path / "data" / "detect.db")
-    detection.start()
-    pid = detection._child.pid
-    try:
-        wait_for(lambda: detection._unfinished.ready)
-        os.kill(pid, signal.SIGSTOP)  # it takes nothing more from its queue
-        post(service, "ERROR fills the queue\n")
-        blocked = threading.Thread(target=post, args=(service, "ERROR waits for room\n"))
-        blocked.start()
-        wait_for(lambda: detection._lock.locked())  # its put is waiting for room
-        report = threading.Thread(target=detection._act, args=(("stats", 0, 0.0, {}, 0),))
-        report.start()
-        report.join(5.0)
-        assert not report.is_alive(), "the report waited for the submission"
-        assert blocked.is_alive()
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    blocked.join(30.0)
-    wait_for(lambda: errors_counted(detection) == 2)
-    wait_for(lambda: detection.queued == 0)
-    detection.stop()
-    service.stop()
+    with started_worker(tmp_path) as (service, detection):
+        pid = detection._child.pid
+        try:
+            wait_for(lambda: detection._unfinished.ready)
+            os.kill(pid, signal.SIGSTOP)  # it takes nothing more from its queue
+            post(service, "ERROR fills the queue\n")
+            blocked = threading.Thread(target=post, args=(service, "ERROR waits for room\n"))
+            blocked.start()
+            wait_for(lambda: detection._lock.locked())  # its put is waiting for room
+            report = threading.Thread(target=detection._act, args=(("stats", 0, 0.0, {}, 0),))
+            report.start()
+            report.join(5.0)
+            assert not report.is_alive(), "the report waited for the submission"
+            assert blocked.is_alive()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        blocked.join(30.0)
+        wait_for(lambda: errors_counted(detection) == 2)
+        wait_for(lambda: detection.queued == 0)

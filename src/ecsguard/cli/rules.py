@@ -20,7 +20,7 @@ from ecsguard.cli.common import (
     time_window_options,
 )
 from ecsguard.core.config import data_dir as resolve_data_dir
-from ecsguard.core.errors import UserError
+from ecsguard.core.errors import UserError, server_refused
 from ecsguard.core.models import Alert
 
 
@@ -263,20 +263,17 @@ def reload_command(server: str, token: str | None, output: str) -> None:
             "start `ecsguard serve --rules PATH`, or point --server / $ECSGUARD_SERVER at it",
         ) from None
     try:
-        body = reply.json()
-    except ValueError:
-        body = {"error": reply.text[:200]}
-    if output == "json" and reply.status_code in (200, 422):
+        body = reply.json() if reply.status_code in (200, 422) else None
+    except ValueError:  # not an ecsguard server's answer
+        body = None
+    if not isinstance(body, dict):
+        raise server_refused(reply, server, "the reload")
+    if output == "json":
         print_json(body)
-    if reply.status_code == 200:
-        if output == "text":
-            stdout.print(f"rules reloaded: {body.get('enabled')} enabled", markup=False)
-        return
     if reply.status_code == 422:
         if output == "text":
             for problem in body.get("problems") or []:
                 stderr.print(problem, markup=False, highlight=False)
         raise UserError(str(body.get("error")), "fix the lines named above, then reload again")
-    if reply.status_code == 401:
-        raise UserError(f"{server} refused the token", "pass --token or set ECSGUARD_TOKEN")
-    raise UserError(f"{server} refused the reload ({reply.status_code}): {body.get('error')}")
+    if output == "text":
+        stdout.print(f"rules reloaded: {body.get('enabled')} enabled", markup=False)

@@ -7,7 +7,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,9 @@ from ecsguard.cli.common import (
 from ecsguard.core.config import data_dir as resolve_data_dir
 from ecsguard.core.errors import UserError
 from ecsguard.core.runtime import tune_server_process
+
+if TYPE_CHECKING:
+    from ecsguard.detect.reloader import RuleReloader  # loads every rule type
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _UNITS = {
@@ -65,7 +68,7 @@ def _run_beside(app: Any, consumer: Any) -> None:
     app.router.lifespan_context = lifespan
 
 
-def _reload_on_sighup(reloader: Any) -> None:
+def _reload_on_sighup(reloader: RuleReloader) -> None:
     """SIGHUP reads the rules again, in a thread (the handler runs on the event loop's thread,
     which must not wait for YAML and Sigma): all valid, detection goes on with them; any error,
     the running rules stay and the errors are printed with their file:line."""

@@ -7,6 +7,8 @@ traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class UserError(Exception):
     """A problem with the input or the outside world that the user can fix."""
@@ -20,6 +22,20 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return f"{self.problem} ({self.hint})" if self.hint else self.problem
+
+
+def server_refused(reply: Any, server: str, what: str) -> UserError:
+    """The error for an `ecsguard serve` answer other than 2xx (`reply`: an httpx response) to a
+    request for `what` ("the tail", "the reload"), with the server's own message."""
+    try:
+        message = str(reply.json().get("error"))
+    except (ValueError, AttributeError):
+        message = reply.text[:200]
+    if reply.status_code == 401:
+        return UserError(
+            f"{server} refused the token: {message}", "pass --token or set ECSGUARD_TOKEN"
+        )
+    return UserError(f"{server} refused {what} ({reply.status_code}): {message}")
 
 
 class AwsAccessError(UserError):

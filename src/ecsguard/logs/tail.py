@@ -285,7 +285,7 @@ def follow(
     be reached at first, refuses the request, or stays away for `give_up_seconds`."""
     import httpx
 
-    from ecsguard.core.errors import UserError
+    from ecsguard.core.errors import UserError, server_refused
 
     url = server.rstrip("/") + "/api/tail"
     unreachable = UserError(
@@ -307,7 +307,7 @@ def follow(
                 with client.stream("GET", url, params=params, headers=request_headers) as reply:
                     if reply.status_code != 200:
                         reply.read()
-                        raise _refused(reply, server)
+                        raise server_refused(reply, server, "the tail")
                     down_since, delay = None, 0.2
                     for kind, event_id, data in parse_sse(reply.iter_lines()):
                         if event_id is not None:
@@ -328,20 +328,6 @@ def follow(
             yield TailEvent("reconnecting", {"reason": reason})
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-def _refused(reply: Any, server: str) -> Exception:
-    from ecsguard.core.errors import UserError
-
-    try:
-        message = str(reply.json().get("error"))
-    except ValueError:
-        message = reply.text[:200]
-    if reply.status_code == 401:
-        return UserError(
-            f"{server} refused the token: {message}", "pass --token or set ECSGUARD_TOKEN"
-        )
-    return UserError(f"{server} refused the tail ({reply.status_code}): {message}")
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

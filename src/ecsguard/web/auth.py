@@ -54,13 +54,16 @@ def _console_session(request: Request) -> Session | None:
     return session
 
 
-def _console_session_ok(request: Request) -> bool:
-    session = _console_session(request)
-    if session is None:
-        return False
+def _csrf_ok(request: Request, session: Session) -> bool:
+    """A session's request may change state only with its CSRF header."""
     if request.method in ("GET", "HEAD"):
         return True
     return same_secret(request.headers.get("x-csrf-token"), session.csrf)
+
+
+def _console_session_ok(request: Request) -> bool:
+    session = _console_session(request)
+    return session is not None and _csrf_ok(request, session)
 
 
 def check_admin(request: Request, expected: str | None) -> None:
@@ -72,7 +75,7 @@ def check_admin(request: Request, expected: str | None) -> None:
     session = _console_session(request)
     if session is None:
         return  # a tokenless server's local client: as trusted as for every other route
-    if not same_secret(request.headers.get("x-csrf-token"), session.csrf):
+    if not _csrf_ok(request, session):
         raise ApiError(403, "the console's request lacks its CSRF token")
     if not session.user.may("admin"):
         raise ApiError(403, f"the {session.user.role} role may not do this; it needs admin")

@@ -146,7 +146,7 @@ def data(ctx: PageContext) -> dict[str, Any]:
         "history": per_hour(found, start, end),
         "notify": dispatcher is not None,
         "silences": silences,
-        "reloadable": getattr(ctx.app_state, "reloader", None) is not None,
+        "reloadable": ctx.app_state.reloader is not None,
     }
 
 
