@@ -422,7 +422,7 @@ def test_oversized_message_disconnects(service: LogService, run: Callable[..., R
 def test_full_disk_sends_no_ack_and_the_retry_is_stored_once(
     service: LogService, run: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_space(fd: int, data: bytes) -> None:
+    def no_space(fd: int, *parts: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     port = run().port

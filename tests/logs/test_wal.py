@@ -138,15 +138,20 @@ def test_group_commit_shares_fsyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
 
 
+@pytest.mark.parametrize("whole_writes", [0, 1], ids=["in the header", "in the payload"])
 def test_full_disk_raises_and_keeps_acknowledged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole_writes: int
 ) -> None:
     wal = Wal(tmp_path)
     wal.append("logs", batch("acked"))
     real_write = os.write
+    calls = [0]
 
     def half_then_full(fd: int, data: bytes | memoryview) -> int:
-        # write part of the frame, then the disk fills up
+        # a frame is written as header then payload: the disk fills up in one of them
+        calls[0] += 1
+        if calls[0] <= whole_writes:
+            return real_write(fd, data)
         real_write(fd, bytes(data)[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -60,12 +60,19 @@ def _full(exc: OSError, path: Path) -> WalFullError | OSError:
     return exc
 
 
-def encode_frame(batch: pa.RecordBatch) -> bytes:
+def frame_parts(batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
+    """A frame as its header and its payload, left where Arrow wrote it: copying a 2 MB payload
+    into one bytes object took two thirds of the encoding time (fresh pages to fault in)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
-    payload = sink.getvalue().to_pybytes()
-    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+    payload = sink.getvalue()
+    return _HEADER.pack(MAGIC, payload.size, zlib.crc32(payload)), payload
+
+
+def encode_frame(batch: pa.RecordBatch) -> bytes:
+    header, payload = frame_parts(batch)
+    return header + payload.to_pybytes()
 
 
 def decode_frames(data: bytes | pa.Buffer) -> tuple[list[pa.RecordBatch], int]:
@@ -100,11 +107,12 @@ class Segment(NamedTuple):
     batches: list[pa.RecordBatch]
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _write_all(fd: int, *parts: bytes | pa.Buffer) -> None:
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -149,19 +157,20 @@ class Wal:
 
     def append(self, table: str, batch: pa.RecordBatch) -> None:
         """Write `batch` to `table`'s log; return once it is durable. Raises WalFullError."""
-        frame = encode_frame(batch)  # outside the lock: serialization is the CPU part
+        header, payload = frame_parts(batch)  # outside the lock: serialization is the CPU part
+        size = len(header) + payload.size
         st = self._state(table)
         with st.cond:
             if (
                 st.fd is None
                 or st.poisoned
-                or (st.size > 0 and st.size + len(frame) > self.segment_bytes)
+                or (st.size > 0 and st.size + size > self.segment_bytes)
             ):
                 self._roll(table, st, reopen=True)
             assert st.fd is not None and st.path is not None
             offset = st.size
             try:
-                _write_all(st.fd, frame)
+                _write_all(st.fd, header, payload)
             except OSError as exc:
                 # take back the partial frame so later frames never follow garbage
                 try:
@@ -169,7 +178,7 @@ class Wal:
                 except OSError:
                     st.poisoned = True
                 raise _full(exc, st.path) from exc
-            st.size += len(frame)
+            st.size += size
             st.written += 1
             seq = st.written
             self.appends += 1
