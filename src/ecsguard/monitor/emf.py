@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
@@ -357,25 +358,28 @@ def _candidates(texts: pa.Array) -> set[int]:
 
 def _rows_with(texts: pa.Array, *needles: bytes) -> list[set[int]]:
     """For each needle, the rows of a string array whose text contains it, by a scan of the
-    array's data buffer (copied out once for all needles).
+    array's data buffer, in place.
 
     Most batches hold no EMF at all: one search over the whole buffer costs a fraction of a
-    per-text search (Arrow's, four of them, had cost 6% of the server's ingest time). An
-    occurrence spanning two texts adds a row that is then parsed and found not to be EMF."""
+    per-text search (Arrow's, four of them, had cost 6% of the server's ingest time). The
+    search is a regular expression's, which reads a memoryview without copying it and found
+    `_aws` in 55% of the time of `bytes.find`. An occurrence spanning two texts adds a row that
+    is then parsed and found not to be EMF."""
     _, offsets_buffer, data_buffer = texts.buffers()
     if texts.null_count == len(texts) or data_buffer is None:
         return [set() for _ in needles]
     offsets = memoryview(offsets_buffer).cast("i")[texts.offset : texts.offset + len(texts) + 1]
-    data = memoryview(data_buffer)[offsets[0] : offsets[-1]].tobytes()
+    data = memoryview(data_buffer)[offsets[0] : offsets[-1]]
     base = offsets[0]
     found: list[set[int]] = []
     for needle in needles:
+        search = re.compile(re.escape(needle)).search
         rows: set[int] = set()
-        at = data.find(needle)
-        while at >= 0:
-            row = bisect_right(offsets, base + at) - 1
+        match = search(data)
+        while match is not None:
+            row = bisect_right(offsets, base + match.start()) - 1
             rows.add(row)
-            at = data.find(needle, offsets[row + 1] - base)  # the next row's start
+            match = search(data, offsets[row + 1] - base)  # from the next row's start
         found.append(rows)
     return found
 
