@@ -20,7 +20,9 @@ from ecsguard.logs.pipeline import Pipeline
 from ecsguard.logs.query.timerange import TimeRange
 from ecsguard.logs.schema import LOGS
 
-T = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+# an hour before now, on the hour: a restarted engine reloads the alerts of the last day only
+T = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+ISO = "%Y-%m-%dT%H:%M:%SZ"
 RULES = """
 rules:
   - id: errors
@@ -130,9 +132,9 @@ def test_replay_over_the_store_and_the_cli(tmp_path: Path) -> None:
             "--rules",
             str(rule_file),
             "--start",
-            "2026-11-28T08:00:00Z",
+            (T - timedelta(hours=1)).strftime(ISO),
             "--end",
-            "2026-11-28T11:00:00Z",
+            (T + timedelta(hours=2)).strftime(ISO),
             "--output",
             "json",
             "--data-dir",
