@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
+
+from ecsguard.core.runtime import CpuPlan
 
 
 def test_tune_server_process_raises_the_threshold_freezes_setup_and_picks_the_pool() -> None:
@@ -14,6 +19,55 @@ def test_tune_server_process_raises_the_threshold_freezes_setup_and_picks_the_po
         "assert gc.get_freeze_count() > 1000, gc.get_freeze_count(); "
         "assert pa.default_memory_pool().backend_name == 'system', pa.default_memory_pool(); "
         "print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs two CPUs to choose from")
+
+
+def test_the_plan_takes_the_last_two_cpus_or_none() -> None:
+    assert CpuPlan.choose(False) == CpuPlan(None, None)
+    expected = CpuPlan(CPUS[-1], CPUS[-2]) if len(CPUS) >= 2 else CpuPlan(None, None)
+    assert CpuPlan.choose(True) == expected
+
+
+@needs_two_cpus
+def test_python_threads_share_one_cpu_and_duckdb_threads_use_all() -> None:
+    # in a fresh interpreter: pinning is per thread, and the test workers must stay unpinned
+    code = f"""
+import os, threading, duckdb
+from ecsguard.core.runtime import spread_native_threads, tune_server_process
+every = os.sched_getaffinity(0)
+waiting = threading.Event()
+before = threading.Thread(target=waiting.wait)
+before.start()
+tune_server_process({CPUS[-1]})
+later = threading.Thread(target=waiting.wait)
+later.start()
+pinned = [os.sched_getaffinity(t.native_id) for t in (threading.main_thread(), before, later)]
+assert pinned == [{{{CPUS[-1]}}}] * 3, pinned
+tasks = set(os.listdir("/proc/self/task"))
+with spread_native_threads():
+    con = duckdb.connect()
+pool = set(os.listdir("/proc/self/task")) - tasks
+assert pool and all(os.sched_getaffinity(int(t)) == every for t in pool), pool
+assert os.sched_getaffinity(0) == {{{CPUS[-1]}}}
+con.execute("SELECT 1")
+waiting.set()
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_cpu_the_process_may_not_use_pins_nothing() -> None:
+    code = (
+        "import os; from ecsguard.core.runtime import pin_python_threads; "
+        "every = os.sched_getaffinity(0); pin_python_threads(max(every) + 1); "
+        "assert os.sched_getaffinity(0) == every; print('ok')"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

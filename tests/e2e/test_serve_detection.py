@@ -4,6 +4,8 @@ before it listens; SIGHUP reloads the rules, unless one is bad."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ecsguard.demo.logs import notify_config
 from ecsguard.demo.logserver import ServeProcess
@@ -167,3 +170,50 @@ def test_an_alert_is_delivered_through_the_outbox(tmp_path: Path) -> None:
         timeout=60,
     )
     assert "1 channel(s), 0 route(s): valid" in valid.stdout
+
+
+def spawned_children(pid: int) -> list[int]:
+    """Processes `pid` started through multiprocessing's spawn (not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue  # it ended meanwhile
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def placement(server: ServeProcess, expected: tuple[set[int], set[int]]) -> tuple[set[int], ...]:
+    """(the server's main thread's CPUs, the detection process's): `expected` as soon as they
+    are (the detection process takes its CPU once its engine is built), else the last seen."""
+    seen: tuple[set[int], ...] = ()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and seen != expected:
+        children = spawned_children(server.proc.pid)
+        with contextlib.suppress(OSError):  # a child that ended meanwhile
+            seen = tuple(os.sched_getaffinity(pid) for pid in [server.proc.pid, *children])
+        time.sleep(0.1)
+    return seen
+
+
+CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+@pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs two CPUs to choose from")
+def test_the_server_and_detection_each_keep_to_a_cpu_of_their_own(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE)
+    with ServeProcess(tmp_path / "pinned", args=["--rules", str(rules)]) as server:
+        assert placement(server, ({CPUS[-1]}, {CPUS[-2]})) == ({CPUS[-1]}, {CPUS[-2]})
+        reply = httpx.get(f"{server.url}/api/query", params={"sql": "SELECT count(*) FROM logs"})
+        assert reply.status_code == 200, reply.text  # DuckDB started from a pinned thread
+    with ServeProcess(
+        tmp_path / "free", args=["--rules", str(rules), "--no-pin-threads"]
+    ) as server:
+        assert placement(server, (set(CPUS), set(CPUS))) == (set(CPUS), set(CPUS))

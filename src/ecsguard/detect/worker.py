@@ -40,7 +40,7 @@ from typing import Any
 import pyarrow as pa
 
 from ecsguard.core.models import Alert
-from ecsguard.core.runtime import tune_server_process
+from ecsguard.core.runtime import spread_native_threads, tune_server_process
 from ecsguard.detect.engine import AlertStore, Engine
 from ecsguard.detect.rules import TYPES, Rule
 from ecsguard.logs.service import LogService
@@ -117,8 +117,10 @@ class DetectionWorker:
         rules: Sequence[Rule],
         store_path: Path,
         dispatcher: Dispatcher | None = None,
+        cpu: int | None = None,
     ) -> None:
         self.service = service
+        self.cpu = cpu  # the detection process's one CPU (runtime.CpuPlan), None: any
         self.rules: dict[str, Rule] = {}
         self.tables: set[str] = set()
         self._set_rules(rules)
@@ -166,11 +168,18 @@ class DetectionWorker:
             self._outbox = self._context.Queue()
             self._child = self._context.Process(
                 target=_child_main,
-                args=(list(self.rules.values()), str(self.store_path), self._inbox, self._outbox),
+                args=(
+                    list(self.rules.values()),
+                    str(self.store_path),
+                    self._inbox,
+                    self._outbox,
+                    self.cpu,
+                ),
                 name="ecsguard-detect",
                 daemon=True,
             )
-            self._child.start()
+            with spread_native_threads():  # it starts with every CPU, then takes its own
+                self._child.start()
             self._started = time.monotonic()
             self._resend(self._child, self._inbox)
             self._reader = threading.Thread(
@@ -310,7 +319,9 @@ class DetectionWorker:
 # ------------------------------------------------------------------------------ in the child
 
 
-def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> None:
+def _child_main(
+    rules: list[Rule], store_path: str, inbox: Any, outbox: Any, cpu: int | None
+) -> None:
     # the server decides when detection stops (a stop request, or its own end): a Ctrl-C or a
     # SIGTERM sent to the whole process group must not cut a batch short
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -328,7 +339,7 @@ def _child_main(rules: list[Rule], store_path: str, inbox: Any, outbox: Any) -> 
 
     store = AlertStore(store_path)
     engine = Engine(rules, store, on_alert=on_alert, on_metrics=on_metrics)
-    tune_server_process()
+    tune_server_process(cpu)
     outbox.put(("ready",))
     processed, taken, lag = 0, 0, 0.0  # batches evaluated; inbox items done (batches, reloads)
     next_tick = time.monotonic() + TICK_SECONDS

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.core.errors import UserError
+from ecsguard.core.runtime import spread_native_threads
 from ecsguard.logs.records import with_request_ids
 from ecsguard.logs.schema import ID_COLUMN, TABLES, table_schema
 from ecsguard.logs.store import HOURLY, Store, StoreLocation
@@ -144,7 +145,8 @@ class Pipeline:
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with the views logs, cloudtrail, events, metrics."""
-        con = duckdb.connect()
+        with spread_native_threads():  # DuckDB's threads use every CPU, not the server's one
+            con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         self.store.fs.attach(con)
         for table in TABLES:
