@@ -15,6 +15,7 @@ from ecsguard.logs.records import (
     normalize_level,
     parse_time,
     parse_times,
+    body_ids,
     record_id,
     record_ids,
     structured,
@@ -189,3 +190,17 @@ def test_record_ids_equal_record_id() -> None:
     assert record_ids("ingest", *map(list, zip(*rows, strict=True))) == [
         record_id("ingest", *row) for row in rows
     ]
+
+
+def test_body_ids_are_stable_and_distinct_per_body_source_and_block() -> None:
+    body = b'{"log":"a"}\n{"log":"b"}'
+    ids = body_ids("firelens", body, 2).to_pylist()
+    assert ids == body_ids("firelens", body, 2).to_pylist()  # a resend: the same ids
+    assert len(set(ids)) == 2 and all(len(i) == 20 and int(i, 16) >= 0 for i in ids)
+    assert set(ids).isdisjoint(body_ids("firelens", body + b"\n", 2).to_pylist())
+    assert set(ids).isdisjoint(body_ids("ingest", body, 2).to_pylist())
+    # past 65,536 rows a block starts with a prefix of its own
+    many = body_ids("firelens", body, 70_000).to_pylist()
+    assert len(set(many)) == 70_000 and many[:2] == ids
+    assert many[65_536][:16] != many[65_535][:16] and many[65_536].endswith("0000")
+    assert body_ids("firelens", b"", 0).to_pylist() == []

@@ -17,7 +17,8 @@ import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from hashlib import blake2b
+from functools import cache
+from hashlib import blake2b, sha256
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
@@ -287,6 +288,41 @@ def record_id(source: str, stream: str, time_us: int | None, message: str, seque
     )
     digest.update(message.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+#: rows per block of `body_ids`: the last 4 hex digits of an id are the row's place in its block
+_BLOCK_ROWS = 1 << 16
+
+
+@cache
+def _row_suffixes() -> pa.Array:
+    return pa.array([f"{i:04x}" for i in range(_BLOCK_ROWS)], pa.string())
+
+
+def body_ids(source: str, body: bytes, rows: int) -> pa.Array:
+    """Ids of the `rows` records read, in this order, from `body`: 20 hex digits like
+    `record_id`'s, and as deterministic (a re-sent body yields the same ids, so the door drops
+    it), with one hash per body instead of one per row.
+
+    Each block of 65,536 rows takes a 64-bit prefix from SHA-256 of the source, the body and the
+    block's number (SHA-256 runs on the CPU's SHA instructions: a third of blake2b's time over a
+    body); the row's place in the block is the last 16 bits. Ids of two blocks meet only if their
+    prefixes do, about one chance in 10^8 among a billion records (some 300,000 bodies), where
+    80-bit hashes per row give one in 10^6. A record's id therefore depends on its whole body,
+    as the per-row ids already depended on the record's place in it; the same record in another
+    body is another record, even with the same time and text."""
+    digest = sha256(f"{source}\x1f".encode("utf-8", "surrogatepass"))
+    digest.update(body)
+    blocks = []
+    for block, start in enumerate(range(0, rows, _BLOCK_ROWS)):
+        keyed = digest.copy()
+        keyed.update(block.to_bytes(8, "big"))
+        prefix = pa.scalar(keyed.hexdigest()[:16], pa.string())
+        suffixes = _row_suffixes().slice(0, min(_BLOCK_ROWS, rows - start))
+        blocks.append(pc.binary_join_element_wise(prefix, suffixes, ""))
+    if len(blocks) == 1:
+        return blocks[0]  # the usual body: no concatenated copy
+    return pa.concat_arrays(blocks) if blocks else pa.array([], pa.string())
 
 
 # -------------------------------------------------------------------------------------- batches

@@ -28,6 +28,7 @@ from ecsguard.logs.records import (
     Parsed,
     Problem,
     ReceiverOptions,
+    body_ids,
     build_batch,
     level_from_text,
     levels_from_texts,
@@ -186,11 +187,11 @@ def _other_layout(body: bytes) -> list[_Line] | None:
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
     lines = _common_lines(data)
     if lines is not None:
-        return _parse_common(lines, options)
-    return parse_records(records_of(data.decode("utf-8", "replace")), options)
+        return _parse_common(lines, options, data)
+    return parse_records(records_of(data.decode("utf-8", "replace")), options, data)
 
 
-def _parse_common(lines: list[_Line], options: ReceiverOptions) -> Parsed:
+def _parse_common(lines: list[_Line], options: ReceiverOptions, body: bytes) -> Parsed:
     """`parse_records` of records that are all in the common shape, from their fields."""
     meta = [
         (
@@ -210,11 +211,16 @@ def _parse_common(lines: list[_Line], options: ReceiverOptions) -> Parsed:
         [],
         [True] * len(lines),
         None,
+        body,
     )
 
 
-def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOptions) -> Parsed:
+def parse_records(
+    records: Iterable[tuple[Any, str | None]], options: ReceiverOptions, body: bytes | None = None
+) -> Parsed:
     """(record, error) pairs into a batch; the forward receiver passes its msgpack records here.
+    `body`, the bytes they were read from, gives the ids (records.body_ids); without it each
+    row's id is a hash of its stream, time, text and place (records.record_ids).
 
     Rows in the common shape (a `log` text and FireLens keys only) are worked out column by
     column, their times, levels and JSON messages in bulk (records.structured_rows and
@@ -234,7 +240,7 @@ def parse_records(records: Iterable[tuple[Any, str | None]], options: ReceiverOp
     def other(i: int) -> tuple[int | None, str, str | None, str | None]:
         return _other_row(recs[i], pairs[i][1], i, options, problems)
 
-    return _batch(cast(list[str], logs), dates, meta, options, problems, common, other)
+    return _batch(cast(list[str], logs), dates, meta, options, problems, common, other, body)
 
 
 def _batch(
@@ -245,10 +251,11 @@ def _batch(
     problems: list[Problem],
     common: list[bool],
     other: Callable[[int], tuple[int | None, str, str | None, str | None]] | None,
+    body: bytes | None,
 ) -> Parsed:
     """The batch of n records from their columns: `logs` (a text in every common row), `dates`
     (None outside common rows), each row's FireLens keys' values; `other(i)` works out row i outside
-    the common shape (event time, message, level, fields)."""
+    the common shape (event time, message, level, fields); `body` as for `parse_records`."""
     source = options.source or NAME
     ingest_us = options.ingest_us()
     n = len(logs)
@@ -302,7 +309,11 @@ def _batch(
         "level": levels,
         "message": messages,
         "fields": fields,
-        "id": record_ids(source, streams, times, messages, range(n)),
+        "id": (
+            body_ids(source, body, n)
+            if body is not None
+            else record_ids(source, streams, times, messages, range(n))
+        ),
         # rows outside the common shape are left unknown: the pipeline does not index them
         "request_id": request,
     }
