@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -53,9 +54,12 @@ def test_json_and_plain_and_malformed_lines() -> None:
 def test_resent_payload_gets_the_same_ids() -> None:
     data = b'same\nsame\n{"msg": "x"}\n'
     first = parse(data, OPTS).batch.column("id").to_pylist()
-    later = ReceiverOptions(cluster="prod", stream="stdout", ingest_time_us=NOW + 10**9)
+    later = replace(OPTS, input_name="retry", ingest_time_us=NOW + 10**9)
     assert parse(data, later).batch.column("id").to_pylist() == first
     assert len(set(first)) == 3  # identical lines in one payload stay distinct
+    # the same lines from another service are other records, not a resend
+    other = parse(data, replace(OPTS, service="api")).batch.column("id").to_pylist()
+    assert set(other).isdisjoint(first)
 
 
 def test_multiline_joins_a_stack_trace() -> None:

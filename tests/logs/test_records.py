@@ -8,6 +8,7 @@ from ecsguard.logs.records import (
     ID_DIGEST_BYTES,
     LogRows,
     ReceiverOptions,
+    body_ids,
     build_batch,
     leading_time,
     level_from_text,
@@ -15,7 +16,6 @@ from ecsguard.logs.records import (
     normalize_level,
     parse_time,
     parse_times,
-    body_ids,
     record_id,
     record_ids,
     structured,
@@ -194,13 +194,22 @@ def test_record_ids_equal_record_id() -> None:
 
 def test_body_ids_are_stable_and_distinct_per_body_source_and_block() -> None:
     body = b'{"log":"a"}\n{"log":"b"}'
-    ids = body_ids("firelens", body, 2).to_pylist()
-    assert ids == body_ids("firelens", body, 2).to_pylist()  # a resend: the same ids
+    context = ReceiverOptions().id_context("firelens")
+    ids = body_ids(context, body, 2).to_pylist()
+    assert ids == body_ids(context, body, 2).to_pylist()  # a resend: the same ids
     assert len(set(ids)) == 2 and all(len(i) == 20 and int(i, 16) >= 0 for i in ids)
-    assert set(ids).isdisjoint(body_ids("firelens", body + b"\n", 2).to_pylist())
-    assert set(ids).isdisjoint(body_ids("ingest", body, 2).to_pylist())
+    assert set(ids).isdisjoint(body_ids(context, body + b"\n", 2).to_pylist())
+    # another source, or options that fill other columns: other records
+    for other in (
+        ReceiverOptions().id_context("ingest"),
+        ReceiverOptions(task="t2").id_context("firelens"),
+        ReceiverOptions(multiline=True).id_context("firelens"),
+    ):
+        assert set(ids).isdisjoint(body_ids(other, body, 2).to_pylist())
+    # not the input's name or the ingest time: a resend from another client is the same
+    assert ReceiverOptions(input_name="x", ingest_time_us=1).id_context("firelens") == context
     # past 65,536 rows a block starts with a prefix of its own
-    many = body_ids("firelens", body, 70_000).to_pylist()
+    many = body_ids(context, body, 70_000).to_pylist()
     assert len(set(many)) == 70_000 and many[:2] == ids
     assert many[65_536][:16] != many[65_535][:16] and many[65_536].endswith("0000")
-    assert body_ids("firelens", b"", 0).to_pylist() == []
+    assert body_ids(context, b"", 0).to_pylist() == []

@@ -310,7 +310,7 @@ def _batch(
         "message": messages,
         "fields": fields,
         "id": (
-            body_ids(source, body, n)
+            body_ids(options.id_context(source), body, n)
             if body is not None
             else record_ids(source, streams, times, messages, range(n))
         ),

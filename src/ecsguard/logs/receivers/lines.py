@@ -20,6 +20,7 @@ from ecsguard.logs.records import (
     Parsed,
     Problem,
     ReceiverOptions,
+    body_ids,
     leading_time,
     levels_from_texts,
     record_ids,
@@ -52,10 +53,14 @@ def _records(lines: list[str], options: ReceiverOptions) -> Iterable[str]:
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
     """Parse a whole payload; invalid UTF-8 is replaced (U+FFFD), never refused."""
     text = data.decode("utf-8", "replace")
-    return parse_text(text, options)
+    return parse_text(text, options, body=data)
 
 
-def parse_text(text: str, options: ReceiverOptions, first_line: int = 1) -> Parsed:
+def parse_text(
+    text: str, options: ReceiverOptions, first_line: int = 1, body: bytes | None = None
+) -> Parsed:
+    """`body`, the bytes `text` was decoded from, gives the ids (records.body_ids); without it
+    each line's id hashes its time, text and place."""
     source = options.source or DEFAULT_SOURCE
     ingest_us = options.ingest_us()
     stream_key = f"{options.task or ''}/{options.container or ''}/{options.stream or ''}"
@@ -126,8 +131,12 @@ def parse_text(text: str, options: ReceiverOptions, first_line: int = 1) -> Pars
         level=levels,
         message=messages,
         fields=fields,
-        id=record_ids(
-            source, [stream_key] * len(messages), event_times, messages, range(len(messages))
+        id=(
+            body_ids(options.id_context(source), body, len(messages))
+            if body is not None
+            else record_ids(
+                source, [stream_key] * len(messages), event_times, messages, range(len(messages))
+            )
         ),
         request_id=request,
     )
