@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from ecsguard.core import runtime
 from ecsguard.core.runtime import CpuPlan
 
 
@@ -28,10 +29,23 @@ CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 
 needs_two_cpus = pytest.mark.skipif(len(CPUS) < 2, reason="pinning needs two CPUs to choose from")
 
 
-def test_the_plan_takes_the_last_two_cpus_or_none() -> None:
+def test_the_plan_takes_the_two_idlest_cpus_or_none(monkeypatch: pytest.MonkeyPatch) -> None:
     assert CpuPlan.choose(False) == CpuPlan(None, None)
-    expected = CpuPlan(CPUS[-1], CPUS[-2]) if len(CPUS) >= 2 else CpuPlan(None, None)
-    assert CpuPlan.choose(True) == expected
+    real = CpuPlan.choose(True, sample_seconds=0.05)  # this machine, as serve would see it
+    if len(CPUS) < 2:
+        assert real == CpuPlan(None, None)
+    else:
+        assert real.server != real.detection and {real.server, real.detection} <= set(CPUS)
+    samples = iter([{0: 100, 1: 100, 2: 100, 3: 100}, {0: 120, 1: 101, 2: 118, 3: 120}])
+    monkeypatch.setattr(runtime, "_allowed_cpus", lambda: frozenset({0, 1, 2, 3}))
+    monkeypatch.setattr(runtime, "_idle_ticks", lambda: next(samples))
+    # CPU 1 was busy, 0 and 3 idle alike: the higher number wins the tie
+    assert CpuPlan.choose(True, sample_seconds=0) == CpuPlan(3, 0)
+    monkeypatch.setattr(runtime, "_idle_ticks", dict)  # no /proc/stat: the last two
+    assert CpuPlan.choose(True, sample_seconds=0) == CpuPlan(3, 2)
+    monkeypatch.setattr(runtime, "_allowed_cpus", lambda: frozenset({5}))
+    assert CpuPlan.choose(True, sample_seconds=0) == CpuPlan(None, None)
+    assert "kernel" in CpuPlan().describe() and "CPU 3" in CpuPlan(3, 0).describe()
 
 
 @needs_two_cpus

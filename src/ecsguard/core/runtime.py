@@ -6,8 +6,10 @@ import contextlib
 import gc
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -58,14 +60,42 @@ class CpuPlan:
     detection: int | None = None
 
     @classmethod
-    def choose(cls, pin: bool) -> CpuPlan:
-        """The last two CPUs this process may use, the last for the server; no pinning with
-        `pin` false or a single CPU (nothing to choose, and the two processes must not share
-        one)."""
+    def choose(cls, pin: bool, sample_seconds: float = 0.2) -> CpuPlan:
+        """The two CPUs this process may use that were idlest over `sample_seconds` (so two
+        servers started on one host apart from each other spread), the idlest for the server;
+        ties go to the higher number. No pinning with `pin` false or a single CPU (nothing to
+        choose, and the two processes must not share one)."""
         cpus = sorted(_allowed_cpus())
         if not pin or len(cpus) < 2:
             return cls()
-        return cls(server=cpus[-1], detection=cpus[-2])
+        before = _idle_ticks()
+        time.sleep(sample_seconds)
+        after = _idle_ticks()
+        idle = {cpu: after.get(cpu, 0) - before.get(cpu, 0) for cpu in cpus}
+        server, detection, *_ = sorted(cpus, key=lambda cpu: (-idle[cpu], -cpu))
+        return cls(server=server, detection=detection)
+
+    def describe(self) -> str:
+        if self.server is None:
+            return "threads: placed by the kernel"
+        return (
+            f"threads: the server's on CPU {self.server}, detection on CPU {self.detection} "
+            "(--no-pin-threads leaves them to the kernel)"
+        )
+
+
+def _idle_ticks() -> dict[int, int]:
+    """Each CPU's idle and I/O-wait clock ticks since boot (/proc/stat); {} where unreadable."""
+    try:
+        text = Path("/proc/stat").read_text()
+    except OSError:
+        return {}
+    ticks = {}
+    for line in text.splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and len(values) >= 5:
+            ticks[int(name[3:])] = int(values[3]) + int(values[4])
+    return ticks
 
 
 #: the CPUs the process could use before its threads were pinned (None: never pinned)
