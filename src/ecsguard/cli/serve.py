@@ -190,10 +190,11 @@ def _console_users_note(directory: Path) -> str:
     "--pin-threads/--no-pin-threads",
     default=True,
     show_default=True,
-    help="Keep the server's Python threads on one CPU and the detection process on another "
-    "(with two CPUs or more): they take turns on Python's lock anyway, and moving between "
-    "cores cost about a sixth more CPU per megabyte. DuckDB's query threads use every CPU. "
-    "--no-pin-threads leaves all placement to the kernel (a host whose last CPUs are busy).",
+    help="Keep the server's Python threads on one CPU and the detection process on another, "
+    "the two idlest at start (with two CPUs or more; printed at start): they take turns on "
+    "Python's lock anyway, and moving between cores cost about a tenth more CPU per megabyte. "
+    "DuckDB's query threads use every CPU. --no-pin-threads leaves placement to the kernel "
+    "(a host whose load shifts).",
 )
 @click.option("--profile", envvar="AWS_PROFILE", help="Named profile from ~/.aws/config.")
 @click.option(
