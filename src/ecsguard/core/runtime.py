@@ -52,9 +52,10 @@ class CpuPlan:
     The threads of one process take turns holding the interpreter lock, so a second CPU runs
     none of their Python in parallel; what it adds is traffic: a batch received on one core,
     parsed on another and flushed on a third crosses caches each time, and every hand-over of
-    the lock wakes a thread on another core. Kept on one CPU, the server used a sixth less CPU
-    per megabyte ingested in alternating runs on the benchmark machine, with the same wall time.
-    Native thread pools (DuckDB's) still use every CPU: see `spread_native_threads`."""
+    the lock wakes a thread on another core. Kept on one CPU, the server ingested 11% more per
+    CPU-second in alternating runs on the benchmark machine (and took about 8% longer in wall
+    time: its zstd and Parquet encoding no longer overlap parsing). Native thread pools
+    (DuckDB's) still use every CPU: see `spread_native_threads`."""
 
     server: int | None = None
     detection: int | None = None

@@ -320,15 +320,15 @@ def _row_suffixes() -> pa.Array:
 
 def body_ids(context: str, body: bytes, rows: int) -> pa.Array:
     """Ids of the `rows` records read, in this order, from `body` (`context`: what else decides
-    them, `ReceiverOptions.id_context`): 20 hex digits like
-    `record_id`'s, and as deterministic (a re-sent body yields the same ids, so the door drops
-    it), with one hash per body instead of one per row.
+    them, `ReceiverOptions.id_context`): 20 hex digits like `record_id`'s, and as deterministic
+    (a re-sent body yields the same ids, so the door drops it), with one hash per body instead
+    of one per row.
 
     Each block of 65,536 rows takes a 64-bit prefix from SHA-256 of the context, the body and the
     block's number (SHA-256 runs on the CPU's SHA instructions: a third of blake2b's time over a
     body); the row's place in the block is the last 16 bits. Ids of two blocks meet only if their
-    prefixes do, about one chance in 10^8 among a billion records (some 300,000 bodies), where
-    80-bit hashes per row give one in 10^6. A record's id therefore depends on its whole body,
+    prefixes do: below one chance in 10^8 among a billion records (some 300,000 bodies), where
+    80-bit hashes per row give about one in 10^6. A record's id therefore depends on its whole body,
     as the per-row ids already depended on the record's place in it; the same record in another
     body is another record, even with the same time and text."""
     digest = sha256(f"{context}\x1f".encode("utf-8", "surrogatepass"))
