@@ -211,10 +211,9 @@ def test_the_server_and_detection_each_keep_to_a_cpu_of_their_own(tmp_path: Path
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULE)
     with ServeProcess(tmp_path / "pinned", args=["--rules", str(rules)]) as server:
-        said = re.search(
-            r"the server's on CPU (\d+), detection on CPU (\d+)", "".join(server.output)
-        )
-        assert said, "".join(server.output)
+        output = wait_for_output(server, "threads: ")  # printed after the address
+        said = re.search(r"the server's on CPU (\d+), detection on CPU (\d+)", output)
+        assert said, output
         chosen = ({int(said[1])}, {int(said[2])})
         assert chosen[0] != chosen[1] and placement(server, chosen) == chosen
         reply = httpx.get(f"{server.url}/api/query", params={"sql": "SELECT count(*) FROM logs"})
