@@ -85,3 +85,16 @@ def test_a_cpu_the_process_may_not_use_pins_nothing() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux CPU affinity")
+def test_a_refused_mask_still_lets_the_pool_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the cpuset shrank under the process: the affinity calls fail, the connection does not
+    def refuse(pid: int, mask: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(runtime, "_UNPINNED", frozenset({0, 1}))
+    monkeypatch.setattr(runtime.os, "sched_setaffinity", refuse)
+    with runtime.spread_native_threads():
+        started = True
+    assert started

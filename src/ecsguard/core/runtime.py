@@ -134,11 +134,14 @@ def spread_native_threads() -> Iterator[None]:
         yield
         return
     own = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, _UNPINNED)
+    # a cpuset changed under the process refuses a mask: the pool then shares the thread's CPUs
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, _UNPINNED)
     try:
         yield
     finally:
-        os.sched_setaffinity(0, own)
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, own)
 
 
 def _fewer_malloc_arenas() -> None:
