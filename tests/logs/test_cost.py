@@ -35,8 +35,9 @@ def test_pipeline_side_scales_with_volume_and_is_far_cheaper() -> None:
 
 def test_fargate_sizing() -> None:
     assert fargate_tasks(0.1) == (1, 0.5, 1.0)
-    assert fargate_tasks(3) == (1, 4.0, 8.0)
-    assert fargate_tasks(9) == (3, 4.0, 8.0)
+    assert fargate_tasks(0.8) == (1, 1.0, 2.0)
+    assert fargate_tasks(3) == (3, 1.0, 2.0)  # one serve uses one core: more tasks, not bigger
+    assert fargate_tasks(8.5) == (9, 1.0, 2.0)
 
 
 def test_every_region_names_its_sources() -> None:

@@ -27,8 +27,10 @@ HEADROOM = 2.0
 FLUSHES_PER_WORKER_MONTH = DAYS_PER_MONTH * 24 * 60
 #: Athena reads Parquet in ranged GETs of about this size
 GET_BYTES = 8 * 1024 * 1024
-#: Fargate task sizes (vCPU, GB) the estimate chooses from
-TASK_SIZES = [(0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 8.0)]
+#: Fargate task sizes (vCPU, GB) the estimate chooses from: one `ecsguard serve` per task, whose
+#: receivers use one core (its Python threads take turns on the interpreter lock, and serve keeps
+#: them on one CPU), so more is many 1-vCPU tasks, not bigger ones (the price is the same)
+TASK_SIZES = [(0.5, 1.0), (1.0, 2.0)]
 
 
 def prices() -> dict[str, Any]:
@@ -79,7 +81,7 @@ class Estimate:
 
 
 def fargate_tasks(cores: float) -> tuple[int, float, float]:
-    """(tasks, vCPU each, GB each): the smallest task size that fits, else 4-vCPU tasks."""
+    """(tasks, vCPU each, GB each): the smallest task size that fits, else 1-vCPU tasks."""
     for vcpu, gb in TASK_SIZES:
         if cores <= vcpu:
             return 1, vcpu, gb
