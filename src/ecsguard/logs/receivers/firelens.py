@@ -259,7 +259,7 @@ def _batch(
     source = options.source or NAME
     ingest_us = options.ingest_us()
     n = len(logs)
-    meta_columns, streams = _metadata(meta, options)
+    meta_columns, stream_keys, codes = _metadata(meta, options)
     own_times: list[int | None] = [None] * n  # per row: the time that wins over `date`
     levels: list[str | None] = [None] * n
     messages = list(logs)
@@ -312,7 +312,9 @@ def _batch(
         "id": (
             body_ids(options.id_context(source), body, n)
             if body is not None
-            else record_ids(source, streams, times, messages, range(n))
+            else record_ids(
+                source, [stream_keys[code] for code in codes], times, messages, range(n)
+            )
         ),
         # rows outside the common shape are left unknown: the pipeline does not index them
         "request_id": request,
@@ -389,10 +391,13 @@ _METADATA_COLUMNS = (
 )
 
 
-def _metadata(rows: list[_Meta], options: ReceiverOptions) -> tuple[dict[str, pa.Array], list[str]]:
+def _metadata(
+    rows: list[_Meta], options: ReceiverOptions
+) -> tuple[dict[str, pa.Array], list[str], list[int]]:
     """The metadata columns from each row's FireLens keys' values (`_META_KEYS`: texts, else
-    None) and each row's stream key ("task/container/stream", part of its id). Rows repeat (one
-    set per task, container and stream): each distinct one is worked out once."""
+    None), the stream key ("task/container/stream", part of a per-row id) of each distinct set
+    of values, and each row's set. Rows repeat (one set per task, container and stream): each
+    distinct one is worked out once, and per-row keys only where ids need them."""
     distinct: dict[_Meta, int] = {}
     codes = [distinct.setdefault(row, len(distinct)) for row in rows]
     derived = [_derived(row, options) for row in distinct]  # in code order: dicts keep it
@@ -402,7 +407,7 @@ def _metadata(rows: list[_Meta], options: ReceiverOptions) -> tuple[dict[str, pa
         for j, name in enumerate(_METADATA_COLUMNS)
     }
     keys = [f"{task}/{container}/{stream}" for _, _, _, task, _, container, stream in derived]
-    return columns, [keys[code] for code in codes]
+    return columns, keys, codes
 
 
 def _derived(meta: _Meta, options: ReceiverOptions) -> tuple[str | None, ...]:
