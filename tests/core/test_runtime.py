@@ -45,7 +45,9 @@ def test_the_plan_takes_the_two_idlest_cpus_or_none(monkeypatch: pytest.MonkeyPa
     assert CpuPlan.choose(True, sample_seconds=0) == CpuPlan(3, 2)
     monkeypatch.setattr(runtime, "_allowed_cpus", lambda: frozenset({5}))
     assert CpuPlan.choose(True, sample_seconds=0) == CpuPlan(None, None)
-    assert "kernel" in CpuPlan().describe() and "CPU 3" in CpuPlan(3, 0).describe()
+    assert "kernel" in CpuPlan().describe(True)
+    assert "CPU 3, detection on CPU 0" in CpuPlan(3, 0).describe(True)
+    assert "detection" not in CpuPlan(3, 0).describe(False)  # no --rules: no such process
 
 
 @needs_two_cpus

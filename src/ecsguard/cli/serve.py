@@ -370,7 +370,7 @@ def serve(
         )
     if dispatcher is not None:
         announce(f"  notifications: {', '.join(dispatcher.config.channels)}")
-    announce(f"  {cpus.describe()}")
+    announce(f"  {cpus.describe(detection is not None)}")
     announce(
         "  a token is required: clients send 'Authorization: Bearer <token>'"
         if token

@@ -76,11 +76,13 @@ class CpuPlan:
         server, detection, *_ = sorted(cpus, key=lambda cpu: (-idle[cpu], -cpu))
         return cls(server=server, detection=detection)
 
-    def describe(self) -> str:
+    def describe(self, detection: bool) -> str:
+        """The start-up line; `detection`: whether a detection process runs."""
         if self.server is None:
             return "threads: placed by the kernel"
+        where = f", detection on CPU {self.detection}" if detection else ""
         return (
-            f"threads: the server's on CPU {self.server}, detection on CPU {self.detection} "
+            f"threads: the server's on CPU {self.server}{where} "
             "(--no-pin-threads leaves them to the kernel)"
         )
 
