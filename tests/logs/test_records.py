@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import msgspec
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsguard.logs.records import (
     ID_DIGEST_BYTES,
+    LEVEL_KEYS,
+    MESSAGE_KEYS,
+    REQUEST_ID_KEYS,
+    TIME_KEYS,
     LogRows,
     ReceiverOptions,
+    _Head,
     body_ids,
     build_batch,
+    json_rows,
     leading_time,
     level_from_text,
     levels_from_texts,
@@ -18,8 +26,8 @@ from ecsguard.logs.records import (
     parse_times,
     record_id,
     record_ids,
+    request_id_of,
     structured,
-    structured_rows,
 )
 from ecsguard.logs.schema import EVENTS, LOGS
 
@@ -170,13 +178,66 @@ def test_levels_from_texts_equals_level_from_text(messages: list[str]) -> None:
     assert levels_from_texts(messages) == [level_from_text(m) for m in messages]
 
 
-@settings(max_examples=80, deadline=None)
-@given(st.lists(objects, max_size=8))
-def test_structured_rows_equals_structured(objs: list[dict[str, object]]) -> None:
-    raws = [f"raw {i}" for i in range(len(objs))]
-    expected = [structured(o, r) for o, r in zip(objs, raws, strict=True)]
-    times, levels, messages = structured_rows(objs, raws)
-    assert list(zip(times, levels, messages, strict=True)) == [tuple(e) for e in expected]
+request_values = st.one_of(st.none(), st.sampled_from(["", "r1", "r2"]), st.integers(0, 3))
+json_objects = st.tuples(
+    objects, st.dictionaries(st.sampled_from(REQUEST_ID_KEYS), request_values, max_size=3)
+).map(lambda parts: {**parts[0], **parts[1]})
+odd_texts = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "{}",
+            '{"a":',
+            "[1]",
+            '"{}"',
+            '{"msg": "x"} trailing',
+            '{"level": 1e400}',
+            '{"time": 1e400, "msg": "x"}',
+            '{"level": "warn", "level": "error"}',
+            '{"request_id": "a", "request_id": "b"}',
+            '{"request_id": "\\u0061"}',
+            '{"request-id": "a", "traceId": "a"}',
+            '{"msg": "\\ud800"}',
+            '{"a": 1}\n{"b": 2}',
+        ]
+    ),
+)
+
+
+def _reference(texts: list[str]) -> list[tuple[object, ...]]:
+    """(row, time, level, message, request id) of each text orjson reads as one object."""
+    out = []
+    for row, text in enumerate(texts):
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            out.append((row, *structured(obj, text), request_id_of(obj, text)))
+    return out
+
+
+def _rows(texts: list[str]) -> list[tuple[object, ...]]:
+    found = json_rows(texts)
+    return list(zip(*found, strict=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(json_objects.map(lambda o: orjson.dumps(o).decode()) | odd_texts, max_size=8))
+def test_json_rows_equal_structured_and_request_id_of(texts: list[str]) -> None:
+    assert _rows(texts) == _reference(texts)
+
+
+def test_json_rows_near_the_depth_limits() -> None:
+    # the decoder gives up before orjson does: orjson's reading decides
+    texts = ['{"a":' * depth + "1" + "}" * depth + "" for depth in (900, 1020, 1100)]
+    texts = [text.replace('{"a":1', '{"a":1,"msg":"deep"', 1) for text in texts]
+    assert _rows(texts) == _reference(texts)
+
+
+def test_json_rows_heads_read_the_documented_keys() -> None:
+    names = [field.encode_name for field in msgspec.structs.fields(_Head)]
+    assert names == [*TIME_KEYS, *LEVEL_KEYS, *MESSAGE_KEYS, *REQUEST_ID_KEYS]
 
 
 def test_record_ids_equal_record_id() -> None:

@@ -30,15 +30,14 @@ from ecsguard.logs.records import (
     ReceiverOptions,
     body_ids,
     build_batch,
+    json_rows,
     level_from_text,
     levels_from_texts,
     parse_json_object,
     parse_time,
     parse_times,
     record_ids,
-    request_id_of,
     structured,
-    structured_rows,
     to_json_text,
 )
 from ecsguard.logs.schema import LOGS
@@ -223,7 +222,7 @@ def parse_records(
     row's id is a hash of its stream, time, text and place (records.record_ids).
 
     Rows in the common shape (a `log` text and FireLens keys only) are worked out column by
-    column, their times, levels and JSON messages in bulk (records.structured_rows and
+    column, their times, levels and JSON messages in bulk (records.json_rows and
     friends); the rest row by row in `_other_row`. Both give the results `_other_row` defines."""
     problems: list[Problem] = []
     pairs = records if isinstance(records, list) else list(records)
@@ -267,15 +266,13 @@ def _batch(
     request: list[str | None] = [None] * n
     stripped = [log.strip() if c else "" for log, c in zip(logs, common, strict=True)]
     candidates = [i for i, text in enumerate(stripped) if text.startswith("{")]
-    json_at: list[int] = []  # rows whose `log` holds a JSON object
-    objs: list[dict[str, Any]] = []
-    for i, obj in zip(candidates, map(_object, (stripped[i] for i in candidates)), strict=True):
-        if obj is not None:
-            json_at.append(i)
-            objs.append(obj)
-    raws = [stripped[i] for i in json_at]
-    for i, raw in zip(json_at, raws, strict=True):
-        fields[i] = raw  # the object as the container wrote it
+    found = json_rows([stripped[i] for i in candidates])
+    json_at = [candidates[k] for k in found.at]  # rows whose `log` holds a JSON object
+    for i, own, level, message, rid in zip(
+        json_at, found.times, found.levels, found.messages, found.request_ids, strict=True
+    ):
+        own_times[i], levels[i], messages[i], request[i] = own, level, message, rid
+        fields[i] = stripped[i]  # the object as the container wrote it
     # text rows: the `log` is the message and its level comes from the text
     plain_at = [i for i, c in enumerate(common) if c]
     if json_at:
@@ -288,13 +285,6 @@ def _batch(
                 own_times[i], messages[i], levels[i], fields[i] = other(i)
 
     date_us = parse_times(dates)
-    if objs:
-        json_times, json_levels, json_messages = structured_rows(objs, raws)
-        json_requests = map(request_id_of, objs, raws)
-        for i, own, level, message, rid in zip(
-            json_at, json_times, json_levels, json_messages, json_requests, strict=True
-        ):
-            own_times[i], levels[i], messages[i], request[i] = own, level, message, rid
     if plain_at:
         for i, level in zip(
             plain_at, levels_from_texts([messages[i] for i in plain_at]), strict=True
@@ -357,15 +347,6 @@ def _other_row(
         event_us = own_us if own_us is not None else event_us
         fields = to_json_text(extras) if extras else None
     return event_us, message, level, fields
-
-
-def _object(text: str) -> dict[str, Any] | None:
-    """The JSON object `text` holds, or None."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    return value if type(value) is dict else None
 
 
 _NONE_TYPE = type(None)

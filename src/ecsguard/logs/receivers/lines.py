@@ -9,7 +9,6 @@ looks like JSON but is not is kept as text, flagged `{"_unparsed": true}`, and c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 
@@ -21,11 +20,10 @@ from ecsguard.logs.records import (
     Problem,
     ReceiverOptions,
     body_ids,
+    json_rows,
     leading_time,
     levels_from_texts,
     record_ids,
-    request_id_of,
-    structured_rows,
 )
 
 NAME = "lines"
@@ -64,67 +62,47 @@ def parse_text(
     source = options.source or DEFAULT_SOURCE
     ingest_us = options.ingest_us()
     stream_key = f"{options.task or ''}/{options.container or ''}/{options.stream or ''}"
-    event_times: list[int | None] = []
-    levels: list[str | None] = []
-    messages: list[str] = []
-    fields: list[str | None] = []
-    problems: list[Problem] = []
-    json_at: list[int] = []  # JSON object lines: time, level and message worked out in bulk
-    objs: list[dict[str, Any]] = []
-    raws: list[str] = []
-    text_at: list[int] = []  # text lines (and malformed JSON): level from the text, in bulk
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-
-    for seq, record in enumerate(_records(split_lines(text), options)):
-        stripped = record.strip()
-        if stripped.startswith("{"):
-            try:
-                obj = loads(stripped)
-            except decode_error as exc:
-                obj = exc  # marks "looked like JSON, was not"
-            if isinstance(obj, dict):
-                json_at.append(seq)
-                objs.append(obj)
-                raws.append(stripped)
-                event_times.append(None)
-                levels.append(None)
-                messages.append(stripped)
-                fields.append(stripped)  # the object as received: no re-serialisation
-                continue
-            if isinstance(obj, decode_error):
-                problems.append(
-                    Problem(
-                        "unparsed",
-                        f"{options.input_name} record {first_line + seq}",
-                        f"not valid JSON, kept as text: {obj}",
-                    )
-                )
-                text_at.append(seq)
-                event_times.append(leading_time(record))
-                levels.append(None)
-                messages.append(record)
-                fields.append(UNPARSED)
-                continue
-        text_at.append(seq)
-        event_times.append(leading_time(record))
-        levels.append(None)
-        messages.append(record)
-        fields.append(None)
-
-    # the request-id index from the objects parsed here (the pipeline would parse `fields` again);
+    records = list(_records(split_lines(text), options))
+    stripped = [record.strip() for record in records]
+    candidates = [seq for seq, line in enumerate(stripped) if line.startswith("{")]
+    found = json_rows([stripped[seq] for seq in candidates])
+    event_times: list[int | None] = [None] * len(records)
+    levels: list[str | None] = [None] * len(records)
+    messages = list(records)
+    fields: list[str | None] = [None] * len(records)
+    # the request-id index from the objects read here (the pipeline would parse `fields` again);
     # a text line, or one kept as text with UNPARSED fields, holds no request-id key
-    request: list[str | None] = [""] * len(messages)
-    if objs:
-        times, json_levels, json_messages = structured_rows(objs, raws)
-        for i, event_us, level, message, rid in zip(
-            json_at, times, json_levels, json_messages, map(request_id_of, objs, raws), strict=True
-        ):
-            event_times[i], levels[i], messages[i], request[i] = event_us, level, message, rid
+    request: list[str | None] = [""] * len(records)
+    json_at = [candidates[k] for k in found.at]
+    for seq, event_us, level, message, rid in zip(
+        json_at,
+        found.times,
+        found.levels,
+        found.messages,
+        found.request_ids,
+        strict=True,
+    ):
+        event_times[seq], levels[seq], messages[seq], request[seq] = event_us, level, message, rid
+        fields[seq] = stripped[seq]  # the object as received: no re-serialisation
+    problems: list[Problem] = []
+    is_json = set(json_at)
+    for seq in (seq for seq in candidates if seq not in is_json):
+        problems.append(
+            Problem(
+                "unparsed",
+                f"{options.input_name} record {first_line + seq}",
+                f"not valid JSON, kept as text: {_json_error(stripped[seq])}",
+            )
+        )
+        fields[seq] = UNPARSED
+    # text lines (and malformed JSON): the time leads the line, the level from the text, in bulk
+    text_at = [seq for seq in range(len(records)) if seq not in is_json]
+    for seq in text_at:
+        event_times[seq] = leading_time(records[seq])
     if text_at:
-        found = levels_from_texts([messages[i] for i in text_at])
-        for i, level in zip(text_at, found, strict=True):
-            levels[i] = level
+        found_levels = levels_from_texts([messages[seq] for seq in text_at])
+        for seq, level in zip(text_at, found_levels, strict=True):
+            levels[seq] = level
     rows = LogRows(("time", "level", "message", "fields", "id", "request_id"))
     rows.columns.update(
         time=[ingest_us if t is None else t for t in event_times],
@@ -141,3 +119,12 @@ def parse_text(
         request_id=request,
     )
     return Parsed("logs", rows.batch(options, source, ingest_us), problems)
+
+
+def _json_error(text: str) -> str:
+    """Why `text`, which starts like a JSON object but is none, is not one (orjson's words)."""
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return str(exc)
+    return "not a JSON object"
