@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import msgspec
 import orjson
 import pytest
@@ -223,7 +225,7 @@ def _rows(texts: list[str]) -> list[tuple[object, ...]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(json_objects.map(lambda o: orjson.dumps(o).decode()) | odd_texts, max_size=8))
+@given(st.lists(json_objects.map(json.dumps) | odd_texts, max_size=8))  # json: NaN, huge ints
 def test_json_rows_equal_structured_and_request_id_of(texts: list[str]) -> None:
     assert _rows(texts) == _reference(texts)
 
