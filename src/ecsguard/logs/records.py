@@ -593,8 +593,10 @@ class _Head(msgspec.Struct):
 
 
 _HEAD = msgspec.json.Decoder(_Head)
-_HEAD_REQUEST_AT = 13  # where the request-id keys start in msgspec.structs.astuple(_Head)
-_REQUEST_KEY_COUNT = 9
+# where each group of keys starts in msgspec.structs.astuple(_Head)
+_LEVEL_AT = len(TIME_KEYS)
+_MESSAGE_AT = _LEVEL_AT + len(LEVEL_KEYS)
+_REQUEST_AT = _MESSAGE_AT + len(MESSAGE_KEYS)
 _UNSET = msgspec.UNSET
 #: what the decoder raises for a text that is not JSON (a lone surrogate cannot even be encoded),
 #: not an object, too deeply nested, or with a read value out of range (ValidationError)
@@ -614,106 +616,112 @@ class JsonRows(NamedTuple):
 
 def json_rows(texts: Sequence[str]) -> JsonRows:
     """`structured` and `request_id_of` of each text that is one JSON object, read through
-    `_Head` rather than a dict per text. The first time key present and the first level key
-    present decide for most rows; a row whose first value does not parse (so `structured`
-    would try the next key) is redone from its dict, and so is a text the decoder refuses but
-    orjson reads (nesting near orjson's depth limit), so that orjson decides what is JSON.
+    `_Head` rather than a dict per text, and worked out a key at a time over all rows.
 
-    One difference stays: a number beyond a double's range under a key neither function reads
-    (`{"x": 1e400}`) is skipped here, where orjson refuses the whole text."""
+    The first time key present and the first level key present decide for most rows; a row
+    whose first value does not parse (so `structured` would try the next key) is redone by
+    `structured` from orjson's dict. A text the decoder refuses but orjson reads (nesting near
+    orjson's depth limit) is read by orjson, so that orjson decides what is JSON. One difference
+    stays: a number beyond a double's range under a key neither function reads (`{"x": 1e400}`)
+    is skipped here, where orjson refuses the whole text."""
     try:
-        heads: list[_Head | dict[str, Any] | None] = list(map(_HEAD.decode, texts))
+        heads = list(map(_HEAD.decode, texts))
+        at = list(range(len(texts)))
+        raws = texts
     except _HEAD_ERRORS:
-        heads = list(map(_head, texts))
-    at: list[int] = []
-    time_values: list[Any] = []
-    levels: list[str | None] = []
-    messages: list[str] = []
-    request_ids: list[str | None] = []
-    redo: dict[int, dict[str, Any] | None] = {}  # row -> its dict (None: to read), for `structured`
-    text_level_at: list[int] = []
-    numeric = _NUMERIC
-    astuple = msgspec.structs.astuple
-    for i, (raw, head) in enumerate(zip(texts, heads, strict=True)):
-        if head is None:
-            continue
-        row = len(at)
-        at.append(i)
-        if type(head) is dict:
-            redo[row] = head
-            time_values.append(None)
-            levels.append(None)
-            messages.append(raw)
-            request_ids.append(request_id_of(head, raw))
-            continue
-        h = cast(_Head, head)
-        value = h.time
-        if value is None:
-            value = h.timestamp
-            if value is None:
-                value = h.at_timestamp
-                if value is None:
-                    value = h.ts
-        time_values.append(value)
-        ids = astuple(h)[_HEAD_REQUEST_AT:]
-        absent = ids.count(_UNSET)
-        if absent == _REQUEST_KEY_COUNT:  # the usual cases first: no key, or `request_id` alone
-            request_ids.append("")
-        elif absent == _REQUEST_KEY_COUNT - 1 and type(rid := ids[0]) is str:
-            single = rid and raw.count('"request_id"') == 1 and "\\u" not in raw
-            request_ids.append(rid if single else None)
-        else:
-            request_ids.append(_head_request_id(ids, raw))
-        level_value = h.level
-        if level_value is None:
-            for level_value in (h.severity, h.lvl, h.loglevel, h.log_level, h.levelname):
-                if level_value is not None:
-                    break
-        level = None
-        if level_value is not None:
-            kind = type(level_value)
-            if kind is str:
-                level = _level_of_text_value(level_value)
-            elif kind is int:
-                level = numeric.get(level_value)
-            if level is None:  # `structured` would try the next level key
-                redo[row] = None
-        levels.append(level)
-        message = h.message
-        if type(message) is not str:
-            message = h.msg
-            if type(message) is not str:
-                message = h.log
-                if type(message) is not str:
-                    messages.append(raw)  # the raw text is the message; its level stays unknown
-                    continue
-        messages.append(message)
-        if level_value is None:
-            text_level_at.append(row)
+        decoded = list(map(_head, texts))
+        at = [i for i, head in enumerate(decoded) if head is not None]
+        heads = [cast(_Head, decoded[i]) for i in at]
+        raws = [texts[i] for i in at]
+    if not heads:
+        return JsonRows([], [], [], [], [])
+    keys = list(zip(*map(msgspec.structs.astuple, heads), strict=True))  # one tuple per key
+    time_values = _first_present(keys[:_LEVEL_AT])
+    level_values = _first_present(keys[_LEVEL_AT:_MESSAGE_AT])
+    redo: set[int] = set()  # rows `structured` works out itself
     times = parse_times(time_values)
     if None in times:
-        for row, value in enumerate(time_values):
-            if value is not None and times[row] is None and row not in redo:
-                redo[row] = None  # `structured` would try the next time key
-    if text_level_at:
+        redo.update(
+            row for row, t in enumerate(times) if t is None and time_values[row] is not None
+        )
+    cached = _LEVEL_CACHE.get
+    levels = [cached(v, "") if type(v) is str else "" for v in level_values]
+    if "" in levels:  # a level text not seen yet, a number, or no level key (None)
+        for row, level in enumerate(levels):
+            if level == "":
+                value = level_values[row]
+                kind = type(value)
+                levels[row] = (
+                    _level_of_text_value(value)
+                    if kind is str
+                    else _NUMERIC.get(value)
+                    if kind is int
+                    else None
+                )
+    if None in levels:  # a level value that says nothing: `structured` tries the next key
+        redo.update(
+            row for row, lv in enumerate(levels) if lv is None and level_values[row] is not None
+        )
+    messages = list(keys[_MESSAGE_AT])
+    text_level = [value is None for value in level_values]  # the message then gives the level
+    if set(map(type, messages)) != {str}:
+        for column in keys[_MESSAGE_AT + 1 : _REQUEST_AT]:
+            messages = [m if type(m) is str else c for m, c in zip(messages, column, strict=True)]
+        for row, message in enumerate(messages):
+            if type(message) is not str:  # the raw text is the message; its level stays unknown
+                messages[row] = raws[row]
+                text_level[row] = False
+    if any(text_level):
+        text_level_at = [row for row, wanted in enumerate(text_level) if wanted]
         found = levels_from_texts([messages[row] for row in text_level_at])
         for row, level in zip(text_level_at, found, strict=True):
             levels[row] = level
-    for row, obj in redo.items():
-        raw = texts[at[row]]
-        times[row], levels[row], messages[row] = structured(
-            obj if obj is not None else orjson.loads(raw), raw
-        )
+    request_ids = _request_ids(keys[_REQUEST_AT:], raws)
+    for row in redo:
+        raw = raws[row]
+        times[row], levels[row], messages[row] = structured(orjson.loads(raw), raw)
     return JsonRows(at, times, levels, messages, request_ids)
 
 
-def _head(text: str) -> _Head | dict[str, Any] | None:
-    """`_Head` of one text, or the dict orjson reads from it when the decoder refuses it, or
-    None when it holds no JSON object."""
+def _first_present(columns: list[tuple[Any, ...]]) -> list[Any]:
+    """Per row, the first value that is not None among the columns (keys in lookup order)."""
+    values = list(columns[0])
+    for column in columns[1:]:
+        if None not in values:
+            break
+        values = [v if v is not None else w for v, w in zip(values, column, strict=True)]
+    return values
+
+
+def _request_ids(keys: list[tuple[Any, ...]], raws: Sequence[str]) -> list[str | None]:
+    """`request_id_of` of each row from the request-id keys' values (UNSET: absent). The usual
+    rows, with no key or `request_id` alone, are decided in one pass; the others one by one."""
+    first, others = keys[0], keys[1:]
+    n = len(first)
+    ids = [
+        ""
+        if value is _UNSET
+        else value
+        if type(value) is str and value and raw.count('"request_id"') == 1 and "\\u" not in raw
+        else None
+        for value, raw in zip(first, raws, strict=True)
+    ]
+    present = [column for column in others if column.count(_UNSET) != n]
+    if present:
+        for row in range(n):
+            if any(column[row] is not _UNSET for column in present):
+                ids[row] = _head_request_id(tuple(column[row] for column in keys), raws[row])
+    return ids
+
+
+def _head(text: str) -> _Head | None:
+    """`_Head` of one text (through orjson's dict when the decoder refuses the text), or None
+    when it holds no JSON object."""
     try:
         return _HEAD.decode(text)
     except _HEAD_ERRORS:
-        return parse_json_object(text)
+        obj = parse_json_object(text)
+        return None if obj is None else msgspec.convert(obj, _Head)
 
 
 def _head_request_id(values: tuple[Any, ...], raw: str) -> str | None:
