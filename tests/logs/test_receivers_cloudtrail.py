@@ -43,7 +43,7 @@ def test_every_stratus_record_converted() -> None:
     total = 0
     for path in files():
         records = json.loads(path.read_bytes())
-        table, batch, problems = parse(path.read_bytes(), OPTS)
+        table, batch, problems, _ = parse(path.read_bytes(), OPTS)
         assert table == "cloudtrail" and batch.schema == CLOUDTRAIL
         assert problems == [], path.name
         assert batch.num_rows == len(records) == index.get(path.name, len(records)), path.name
@@ -83,7 +83,7 @@ def test_records_envelope_gzip_and_session_issuer() -> None:
         },
     }
     body = gzip.compress(orjson.dumps({"Records": [record, "junk"]}))
-    _, batch, problems = parse(body, OPTS)
+    _, batch, problems, _ = parse(body, OPTS)
     row = batch.to_pylist()[0]
     assert batch.num_rows == 1 and [p.kind for p in problems] == ["bad_record"]
     assert row["identity_arn"] == "arn:aws:iam::1:role/r" and row["read_only"] is True
@@ -95,7 +95,7 @@ def test_records_envelope_gzip_and_session_issuer() -> None:
     [(b"\x1f\x8bbad", "invalid_gzip"), (b"[1", "invalid_json"), (b"7", "invalid_json")],
 )
 def test_bad_files_are_problems(data: bytes, kind: str) -> None:
-    _, batch, problems = parse(data, OPTS)
+    _, batch, problems, _ = parse(data, OPTS)
     assert batch.num_rows == 0 and [p.kind for p in problems] == [kind]
     assert "trail.json" in str(problems[0])
 

@@ -30,7 +30,7 @@ def test_registered() -> None:
 
 
 def _ids(data: bytes) -> list[str]:
-    table, batch, problems = parse(data, OPTS)
+    table, batch, problems, _ = parse(data, OPTS)
     assert table == "logs" and batch.schema == LOGS and problems == []
     return batch.column("id").to_pylist()
 
@@ -81,7 +81,7 @@ def test_awslogs_stream_name_gives_container_and_task() -> None:
     "name", ["cwl-subscription-control-message.gz", "cwl-subscription-control-message.json"]
 )
 def test_control_message_dropped_and_counted(name: str) -> None:
-    _, batch, problems = parse(sample(name), OPTS)
+    _, batch, problems, _ = parse(sample(name), OPTS)
     assert batch.num_rows == 0 and [p.kind for p in problems] == ["control_message"]
 
 
@@ -90,7 +90,7 @@ def test_firehose_with_data_and_control_records() -> None:
         {"data": base64.b64encode(sample(n)).decode()}
         for n in ("cwl-subscription-data-message.gz", "cwl-subscription-control-message.gz")
     ]
-    _, batch, problems = parse(orjson.dumps({"requestId": "r", "records": records}), OPTS)
+    _, batch, problems, _ = parse(orjson.dumps({"requestId": "r", "records": records}), OPTS)
     assert batch.num_rows == 3 and [p.where for p in problems] == ["POST /cwl records[1]"]
 
 
@@ -107,7 +107,7 @@ def test_firehose_with_data_and_control_records() -> None:
     ],
 )
 def test_bad_payloads_are_problems(data: bytes, kind: str) -> None:
-    _, batch, problems = parse(data, OPTS)
+    _, batch, problems, _ = parse(data, OPTS)
     assert batch.num_rows == 0 and [p.kind for p in problems] == [kind]
     assert str(problems[0]).startswith("POST /cwl")
 
@@ -115,7 +115,7 @@ def test_bad_payloads_are_problems(data: bytes, kind: str) -> None:
 def test_concatenated_messages_in_one_record() -> None:
     data = sample("cwl-subscription-data-message.aws-doc.json")
     b64 = base64.b64encode(data + data).decode()
-    _, batch, problems = parse(orjson.dumps({"records": [{"data": b64}]}), OPTS)
+    _, batch, problems, _ = parse(orjson.dumps({"records": [{"data": b64}]}), OPTS)
     assert batch.num_rows == 6 and problems == []
 
 

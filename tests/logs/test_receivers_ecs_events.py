@@ -32,7 +32,7 @@ def test_registered() -> None:
 def test_each_sample_event() -> None:
     for path in files():
         event = json.loads(path.read_bytes())
-        table, batch, problems = parse(path.read_bytes(), OPTS)
+        table, batch, problems, _ = parse(path.read_bytes(), OPTS)
         assert table == "events" and batch.schema == EVENTS and batch.num_rows == 1
         row = batch.to_pylist()[0]
         assert (row["id"], row["source"], row["detail_type"]) == (
@@ -57,7 +57,7 @@ def test_a_list_and_ndjson_batch() -> None:
 
 
 def test_bad_input_is_problems() -> None:
-    _, batch, problems = parse(b'{"id": "a", "time": "2024-01-01T00:00:00Z"}\n{oops\n7\n', OPTS)
+    _, batch, problems, _ = parse(b'{"id": "a", "time": "2024-01-01T00:00:00Z"}\n{oops\n7\n', OPTS)
     assert batch.num_rows == 1
     assert [p.kind for p in problems] == ["invalid_json", "bad_record"]
     assert problems[0].where == "events.json line 2"

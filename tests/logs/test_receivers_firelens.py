@@ -48,7 +48,7 @@ def test_arn_helpers() -> None:
 
 
 def test_json_lines_body_from_the_samples() -> None:
-    table, batch, problems = parse(sample("fluentbit-http-json_lines.constructed.jsonl"), OPTS)
+    table, batch, problems, _ = parse(sample("fluentbit-http-json_lines.constructed.jsonl"), OPTS)
     assert table == "logs" and batch.schema == LOGS and problems == []
     ec2, fargate = batch.to_pylist()
     assert ec2["cluster"] == "mycluster"
@@ -105,7 +105,7 @@ def test_log_json_gives_level_message_and_time() -> None:
 
 def test_malformed_line_kept_and_counted() -> None:
     body = sample("fluentbit-http-json_lines.constructed.jsonl") + b'\n{"log": "cut\n'
-    _, batch, problems = parse(body, OPTS)
+    _, batch, problems, _ = parse(body, OPTS)
     assert batch.num_rows == 3
     assert batch.column("fields").to_pylist()[2] == '{"_unparsed":true}'
     assert [p.kind for p in problems] == ["unparsed"]
@@ -147,10 +147,10 @@ firelens_keys = st.sampled_from(
 def test_arbitrary_objects_never_raise(records: list[dict[str, object]]) -> None:
     # stdlib json: it writes what orjson refuses (ints beyond 64 bits, infinities)
     body = "\n".join(json.dumps(r) for r in records).encode()
-    _, batch, _ = parse(body, OPTS)
+    batch = parse(body, OPTS).batch
     assert batch.num_rows == len(records) and batch.column("time").null_count == 0
     array = json.dumps(records).encode()
-    _, batch, problems = parse(array, OPTS)
+    _, batch, problems, _ = parse(array, OPTS)
     try:
         orjson.loads(array)
     except orjson.JSONDecodeError:  # the array as a whole is kept as one unparsed record
@@ -177,7 +177,7 @@ def test_common_and_odd_rows_in_one_body() -> None:
         {"date": 1.7e9, "level": "error", "message": "parsed already"},
     ]  # fmt: skip
     body = b"\n".join(orjson.dumps(r) for r in records) + b"\n[1]"
-    _, batch, problems = parse(body, OPTS)
+    _, batch, problems, _ = parse(body, OPTS)
     rows = batch.to_pylist()
     assert [r["level"] for r in rows] == ["WARN", "ERROR", "INFO", "WARN", "ERROR", None]
     assert [r["message"] for r in rows] == [

@@ -30,7 +30,7 @@ def test_json_and_plain_and_malformed_lines() -> None:
         b'{"msg": "half\n'
         b"[1, 2]\n"
     )
-    table, batch, problems = parse(data, OPTS)
+    table, batch, problems, _ = parse(data, OPTS)
     assert table == "logs" and batch.schema == LOGS and batch.num_rows == 4
     rows = batch.to_pylist()
     assert [r["message"] for r in rows] == [
@@ -76,14 +76,14 @@ def test_multiline_joins_a_stack_trace() -> None:
 
 
 def test_empty_input() -> None:
-    _, batch, problems = parse(b"", OPTS)
+    _, batch, problems, _ = parse(b"", OPTS)
     assert batch.num_rows == 0 and batch.schema == LOGS and problems == []
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_any_text_parses_one_record_per_non_empty_line(text: str) -> None:
-    _, batch, problems = parse(text.encode("utf-8", "surrogatepass"), OPTS)
+    _, batch, problems, _ = parse(text.encode("utf-8", "surrogatepass"), OPTS)
     expected = [line for line in text.split("\n") if line.strip()]
     assert batch.num_rows == len(expected) == len(split_lines(text))
     assert batch.column("time").null_count == 0

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 from tests.logs.test_pipeline import logs
 
-from ecsguard.logs.records import Parsed, Problem
+from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.records import Parsed, Problem, ReceiverOptions
 from ecsguard.logs.service import LogService
 from ecsguard.logs.wal import WalFullError
 
@@ -149,3 +150,27 @@ def test_concurrent_copies_of_a_batch_are_stored_once(tmp_path: Path) -> None:
     assert service.accept(parsed("a", "b")) == 0
     assert count(service) == 2
     service.stop()
+
+
+def _firelens(body: bytes) -> Parsed:
+    return RECEIVERS.get("firelens")(body, ReceiverOptions(input_name="test"))
+
+
+BODY = b"\n".join(b'{"log":"line %d","source":"stdout","ecs_cluster":"prod"}' % i for i in range(5))
+
+
+def test_a_resent_body_is_recognised_by_its_first_id(tmp_path: Path) -> None:
+    service = LogService(tmp_path)
+    first = _firelens(BODY)
+    assert first.whole
+    assert service.accept(first) == 5
+    assert len(service._recent["logs"]._hashes) == 1  # one entry stands for the body
+    assert service.accept(_firelens(BODY)) == 0
+    assert service.stats.duplicates == 5
+    # the same lines in another body are other records
+    assert service.accept(_firelens(BODY + b'\n{"log":"more"}')) == 6
+    service.pipeline.wal.close()
+    restarted = LogService(tmp_path)  # remembers every row's id, the first ones among them
+    assert restarted.accept(_firelens(BODY)) == 0
+    restarted.stop()
+    assert count(LogService(tmp_path)) == 11

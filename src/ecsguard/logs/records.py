@@ -94,6 +94,9 @@ class Parsed(NamedTuple):
     table: str
     batch: pa.RecordBatch
     problems: list[Problem]
+    #: the ids derive from the whole body (`body_ids`): the batch is new or a resend as a whole,
+    #: so its first id stands for every row when resends are dropped
+    whole: bool = False
 
 
 def now_us() -> int:

@@ -143,9 +143,11 @@ class LogService:
         self.stats.bytes_received += size
         for problem in parsed.problems:
             self.stats.problems[problem.kind] = self.stats.problems.get(problem.kind, 0) + 1
-        return self.store(parsed.table, parsed.batch)
+        return self.store(parsed.table, parsed.batch, whole=parsed.whole)
 
-    def store(self, table: str, batch: pa.RecordBatch) -> int:
+    def store(self, table: str, batch: pa.RecordBatch, *, whole: bool = False) -> int:
+        """`whole`: as Parsed.whole says. Such a batch is checked and remembered by its first
+        id alone (hashing and remembering every id cost 0.8 µs a row, 6% of ingest)."""
         if batch.num_rows == 0:
             return 0
         batch = conform(table, batch)
@@ -153,10 +155,12 @@ class LogService:
         if column is None or table not in self._recent:
             self.pipeline.ingest(table, batch)  # durable from here on
             return self._stored(table, batch)
-        hashes = list(map(hash, batch.column(column).to_pylist()))
+        ids = batch.column(column)
+        hashes = list(map(hash, (ids.slice(0, 1) if whole else ids).to_pylist()))
         keep, claim = self._claim(table, hashes)
         try:
             if keep is not None:
+                keep = keep * batch.num_rows if whole else keep
                 self.stats.duplicates += keep.count(False)
                 batch = batch.filter(pa.array(keep, pa.bool_()))
             if batch.num_rows:

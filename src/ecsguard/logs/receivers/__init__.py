@@ -1,7 +1,8 @@
 """Receivers: pure functions from a wire payload to one Arrow batch of a fixed table schema.
 
-Each is `parse(data: bytes, options: ReceiverOptions) -> Parsed(table, batch, problems)`, registered
-under the word a user writes (`RECEIVERS.get("firelens")`). Network servers wrap these later.
+Each is `parse(data: bytes, options: ReceiverOptions) -> Parsed(table, batch, problems, whole)`,
+registered under the word a user writes (`RECEIVERS.get("firelens")`). Network servers wrap these
+later.
 """
 
 from __future__ import annotations

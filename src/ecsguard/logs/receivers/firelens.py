@@ -315,7 +315,7 @@ def _batch(
     columns.update(meta_columns)
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     batch = build_batch(LOGS, columns, constants, n)
-    return Parsed("logs", batch, problems)
+    return Parsed("logs", batch, problems, whole=body is not None)
 
 
 def _other_row(

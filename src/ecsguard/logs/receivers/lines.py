@@ -118,7 +118,7 @@ def parse_text(
         ),
         request_id=request,
     )
-    return Parsed("logs", rows.batch(options, source, ingest_us), problems)
+    return Parsed("logs", rows.batch(options, source, ingest_us), problems, whole=body is not None)
 
 
 def _json_error(text: str) -> str:
