@@ -113,10 +113,10 @@ def records_of(body: str) -> list[tuple[Any, str | None]]:
     return out
 
 
-class _Line(msgspec.Struct, forbid_unknown_fields=True):
+class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A record in the common shape: a `log` text and FireLens keys holding texts (a number may
     be the date). Every value is a scalar, so a record never spans or shares a line (see
-    `_common_lines`)."""
+    `_common_lines`), and none is part of a cycle the garbage collector must find (gc=False)."""
 
     log: str
     date: float | int | str | None = None
