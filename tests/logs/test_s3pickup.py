@@ -120,6 +120,23 @@ def test_a_reread_object_is_not_stored_twice(
     assert service.stats.duplicates == 2
 
 
+def test_an_object_that_grew_stores_its_new_lines(
+    s3: tuple[AwsSession, str], service: LogService
+) -> None:
+    """Read again (a crash before its key was recorded) after lines were appended: ids come from
+    the object's name and the line's place, so the lines already stored are dropped one by one
+    and the new ones are stored."""
+    session, bucket = s3
+    put(session, bucket, "raw/a", b"one\ntwo\n")
+    pickup = S3Pickup(session, f"s3://{bucket}/raw/", "lines", service)
+    pickup.run_once()
+    put(session, bucket, "raw/a", b"one\ntwo\nthree\n")
+    pickup.ingest_object("raw/a", "")
+    pickup.close()
+    assert sorted(messages(service)) == ["one", "three", "two"]
+    assert service.stats.duplicates == 2
+
+
 def test_damaged_gzip_is_a_problem_not_a_stop(
     s3: tuple[AwsSession, str], service: LogService
 ) -> None:

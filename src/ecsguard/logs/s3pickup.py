@@ -206,4 +206,5 @@ def _ids_by_object(parsed: Parsed, where: str) -> Parsed:
     ids = record_ids("s3", [where] * n, [None] * n, [""] * n, range(n))
     index = parsed.batch.schema.get_field_index("id")
     batch = parsed.batch.set_column(index, "id", pa.array(ids, pa.string()))
-    return parsed._replace(batch=batch)
+    # per row: an object read again after it grew stores its new rows (`whole` would drop all)
+    return parsed._replace(batch=batch, whole=False)
