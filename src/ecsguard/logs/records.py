@@ -629,7 +629,8 @@ def json_rows(texts: Sequence[str]) -> JsonRows:
     `structured` from orjson's dict. A text the decoder refuses but orjson reads (nesting near
     orjson's depth limit) is read by orjson, so that orjson decides what is JSON. One difference
     stays: a number beyond a double's range under a key neither function reads (`{"x": 1e400}`)
-    is skipped here, where orjson refuses the whole text."""
+    is skipped here, where orjson refuses the whole text (DuckDB, which queries `fields`, reads
+    such a text as JSON too)."""
     try:
         heads = list(map(_HEAD.decode, texts))
         at = list(range(len(texts)))
