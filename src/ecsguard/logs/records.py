@@ -656,13 +656,8 @@ def json_rows(texts: Sequence[str]) -> JsonRows:
         for row, level in enumerate(levels):
             if level == "":
                 value = level_values[row]
-                kind = type(value)
                 levels[row] = (
-                    _level_of_text_value(value)
-                    if kind is str
-                    else _NUMERIC.get(value)
-                    if kind is int
-                    else None
+                    _level_of_text_value(value) if type(value) is str else normalize_level(value)
                 )
     if None in levels:  # a level value that says nothing: `structured` tries the next key
         redo.update(
@@ -726,11 +721,16 @@ def _request_ids(heads: list[_Head], raws: Sequence[str]) -> list[str | None]:
         for value, raw in zip(first, raws, strict=True)
     ]
     others = [column for name in names[1:] if (column := _column(heads, name)).count(_UNSET) != n]
-    if others:
+    if others:  # rows with another key: `request_id_of` itself, over the keys present
         every = attrgetter(*names)
         for row, head in enumerate(heads):
             if any(column[row] is not _UNSET for column in others):
-                ids[row] = _head_request_id(every(head), raws[row])
+                present = {
+                    key: value
+                    for key, value in zip(REQUEST_ID_KEYS, every(head), strict=True)
+                    if value is not _UNSET
+                }
+                ids[row] = request_id_of(present, raws[row])
     return ids
 
 
@@ -742,22 +742,6 @@ def _head(text: str) -> _Head | None:
     except _HEAD_ERRORS:
         obj = parse_json_object(text)
         return None if obj is None else msgspec.convert(obj, _Head)
-
-
-def _head_request_id(values: tuple[Any, ...], raw: str) -> str | None:
-    """`request_id_of(obj, raw)` from the request-id keys' values in `_Head` (UNSET: absent)."""
-    found: str | None = None
-    for value, (_, quoted) in zip(values, _QUOTED_REQUEST_KEYS, strict=True):
-        if value is _UNSET:
-            continue
-        if type(value) is not str or not value or (found is not None and value != found):
-            return None
-        if raw.count(quoted) != 1:
-            return None
-        found = value
-    if found is None:
-        return ""
-    return None if "\\u" in raw else found
 
 
 def record_ids(
