@@ -76,6 +76,23 @@ def test_partition_layout_and_sorted_rows(tmp_path: Path) -> None:
     assert "dt" not in data.column_names  # partition values live in the path only
 
 
+def test_statistics_only_where_they_can_prune(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    table = logs([(T, "a", "web", "1"), (T, "b", "api", "2")])
+    table = table.set_column(
+        LOGS.get_field_index("request_id"), "request_id", pa.array(["r1", "r2"], pa.string())
+    )
+    [path] = store.write("logs", table)
+    group = pq.ParquetFile(tmp_path / "store" / path).metadata.row_group(0)
+    described = {
+        group.column(i).path_in_schema
+        for i in range(group.num_columns)
+        if group.column(i).is_stats_set
+    }
+    assert {"time", "cluster", "service", "request_id"} <= described
+    assert not described & {"id", "message", "fields"}  # free texts and ids: nothing to prune
+
+
 def test_daily_partitions_for_other_tables(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.write("metrics", metrics([T, T + dt.timedelta(days=1)]).to_batches()[0])
