@@ -78,3 +78,24 @@ def test_query_errors_are_one_line(tmp_path: Path) -> None:
         ecsguard("ingest", str(tmp_path / "missing.log"), "--data-dir", str(tmp_path)),
         "missing.log",
     )
+
+
+def test_ingest_again_says_what_it_skipped(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    args = ("ingest", str(log), "--data-dir", str(tmp_path / "data"))
+    assert "stored 2 records" in ecsguard(*args).stdout
+    again = ecsguard(*args)
+    assert again.returncode == 0, again.stderr
+    assert "stored 0 records" in again.stdout
+    assert "1 file unchanged since stored, skipped (--from-start reads it again)" in again.stdout
+    with log.open("ab") as out:
+        out.write(b"three\n")
+    grown = ecsguard(*args)
+    assert (
+        "stored 1 records" in grown.stdout and "1 file read from the first new line" in grown.stdout
+    )
+    assert_one_clear_error(
+        ecsguard("ingest", "--from-s3", "s3://bucket/x", "--from-start", *args[2:]),
+        "--from-start is for SOURCE files",
+    )

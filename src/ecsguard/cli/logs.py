@@ -458,6 +458,13 @@ def test_metric_filter_command(
     help="Instead of SOURCE, every object under this prefix (Firehose deliveries), each once: "
     "done keys are kept in DATA_DIR/s3-pickup.db; gzip is undone.",
 )
+@click.option(
+    "--from-start",
+    "from_start",
+    is_flag=True,
+    help="Read every file whole, even one this data directory has stored before unchanged "
+    "(records with ids still remembered are skipped even so).",
+)
 @click.option("--follow", is_flag=True, help="With --from-s3: keep listing for new objects.")
 @click.option(
     "--interval",
@@ -476,6 +483,7 @@ def ingest(
     service: str | None,
     container: str | None,
     from_s3: str | None,
+    from_start: bool,
     follow: bool,
     interval: float,
     data_dir: str | None,
@@ -489,8 +497,13 @@ def ingest(
 
     Records are appended to the write-ahead log (fsynced: nothing acknowledged is lost), then
     flushed to Parquet. A malformed JSON line is kept as a text record flagged unparsed and
-    counted, never dropped. Records already stored with the same ids (still in the WAL, or in
-    the last 15 minutes of files) are skipped, so running the same command twice stores once.
+    counted, never dropped.
+
+    Running the command again stores each record once: the files stored are remembered in
+    DATA_DIR/ingested-files.db (per format and options), so a file not changed since is skipped
+    and a --format lines file that grew is read from its first new line. A file changed in the
+    part read before is read whole. Records with the same ids as recent ones (still in the WAL,
+    or in the last 15 minutes of files) are skipped as well.
     """
     from ecsguard.logs.ingest import ingest_source
 
@@ -499,6 +512,10 @@ def ingest(
     if from_s3:
         if source:
             raise UserError("give SOURCE or --from-s3, not both", "drop one of them")
+        if from_start:
+            raise UserError(
+                "--from-start is for SOURCE files", "--from-s3 reads each object once by its key"
+            )
         _ingest_s3(
             from_s3, fmt, follow, interval, data_dir, meta, location, profile, region, endpoint_url
         )
@@ -518,6 +535,7 @@ def ingest(
             "container": container,
         },
         store=make_store_location(store, endpoint_url, profile, region),
+        from_start=from_start,
     )
     for problem in summary.problems[:20]:
         stdout.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)
@@ -528,10 +546,21 @@ def ingest(
             f"; {summary.duplicates} already stored (same ids), skipped"
             if summary.duplicates
             else ""
+        )
+        + (f"; {_files(summary.resumed)} read from the first new line" if summary.resumed else "")
+        + (
+            f"; {_files(summary.unchanged)} unchanged since stored, skipped (--from-start reads"
+            f" {'it' if summary.unchanged == 1 else 'them'} again)"
+            if summary.unchanged
+            else ""
         ),
         markup=False,
         highlight=False,
     )
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
 
 
 def _ingest_s3(

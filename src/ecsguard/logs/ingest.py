@@ -1,15 +1,25 @@
 """`ecsguard ingest`: files or stdin through a receiver into the pipeline, then flushed.
 
 Records go through the same door as the server's (`LogService.accept`): records whose ids were
-stored recently (the WAL and the last 15 minutes of Parquet files) are skipped, so running the
-same command twice does not store a file twice."""
+stored recently (the WAL and the last 15 minutes of Parquet files) are skipped.
+
+That covers a retry, not a file ingested again next week. So, as log shippers keep position
+files, each file is remembered in `DATA_DIR/ingested-files.db` (SQLite) once its records are
+durable: its size and SHA-256, per format and options. A later run skips a file that has not
+changed, and reads a `lines` file that grew from its first line not read yet. A file that shrank,
+or changed within the part read before, is read whole; so is every file with `from_start`.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ecsguard.core.errors import UserError
 from ecsguard.logs.receivers import RECEIVERS
@@ -17,26 +27,90 @@ from ecsguard.logs.records import Problem, ReceiverOptions
 from ecsguard.logs.service import LogService
 from ecsguard.logs.store import StoreLocation
 
+LEDGER_FILE = "ingested-files.db"
+#: formats whose files grow by lines appended at the end: a grown file is read from its new lines
+APPENDED = frozenset({"lines"})
+
 
 @dataclass
 class Summary:
     table: str = "logs"
     records: int = 0
     duplicates: int = 0  # records stored before (same ids), skipped
+    unchanged: int = 0  # files stored by an earlier run and not changed since, skipped
+    resumed: int = 0  # grown files read from where an earlier run stopped
     problems: list[Problem] = field(default_factory=list)
 
 
-def _inputs(source: str) -> list[tuple[str, bytes]]:
+class Seen(NamedTuple):
+    size: int
+    digest: str  # SHA-256 of those `size` bytes
+
+
+class Ledger:
+    """The files already ingested into a data directory, in SQLite (WAL mode)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT, context TEXT, size INTEGER,"
+            " sha256 TEXT, records INTEGER, done_at REAL, PRIMARY KEY (path, context))"
+        )
+        self._db.commit()
+
+    def get(self, path: str, context: str) -> Seen | None:
+        row = self._db.execute(
+            "SELECT size, sha256 FROM files WHERE path = ? AND context = ?", (path, context)
+        ).fetchone()
+        return None if row is None else Seen(row[0], row[1])
+
+    def add(self, path: str, context: str, seen: Seen, records: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
+            (path, context, seen.size, seen.digest, records, time.time()),
+        )
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def unread_from(seen: Seen | None, data: bytes, appended: bool) -> int | None:
+    """Where to start reading `data`, a file stored before as `seen`: None when it has not
+    changed, the start of the first line not read yet when it grew by `appended` lines (a last
+    line that had no newline then is read again, whole), else 0."""
+    if seen is None or len(data) < seen.size:
+        return 0
+    if sha256(memoryview(data)[: seen.size]).hexdigest() != seen.digest:
+        return 0
+    if len(data) == seen.size:
+        return None
+    return data.rfind(b"\n", 0, seen.size) + 1 if appended else 0
+
+
+def _inputs(source: str) -> Iterator[tuple[str, Path | None]]:
+    """(name, path) of each input, None for stdin; files are read one at a time (`_read`)."""
     if source == "-":
-        return [("stdin", sys.stdin.buffer.read())]
+        yield "stdin", None
+        return
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
         if not files:
             raise UserError(f"{path} holds no files", "give a file, a directory of files, or -")
-        return [(str(p), p.read_bytes()) for p in files]
+        for file in files:
+            yield str(file), file
+    else:
+        yield str(path), path
+
+
+def _read(path: Path | None) -> bytes:
+    if path is None:
+        return sys.stdin.buffer.read()
     try:
-        return [(str(path), path.read_bytes())]
+        return path.read_bytes()
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror}", "check the path") from None
 
@@ -47,22 +121,42 @@ def ingest_source(
     data_dir: Path,
     meta: dict[str, Any],
     store: StoreLocation | None = None,
+    from_start: bool = False,
 ) -> Summary:
-    """Parse SOURCE with the receiver named `fmt` and store every record; returns counts and
-    the problems (unparsed lines kept as text, dropped control messages, bad files)."""
-    receiver = RECEIVERS.get(fmt.replace("-", "_"))
+    """Parse SOURCE with the receiver named `fmt` and store every record not stored by an
+    earlier run (see the module docstring; `from_start`: read every file whole); returns counts
+    and the problems (unparsed lines kept as text, dropped control messages, bad files)."""
+    name = fmt.replace("-", "_")
+    receiver = RECEIVERS.get(name)
     summary = Summary()
     service = LogService(data_dir, store=store)
+    ledger = Ledger(data_dir / LEDGER_FILE)
     try:
-        for name, data in _inputs(source):
-            options = ReceiverOptions(input_name=name, **{k: v for k, v in meta.items() if v})
-            parsed = receiver(data, options)
+        for input_name, path in _inputs(source):
+            options = ReceiverOptions(input_name=input_name, **{k: v for k, v in meta.items() if v})
+            data = _read(path)
+            # options that change the records make another ingest of the same file
+            context = f"{name}:{options.id_context(name)}"
+            where = None if path is None else str(path.resolve())
+            start: int | None = 0
+            if where is not None and not from_start:
+                start = unread_from(ledger.get(where, context), data, name in APPENDED)
+                if start is None:
+                    summary.unchanged += 1
+                    continue
+                if start:
+                    summary.resumed += 1
+            body = data[start:] if start else data
+            parsed = receiver(body, options)
             summary.table = parsed.table
             summary.problems.extend(parsed.problems)
-            stored = service.accept(parsed, len(data))  # durable from here on
+            stored = service.accept(parsed, len(body))  # durable from here on
             summary.records += stored
             summary.duplicates += parsed.batch.num_rows - stored
+            if where is not None:
+                ledger.add(where, context, Seen(len(data), sha256(data).hexdigest()), stored)
         service.pipeline.flush()  # a failure is reported; the WAL keeps the rows for later
     finally:
+        ledger.close()
         service.pipeline.close()
     return summary

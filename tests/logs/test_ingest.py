@@ -1,0 +1,124 @@
+"""`ecsguard ingest` run again over files it stored before: each record once (logs/ingest.py)."""
+
+from __future__ import annotations
+
+from hashlib import sha256
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecsguard.logs.ingest import Seen, ingest_source, unread_from
+from ecsguard.logs.pipeline import Pipeline
+
+META = {"source": "ingest", "service": "api"}
+
+
+def seen(data: bytes) -> Seen:
+    return Seen(len(data), sha256(data).hexdigest())
+
+
+def messages(data_dir: Path) -> list[str]:
+    pipeline = Pipeline(data_dir)
+    try:
+        rows = pipeline.connect().execute("SELECT message FROM logs").fetchall()
+    finally:
+        pipeline.close()
+    return [row[0] for row in rows]
+
+
+def test_where_a_file_is_read_from() -> None:
+    old = b"one\ntwo\n"
+    assert unread_from(None, old, appended=True) == 0  # never stored
+    assert unread_from(seen(old), old, appended=True) is None  # unchanged
+    assert unread_from(seen(old), old + b"three\n", appended=True) == len(old)
+    assert unread_from(seen(old), old + b"three\n", appended=False) == 0  # a document: whole
+    assert unread_from(seen(old), b"ONE\ntwo\nthree\n", appended=True) == 0  # changed before
+    assert unread_from(seen(old), b"one\n", appended=True) == 0  # shrank: another file
+    partial = b"one\ntw"
+    assert unread_from(seen(partial), b"one\ntwo\n", appended=True) == 4  # "two" read whole
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="ab \n", max_size=40), st.integers(min_value=0))
+def test_a_second_run_repeats_no_line_but_one_cut_short(text: str, cut_at: int) -> None:
+    data = text.encode()
+    cut = cut_at % (len(data) + 1)  # the first run read data[:cut]
+    start = unread_from(seen(data[:cut]), data, appended=True)
+    if cut == len(data):
+        assert start is None
+        return
+    assert start is not None and start <= cut
+    assert start == 0 or data[start - 1 : start] == b"\n"  # from the start of a line
+    assert b"\n" not in data[start:cut]  # what is read twice is at most the line cut short
+
+
+def test_a_grown_file_stores_its_new_lines_and_an_unchanged_one_nothing(tmp_path: Path) -> None:
+    log, data_dir = tmp_path / "app.log", tmp_path / "data"
+    log.write_bytes(b"2026-11-29T10:00:00Z INFO one\n2026-11-29T10:00:01Z INFO two\n")
+    assert ingest_source(str(log), "lines", data_dir, META).records == 2
+
+    again = ingest_source(str(log), "lines", data_dir, META)
+    assert (again.records, again.unchanged) == (0, 1)
+
+    with log.open("ab") as out:
+        out.write(b"2026-11-29T10:00:02Z INFO three\n2026-11-29T10:00:03Z INFO fo")
+    grown = ingest_source(str(log), "lines", data_dir, META)
+    assert (grown.records, grown.resumed) == (2, 1)
+
+    with log.open("ab") as out:
+        out.write(b"ur\n")
+    finished = ingest_source(str(log), "lines", data_dir, META)
+    assert finished.records == 1  # the unfinished line, read again whole
+    assert sorted(m.split(" INFO ")[1] for m in messages(data_dir)) == [
+        "fo",
+        "four",
+        "one",
+        "three",
+        "two",
+    ]
+
+
+def test_other_options_or_from_start_read_a_file_again(tmp_path: Path) -> None:
+    log, data_dir = tmp_path / "app.log", tmp_path / "data"
+    log.write_bytes(b"one\ntwo\n")
+    ingest_source(str(log), "lines", data_dir, META)
+    other = ingest_source(str(log), "lines", data_dir, {**META, "service": "web"})
+    assert (other.records, other.unchanged) == (2, 0)  # the same lines of another service
+    forced = ingest_source(str(log), "lines", data_dir, META, from_start=True)
+    # read whole again; the ids of the same body are still remembered, so nothing is doubled
+    assert (forced.unchanged, forced.records, forced.duplicates) == (0, 0, 2)
+
+
+def test_a_file_changed_before_its_end_is_read_whole(tmp_path: Path) -> None:
+    log, data_dir = tmp_path / "app.log", tmp_path / "data"
+    log.write_bytes(b"one\ntwo\n")
+    ingest_source(str(log), "lines", data_dir, META)
+    log.write_bytes(b"uno\ntwo\nthree\n")  # rotated: a new file under the old name
+    rotated = ingest_source(str(log), "lines", data_dir, META)
+    assert (rotated.records, rotated.resumed) == (3, 0)
+
+
+def test_a_directory_ingested_again_reads_only_its_new_files(tmp_path: Path) -> None:
+    trails = Path(__file__).parents[2].parent / "shared" / "testdata" / "cloudtrail"
+    samples = sorted((trails / "stratus-red-team-detonation-logs").glob("*.json"))[:3]
+    folder, data_dir = tmp_path / "AWSLogs", tmp_path / "data"
+    folder.mkdir()
+    for sample in samples[:2]:
+        (folder / sample.name).write_bytes(sample.read_bytes())
+    first = ingest_source(str(folder), "cloudtrail", data_dir, {})
+    assert first.records > 0 and first.table == "cloudtrail"
+    (folder / samples[2].name).write_bytes(samples[2].read_bytes())
+    second = ingest_source(str(folder), "cloudtrail", data_dir, {})
+    assert second.unchanged == 2
+    pipeline = Pipeline(data_dir)
+    try:
+        [(total, distinct)] = (
+            pipeline.connect()
+            .execute("SELECT count(*), count(DISTINCT event_id) FROM cloudtrail")
+            .fetchall()
+        )
+    finally:
+        pipeline.close()
+    assert total == distinct  # no record stored twice
+    assert second.records == total - first.records > 0
