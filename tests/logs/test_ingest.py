@@ -5,9 +5,11 @@ from __future__ import annotations
 from hashlib import sha256
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ecsguard.core.errors import UserError
 from ecsguard.logs.ingest import Seen, ingest_source, unread_from
 from ecsguard.logs.pipeline import Pipeline
 
@@ -122,3 +124,13 @@ def test_a_directory_ingested_again_reads_only_its_new_files(tmp_path: Path) -> 
         pipeline.close()
     assert total == distinct  # no record stored twice
     assert second.records == total - first.records > 0
+
+
+def test_a_damaged_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    log, data_dir = tmp_path / "app.log", tmp_path / "data"
+    log.write_bytes(b"one\n")
+    data_dir.mkdir()
+    (data_dir / "ingested-files.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(UserError) as caught:
+        ingest_source(str(log), "lines", data_dir, META)
+    assert "ingested-files.db" in caught.value.problem and "move it away" in caught.value.hint

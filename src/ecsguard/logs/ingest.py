@@ -52,13 +52,22 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (path TEXT, context TEXT, size INTEGER,"
-            " sha256 TEXT, records INTEGER, done_at REAL, PRIMARY KEY (path, context))"
-        )
-        self._db.commit()
+        # another `ecsguard ingest` into the same directory may be writing: wait for it
+        self._db = sqlite3.connect(path, timeout=60)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT, context TEXT, size INTEGER,"
+                " sha256 TEXT, records INTEGER, done_at REAL, PRIMARY KEY (path, context))"
+            )
+            self._db.commit()
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise UserError(
+                f"cannot read {path}: {err}",
+                "move it away: the next run reads every file whole (records stored in the last"
+                " 15 minutes are still recognised)",
+            ) from None
 
     def get(self, path: str, context: str) -> Seen | None:
         row = self._db.execute(
