@@ -36,7 +36,6 @@ from ecsguard.logs.records import (
     parse_json_object,
     parse_time,
     parse_times,
-    record_ids,
     structured,
     to_json_text,
 )
@@ -218,11 +217,10 @@ def _parse_common(lines: list[_Line], options: ReceiverOptions, body: bytes) -> 
 
 
 def parse_records(
-    records: Iterable[tuple[Any, str | None]], options: ReceiverOptions, body: bytes | None = None
+    records: Iterable[tuple[Any, str | None]], options: ReceiverOptions, body: bytes
 ) -> Parsed:
     """(record, error) pairs into a batch; the forward receiver passes its msgpack records here.
-    `body`, the bytes they were read from, gives the ids (records.body_ids); without it each
-    row's id is a hash of its stream, time, text and place (records.record_ids).
+    `body`, the bytes they were read from, gives the ids (records.body_ids).
 
     Rows in the common shape (a `log` text and FireLens keys only) are worked out column by
     column, their times, levels and JSON messages in bulk (records.json_rows and
@@ -253,7 +251,7 @@ def _batch(
     problems: list[Problem],
     common: list[bool],
     other: Callable[[int], tuple[int | None, str, str | None, str | None]] | None,
-    body: bytes | None,
+    body: bytes,
 ) -> Parsed:
     """The batch of n records from their columns: `logs` (a text in every common row), `dates`
     (None outside common rows), each row's FireLens keys' values; `other(i)` works out row i outside
@@ -261,7 +259,7 @@ def _batch(
     source = options.source or NAME
     ingest_us = options.ingest_us()
     n = len(logs)
-    meta_columns, stream_keys, codes = _metadata(meta, options)
+    meta_columns = _metadata(meta, options)
     own_times: list[int | None] = [None] * n  # per row: the time that wins over `date`
     levels: list[str | None] = [None] * n
     messages = list(logs)
@@ -302,20 +300,14 @@ def _batch(
         "level": levels,
         "message": messages,
         "fields": fields,
-        "id": (
-            body_ids(options.id_context(source), body, n)
-            if body is not None
-            else record_ids(
-                source, [stream_keys[code] for code in codes], times, messages, range(n)
-            )
-        ),
+        "id": body_ids(options.id_context(source), body, n),
         # rows outside the common shape are left unknown: the pipeline does not index them
         "request_id": request,
     }
     columns.update(meta_columns)
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     batch = build_batch(LOGS, columns, constants, n)
-    return Parsed("logs", batch, problems, whole=body is not None)
+    return Parsed("logs", batch, problems, whole=True)
 
 
 def _other_row(
@@ -375,23 +367,18 @@ _METADATA_COLUMNS = (
 )
 
 
-def _metadata(
-    rows: list[_Meta], options: ReceiverOptions
-) -> tuple[dict[str, pa.Array], list[str], list[int]]:
+def _metadata(rows: list[_Meta], options: ReceiverOptions) -> dict[str, pa.Array]:
     """The metadata columns from each row's FireLens keys' values (`_META_KEYS`: texts, else
-    None), the stream key ("task/container/stream", part of a per-row id) of each distinct set
-    of values, and each row's set. Rows repeat (one set per task, container and stream): each
-    distinct one is worked out once, and per-row keys only where ids need them."""
+    None). Rows repeat (one set per task, container and stream): each distinct set is worked out
+    once."""
     distinct: dict[_Meta, int] = {}
     codes = [distinct.setdefault(row, len(distinct)) for row in rows]
     derived = [_derived(row, options) for row in distinct]  # in code order: dicts keep it
     indices = pa.array(codes, pa.int32())
-    columns = {
+    return {
         name: pa.array([values[j] for values in derived], pa.string()).take(indices)
         for j, name in enumerate(_METADATA_COLUMNS)
     }
-    keys = [f"{task}/{container}/{stream}" for _, _, _, task, _, container, stream in derived]
-    return columns, keys, codes
 
 
 def _derived(meta: _Meta, options: ReceiverOptions) -> tuple[str | None, ...]:

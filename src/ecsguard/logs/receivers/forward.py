@@ -33,7 +33,6 @@ import struct
 import zlib
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
-from hashlib import blake2b
 from typing import Any
 
 import msgpack
@@ -42,7 +41,7 @@ import pyarrow as pa
 from ecsguard.logs.multiline import MultilineGroup
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.receivers.firelens import parse_records
-from ecsguard.logs.records import ID_DIGEST_BYTES, Parsed, Problem, ReceiverOptions
+from ecsguard.logs.records import Parsed, Problem, ReceiverOptions
 from ecsguard.logs.schema import LOGS
 
 NAME = "forward"
@@ -73,11 +72,14 @@ class ForwardError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ForwardMessage:
-    """One decoded message: events as (event time in µs or None, record as unpacked)."""
+    """One decoded message: events as (event time in µs or None, record as unpacked), and the
+    msgpack bytes they were read from (PackedForward's entries as sent, inflated; the other modes'
+    packed again), which with the chunk id decide the records' ids."""
 
     tag: str
     events: list[tuple[int | None, Any]]
     option: dict[Any, Any]
+    entries: bytes
 
     @property
     def chunk(self) -> Any:
@@ -204,6 +206,7 @@ def decode_message(msg: Any, max_decompressed: int = MAX_DECOMPRESSED_BYTES) -> 
     if type(second) is list and (not second or type(second[0]) is list):
         option = _option(msg, 2)  # Forward: [tag, [[time, record], ...], option]
         events = [_entry(entry) for entry in second]
+        entries = b"".join(map(pack, second))  # as PackedForward would carry them
     elif type(second) is bytes or type(second) is str:
         option = _option(msg, 2)  # PackedForward, or CompressedPackedForward
         blob = raw_bytes(second)
@@ -214,12 +217,14 @@ def decode_message(msg: Any, max_decompressed: int = MAX_DECOMPRESSED_BYTES) -> 
         elif compressed not in (None, "text"):
             raise ForwardError("bad_message", f"unknown compression {compressed!r}")
         events = _packed_entries(blob)
+        entries = blob
     else:
         if len(msg) < 3:
             raise ForwardError("bad_message", "a Message-mode message needs [tag, time, record]")
         option = _option(msg, 3)  # Message: [tag, time, record, option]
         events = [(_time_us(second), msg[2])]
-    return ForwardMessage(_clean_str(tag), events, option)
+        entries = pack(msg[1:3])  # one entry, as PackedForward would carry it
+    return ForwardMessage(_clean_str(tag), events, option, entries)
 
 
 def _option(msg: list[Any], index: int) -> dict[Any, Any]:
@@ -332,9 +337,9 @@ def _join_multiline(
 
 
 def to_parsed(message: ForwardMessage, options: ReceiverOptions, context: str) -> Parsed:
-    """The message's records as one `logs` batch. `context` tells messages apart in record ids:
-    the chunk id when there is one (a resent chunk gets the same ids, so it is stored once),
-    otherwise something unique to the message."""
+    """The message's records as one `logs` batch. Their ids come from `context` and the
+    message's entries (records.body_ids): the context is the chunk id when there is one (a resent
+    chunk gets the same ids, so it is stored once), otherwise something unique to the message."""
     where = options.input_name
     problems: list[Problem] = []
     signal = message.option.get("fluent_signal")
@@ -371,19 +376,9 @@ def to_parsed(message: ForwardMessage, options: ReceiverOptions, context: str) -
     if options.multiline or options.multiline_start:
         records = _join_multiline(records, options.multiline_start)
 
-    parsed = parse_records(records, replace(options, source=options.source or NAME))
-    batch = _with_context_ids(parsed.batch, context)
-    return Parsed("logs", batch, problems + parsed.problems)
-
-
-def _with_context_ids(batch: pa.RecordBatch, context: str) -> pa.RecordBatch:
-    index = batch.schema.get_field_index("id")
-    prefix = f"forward\x1f{context}\x1f".encode("utf-8", "surrogatepass")
-    ids = [
-        blake2b(prefix + value.encode(), digest_size=ID_DIGEST_BYTES).hexdigest()
-        for value in batch.column(index).to_pylist()
-    ]
-    return batch.set_column(index, batch.schema.field(index), pa.array(ids, pa.string()))
+    body = f"{context}\x1f".encode("utf-8", "surrogatepass") + message.entries
+    parsed = parse_records(records, replace(options, source=options.source or NAME), body)
+    return parsed._replace(problems=problems + parsed.problems)
 
 
 def _empty_batch() -> pa.RecordBatch:
@@ -406,7 +401,7 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
     options = replace(options, ingest_time_us=options.ingest_us())  # one ingest time for all
     unpacker = new_unpacker(max(len(data), 1024))
     unpacker.feed(data)
-    batches: list[pa.RecordBatch] = []
+    parsed_messages: list[Parsed] = []
     problems: list[Problem] = []
     number = end = 0
     while True:
@@ -431,11 +426,12 @@ def parse(data: bytes, options: ReceiverOptions) -> Parsed:
             continue
         message_options = replace(options, input_name=where)
         parsed = to_parsed(message, message_options, message_context(message, f"n{number}"))
-        batches.append(parsed.batch)
+        parsed_messages.append(parsed)
         problems.extend(parsed.problems)
-    if not batches:
+    if not parsed_messages:
         return Parsed("logs", _empty_batch(), problems)
-    if len(batches) == 1:
-        return Parsed("logs", batches[0], problems)
-    combined = pa.Table.from_batches(batches, schema=LOGS).combine_chunks().to_batches()
+    if len(parsed_messages) == 1:  # ids from its entries: new or a resend as a whole
+        return parsed_messages[0]._replace(problems=problems)
+    tables = [parsed.batch for parsed in parsed_messages]
+    combined = pa.Table.from_batches(tables, schema=LOGS).combine_chunks().to_batches()
     return Parsed("logs", combined[0] if combined else _empty_batch(), problems)
