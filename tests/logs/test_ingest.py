@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from hashlib import sha256
 from pathlib import Path
 
@@ -134,3 +135,16 @@ def test_a_damaged_ledger_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UserError) as caught:
         ingest_source(str(log), "lines", data_dir, META)
     assert "ingested-files.db" in caught.value.problem and "move it away" in caught.value.hint
+
+
+def test_gzip_files_are_read_through_and_a_damaged_one_is_a_problem(tmp_path: Path) -> None:
+    folder, data_dir = tmp_path / "logs", tmp_path / "data"
+    folder.mkdir()
+    (folder / "app.log.1.gz").write_bytes(gzip.compress(b"one\ntwo\n"))
+    (folder / "app.log.2.gz").write_bytes(gzip.compress(b"three\n")[:-6])  # cut short
+    (folder / "app.log").write_bytes(b"four\n")
+    summary = ingest_source(str(folder), "lines", data_dir, META)
+    assert summary.records == 3
+    assert sorted(messages(data_dir)) == ["four", "one", "two"]
+    [problem] = summary.problems
+    assert problem.kind == "invalid_gzip" and "app.log.2.gz" in str(problem)

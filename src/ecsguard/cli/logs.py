@@ -492,8 +492,8 @@ def ingest(
     region: str | None,
     endpoint_url: str | None,
 ) -> None:
-    """Store the records of SOURCE (a file, a directory of CloudTrail files, or - for stdin),
-    or of the S3 objects under --from-s3.
+    """Store the records of SOURCE (a file, a directory of files, or - for stdin), or of the
+    S3 objects under --from-s3. Gzip files are read through their compression.
 
     Records are appended to the write-ahead log (fsynced: nothing acknowledged is lost), then
     flushed to Parquet. A malformed JSON line is kept as a text record flagged unparsed and

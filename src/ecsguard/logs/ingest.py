@@ -1,5 +1,8 @@
 """`ecsguard ingest`: files or stdin through a receiver into the pipeline, then flushed.
 
+A gzip file (a rotated `app.log.1.gz`, a CloudTrail `.json.gz`) is read through its gzip layers;
+one that is not valid gzip is a problem, and the other files are still read.
+
 Records go through the same door as the server's (`LogService.accept`): records whose ids were
 stored recently (the WAL and the last 15 minutes of Parquet files) are skipped.
 
@@ -12,9 +15,11 @@ or changed within the part read before, is read whole; so is every file with `fr
 
 from __future__ import annotations
 
+import gzip
 import sqlite3
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -30,6 +35,9 @@ from ecsguard.logs.store import StoreLocation
 LEDGER_FILE = "ingested-files.db"
 #: formats whose files grow by lines appended at the end: a grown file is read from its new lines
 APPENDED = frozenset({"lines"})
+#: receivers that take gzip themselves (CloudWatch Logs records are gzip, concatenated by Firehose)
+GZIP_AWARE = frozenset({"cloudwatch"})
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass
@@ -99,6 +107,22 @@ def unread_from(seen: Seen | None, data: bytes, appended: bool) -> int | None:
     return data.rfind(b"\n", 0, seen.size) + 1 if appended else 0
 
 
+def ungzip(data: bytes, keep_last: bool = False) -> bytes:
+    """`data` with its gzip layers undone (a multi-member stream comes out concatenated);
+    ValueError for data that is not valid gzip. `keep_last`: leave the innermost layer, for a
+    receiver that undoes it itself and reads concatenated documents only from inside it
+    (cloudwatch)."""
+    while data[:2] == _GZIP_MAGIC:
+        try:
+            inner = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"invalid gzip: {exc}") from None
+        if keep_last and inner[:2] != _GZIP_MAGIC:
+            return data
+        data = inner
+    return data
+
+
 def _inputs(source: str) -> Iterator[tuple[str, Path | None]]:
     """(name, path) of each input, None for stdin; files are read one at a time (`_read`)."""
     if source == "-":
@@ -144,6 +168,11 @@ def ingest_source(
         for input_name, path in _inputs(source):
             options = ReceiverOptions(input_name=input_name, **{k: v for k, v in meta.items() if v})
             data = _read(path)
+            try:
+                data = ungzip(data, keep_last=name in GZIP_AWARE)
+            except ValueError as err:  # one damaged file is reported; the others are read
+                summary.problems.append(Problem("invalid_gzip", input_name, str(err)))
+                continue
             # options that change the records make another ingest of the same file
             context = f"{name}:{options.id_context(name)}"
             where = None if path is None else str(path.resolve())

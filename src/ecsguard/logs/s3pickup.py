@@ -10,11 +10,9 @@ rows carry the same ids and the service's de-duplication drops them. `follow` li
 
 from __future__ import annotations
 
-import gzip
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +23,14 @@ import pyarrow as pa
 
 from ecsguard.aws.session import AwsSession
 from ecsguard.core.errors import AwsAccessError, UserError
+from ecsguard.logs.ingest import GZIP_AWARE, ungzip
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import Parsed, Problem, ReceiverOptions, record_ids
 from ecsguard.logs.service import LogService
 
 STATE_FILE = "s3-pickup.db"
-_GZIP_MAGIC = b"\x1f\x8b"
 #: receivers whose ids depend on the place in the payload only: made unique per object here
 _POSITIONAL_IDS = frozenset({"lines"})
-#: receivers that take gzip themselves (CloudWatch Logs records are gzip, concatenated by Firehose)
-_GZIP_AWARE = frozenset({"cloudwatch"})
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -43,21 +39,6 @@ def parse_uri(uri: str) -> tuple[str, str]:
         raise UserError(f"not an S3 URI: {uri!r}", "write s3://BUCKET/PREFIX")
     bucket, _, prefix = uri[5:].partition("/")
     return bucket, prefix
-
-
-def ungzip(data: bytes, where: str, keep_last: bool = False) -> bytes:
-    """`data` with its gzip layers undone (a multi-member stream comes out concatenated).
-    `keep_last`: leave the innermost layer, for a receiver that undoes it itself and reads
-    concatenated documents only from inside it (cloudwatch)."""
-    while data[:2] == _GZIP_MAGIC:
-        try:
-            inner = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UserError(f"{where}: invalid gzip: {exc}") from None
-        if keep_last and inner[:2] != _GZIP_MAGIC:
-            return data
-        data = inner
-    return data
 
 
 class DoneKeys:
@@ -167,9 +148,9 @@ class S3Pickup:
         except bce.ClientError as err:
             raise self._error(err) from None
         try:
-            data = ungzip(body, where, keep_last=self.fmt in _GZIP_AWARE)
-        except UserError as err:  # a damaged object is a problem to report, not a stop
-            self.summary.problems.append(Problem("invalid_gzip", where, err.problem))
+            data = ungzip(body, keep_last=self.fmt in GZIP_AWARE)
+        except ValueError as err:  # a damaged object is a problem to report, not a stop
+            self.summary.problems.append(Problem("invalid_gzip", where, str(err)))
             self.done.add(self.bucket, key, etag, 0)
             return 0
         options = ReceiverOptions(input_name=where, **self.meta)
