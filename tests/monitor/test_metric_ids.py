@@ -165,8 +165,14 @@ def test_ingesting_a_file_twice_stores_it_once(tmp_path: Path) -> None:
     assert "stored 15 records in metrics" in run.stdout
     again = ecsguard("ingest", str(source), "--format", "emf", "--data-dir", str(data))
     assert again.returncode == 0, again.stderr
-    assert "stored 0 records in metrics" in again.stdout
-    assert "15 already stored (same ids), skipped" in again.stdout
+    assert "stored 0 records from" in again.stdout and "1 file unchanged" in again.stdout
+    # read whole again, the datapoints' ids still recognise every one of them
+    forced = ecsguard(
+        "ingest", str(source), "--format", "emf", "--data-dir", str(data), "--from-start"
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "stored 0 records in metrics" in forced.stdout
+    assert "15 already stored (same ids), skipped" in forced.stdout
     query = "SELECT count(*), count(DISTINCT id) FROM metrics"
     assert Pipeline(data).connect().execute(query).fetchone() == (15, 15)
 

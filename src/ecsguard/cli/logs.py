@@ -540,7 +540,9 @@ def ingest(
     for problem in summary.problems[:20]:
         stdout.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)
     stdout.print(
-        f"stored {summary.records} records in {summary.table} from {source}"
+        f"stored {summary.records} records"
+        + (f" in {summary.table}" if summary.table else "")
+        + f" from {source}"
         + (f" ({len(summary.problems)} problems)" if summary.problems else "")
         + (
             f"; {summary.duplicates} already stored (same ids), skipped"

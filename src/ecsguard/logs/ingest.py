@@ -42,7 +42,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass
 class Summary:
-    table: str = "logs"
+    table: str | None = None  # the table the records went to; None when no file was read
     records: int = 0
     duplicates: int = 0  # records stored before (same ids), skipped
     unchanged: int = 0  # files stored by an earlier run and not changed since, skipped
