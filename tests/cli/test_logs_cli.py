@@ -99,3 +99,31 @@ def test_ingest_again_says_what_it_skipped(tmp_path: Path) -> None:
         ecsguard("ingest", "--from-s3", "s3://bucket/x", "--from-start", *args[2:]),
         "--from-start is for SOURCE files",
     )
+
+
+def test_ingest_joins_stack_traces_with_multiline(tmp_path: Path) -> None:
+    log = tmp_path / "java.log"
+    log.write_text(
+        "2026-11-29 10:00:00 ERROR request failed\n"
+        "java.lang.IllegalStateException: boom\n"
+        "\tat com.example.Foo.bar(Foo.java:10)\n"
+        "2026-11-29 10:00:01 INFO next\n"
+    )
+    data = str(tmp_path / "data")
+    run = ecsguard("ingest", str(log), "--multiline", "--data-dir", data)
+    assert "stored 2 records in logs" in run.stdout, run.stderr
+    query = ecsguard(
+        "logs", "query", "--data-dir", data, "--output", "json", "--sql",
+        "SELECT level, message FROM logs ORDER BY time",
+    )  # fmt: skip
+    first, second = json.loads(query.stdout)
+    assert first["level"] == "ERROR" and first["message"].endswith("(Foo.java:10)")
+    assert second["message"] == "2026-11-29 10:00:01 INFO next"
+    assert_one_clear_error(
+        ecsguard("ingest", str(log), "--format", "firelens", "--multiline", "--data-dir", data),
+        "--multiline joins the lines of --format lines",
+    )
+    assert_one_clear_error(
+        ecsguard("ingest", str(log), "--multiline-start", "(?=x)", "--data-dir", data),
+        "invalid multiline start pattern",
+    )

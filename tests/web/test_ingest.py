@@ -186,6 +186,31 @@ def test_lines_take_metadata_from_the_query(srv: Running) -> None:
     ]
 
 
+def test_lines_join_stack_traces_when_asked(srv: Running) -> None:
+    body = (
+        b"2026-11-28T10:00:00Z ERROR request failed trace-join\n"
+        b"java.lang.IllegalStateException: boom\n\tat com.example.Foo.bar(Foo.java:10)\n"
+        b"2026-11-28T10:00:01Z INFO next trace-join\n"
+    )
+    joined = srv.client.post(
+        "/ingest/lines", params={"multiline": "true", "source": "mj"}, content=body
+    )
+    assert joined.json()["stored"] == 2
+    started = srv.client.post(
+        "/ingest/lines",
+        params={"multiline_start": r"\d{4}-", "source": "ms"},
+        content=body,
+    )
+    assert started.json()["stored"] == 2
+    rows = srv.query("SELECT source, message FROM logs WHERE source IN ('mj', 'ms') ORDER BY time")
+    assert [r[1].count("\n") for r in rows] == [2, 2, 0, 0]
+    refused = srv.client.post(
+        "/ingest/lines", params={"multiline_start": "(?=x)"}, content=b"line\n"
+    )
+    assert refused.status_code == 400
+    assert "invalid multiline start pattern" in refused.json()["error"]
+
+
 # -- errors --------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import msgpack
 import pytest
 from click.testing import CliRunner
 from fluent.sender import FluentSender
@@ -16,6 +17,7 @@ from tests.web.conftest import Running
 from ecsguard.cli.main import cli
 from ecsguard.cli.serve import parse_size
 from ecsguard.core.errors import UserError
+from ecsguard.logs.records import ReceiverOptions
 
 
 def serve_error(*args: str) -> UserError:
@@ -75,6 +77,35 @@ def test_forward_receiver_runs_with_the_app(
         assert srv.query("SELECT container, message FROM logs") == [["web", "via forward"]]
     with socket.socket() as probe:  # closed with the app
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_forward_records_are_joined_with_multiline(
+    serve: Callable[..., AbstractContextManager[Running]],
+) -> None:
+    port = free_port()
+    options = ReceiverOptions(multiline=True)
+    with serve(forward_port=port, forward_options=options) as srv:
+        trace = [
+            "2026-11-29 10:00:00 ERROR request failed",
+            "java.lang.IllegalStateException: boom",
+            "\tat com.example.Foo.bar(Foo.java:10)",
+            "2026-11-29 10:00:01 INFO next",
+        ]
+        # one Forward-mode message, as Fluent Bit sends a chunk: records are joined within a
+        # message (each message is acknowledged on its own, so none may wait for the next)
+        entries = [[1800000000, {"log": line}] for line in trace]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(msgpack.packb(["app", entries]))
+        deadline = time.monotonic() + 5
+        while srv.service.stats.records["logs"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        rows = srv.query("SELECT message FROM logs ORDER BY message")
+        assert [r[0].count("\n") for r in rows] == [2, 0]
+
+
+def test_refuses_a_multiline_start_pattern_re2_cannot_run() -> None:
+    err = serve_error("--multiline-start", "(a)\\1")
+    assert "invalid multiline start pattern" in err.problem and "RE2" in err.hint
 
 
 def test_serve_flushes_at_the_services_default() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import duckdb
@@ -452,6 +452,18 @@ def test_metric_filter_command(
 @click.option("--service", help="Service of plain lines.")
 @click.option("--container", help="Container of plain lines.")
 @click.option(
+    "--multiline",
+    is_flag=True,
+    help="--format lines: join stack traces (Java and Python) into one record each.",
+)
+@click.option(
+    "--multiline-start",
+    "multiline_start",
+    metavar="REGEX",
+    help="--format lines: a line matching this (RE2, from its start) begins a record; the "
+    "other lines continue it. Implies --multiline.",
+)
+@click.option(
     "--from-s3",
     "from_s3",
     metavar="s3://BUCKET/PREFIX",
@@ -482,6 +494,8 @@ def ingest(
     cluster: str | None,
     service: str | None,
     container: str | None,
+    multiline: bool,
+    multiline_start: str | None,
     from_s3: str | None,
     from_start: bool,
     follow: bool,
@@ -507,7 +521,20 @@ def ingest(
     """
     from ecsguard.logs.ingest import ingest_source
 
-    meta = {"source": source_name, "cluster": cluster, "service": service, "container": container}
+    meta: dict[str, Any] = {
+        "source": source_name,
+        "cluster": cluster,
+        "service": service,
+        "container": container,
+        "multiline": multiline or bool(multiline_start),
+        "multiline_start": multiline_start,
+    }
+    if meta["multiline"] and fmt != "lines":
+        raise UserError(
+            "--multiline joins the lines of --format lines",
+            "FireLens records: join them in Fluent Bit (multiline.parser java,python) or send "
+            "them over `forward` to `ecsguard serve --multiline`",
+        )
     location = make_store_location(store, endpoint_url, profile, region)
     if from_s3:
         if source:
@@ -525,17 +552,7 @@ def ingest(
     if not source:
         raise UserError("nothing to ingest", "give a file, a directory, - for stdin, or --from-s3")
     summary = ingest_source(
-        source,
-        fmt,
-        resolve_data_dir(data_dir),
-        meta={
-            "source": source_name,
-            "cluster": cluster,
-            "service": service,
-            "container": container,
-        },
-        store=make_store_location(store, endpoint_url, profile, region),
-        from_start=from_start,
+        source, fmt, resolve_data_dir(data_dir), meta, store=location, from_start=from_start
     )
     for problem in summary.problems[:20]:
         stdout.print(f"warning: {problem}", style="yellow", markup=False, highlight=False)
@@ -571,7 +588,7 @@ def _ingest_s3(
     follow: bool,
     interval: float,
     data_dir: str | None,
-    meta: dict[str, str | None],
+    meta: dict[str, Any],
     location: StoreLocation | None,
     profile: str | None,
     region: str | None,

@@ -124,6 +124,19 @@ def _console_users_note(directory: Path) -> str:
     help="Fluentd forward protocol port (FireLens `forward` output); 0 disables it.",
 )
 @click.option(
+    "--multiline",
+    is_flag=True,
+    help="Forward protocol: join stack traces (Java and Python) within each message. "
+    "(HTTP: /ingest/lines?multiline=true per request.)",
+)
+@click.option(
+    "--multiline-start",
+    "multiline_start",
+    metavar="REGEX",
+    help="Forward protocol: a line matching this (RE2, from its start) begins a record; the "
+    "other lines continue it. Implies --multiline.",
+)
+@click.option(
     "--token",
     envvar="ECSGUARD_TOKEN",
     help="Bearer token clients must send (prefer $ECSGUARD_TOKEN: arguments show in `ps`). "
@@ -209,6 +222,8 @@ def serve(
     host: str,
     port: int,
     forward_port: int,
+    multiline: bool,
+    multiline_start: str | None,
     token: str | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -244,6 +259,8 @@ def serve(
       ECSGUARD_TOKEN=s3cret ecsguard serve --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem
       curl -X POST --data-binary @app.log 'http://127.0.0.1:8080/ingest/lines?service=api'
     """
+    from ecsguard.logs.multiline import compile_start
+    from ecsguard.logs.records import ReceiverOptions
     from ecsguard.logs.service import LogService
     from ecsguard.web.app import (
         ServerSettings,
@@ -263,12 +280,17 @@ def serve(
         )
     if bool(tls_cert) != bool(tls_key):
         raise UserError("--tls-cert and --tls-key go together", "give both files, or neither")
+    if multiline_start:
+        compile_start(multiline_start)  # a bad pattern is an error before we listen
     settings = ServerSettings(
         host=host,
         port=port,
         token=token,
         max_body=parse_size(max_body),
         forward_port=forward_port,
+        forward_options=ReceiverOptions(
+            multiline=multiline or bool(multiline_start), multiline_start=multiline_start
+        ),
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
     )

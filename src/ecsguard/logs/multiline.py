@@ -12,12 +12,18 @@ the current one. Without, Java and Python defaults decide which lines continue a
 
 Streaming: `feed(line)` returns the records a line completes (a record is complete when the next
 one starts), `flush()` returns what is pending (call it at the end of input or on idle).
+
+A start pattern runs on RE2 (anchored at the line's start), which cannot backtrack: it may come
+from an HTTP client (`/ingest/lines?multiline_start=...`), and no pattern can stall a receiver.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Hashable
+from typing import Any
+
+import re2
 
 from ecsguard.core.errors import UserError
 
@@ -35,6 +41,21 @@ _PY_CHAIN = (
 _PLAIN, _JAVA, _PY_FRAMES, _PY_AFTER = range(4)
 
 
+def compile_start(pattern: str) -> Any:
+    """The start pattern compiled for RE2; UserError naming it when RE2 cannot run it."""
+    options = re2.Options()
+    options.log_errors = False  # the error is ours to report, not RE2's to print
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        detail = exc.args[0].decode(errors="replace") if exc.args else str(exc)
+        raise UserError(
+            f"invalid multiline start pattern {pattern!r}: {detail}",
+            "give a regular expression (RE2 syntax: no look-arounds or backreferences) matching"
+            " the first line of a record",
+        ) from None
+
+
 class MultilineJoiner:
     """Joins the lines of one stream. Lines come without their trailing newline."""
 
@@ -45,13 +66,7 @@ class MultilineJoiner:
         max_lines: int = 1000,
         max_chars: int = 256 * 1024,
     ) -> None:
-        try:
-            self._start = re.compile(start_pattern) if start_pattern else None
-        except re.error as exc:
-            raise UserError(
-                f"invalid multiline start pattern {start_pattern!r}: {exc}",
-                "give a Python regular expression matching the first line of a record",
-            ) from None
+        self._start = compile_start(start_pattern) if start_pattern else None
         # caps keep one endless "continuation" from holding memory and delaying a stream forever
         self.max_lines = max_lines
         self.max_chars = max_chars

@@ -16,7 +16,7 @@ import signal
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ecsguard.detect.worker import DetectionWorker
+from ecsguard.logs.records import ReceiverOptions
 from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import DEFAULT_CAPACITY, TailHub
 from ecsguard.monitor.emf import EmfExtractor
@@ -53,6 +54,8 @@ class ServerSettings:
     token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     forward_port: int = 0  # 0: no Fluentd forward server
+    #: constants and multiline joining for every forward-protocol record
+    forward_options: ReceiverOptions = field(default_factory=ReceiverOptions)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tail_capacity: int = DEFAULT_CAPACITY
@@ -95,6 +98,7 @@ async def _start_forward(
         settings.forward_port,
         shared_key=settings.token,
         ssl=ssl_context(settings),
+        options=settings.forward_options,
     )
     port = server.sockets[0].getsockname()[1] if server.sockets else settings.forward_port
     announce(f"forward protocol (Fluentd/Fluent Bit `forward`) on {settings.host}:{port}")

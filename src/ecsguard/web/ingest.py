@@ -23,6 +23,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ecsguard.core.errors import UserError
+from ecsguard.logs.multiline import compile_start
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import Problem, ReceiverOptions
 from ecsguard.logs.service import LogService
@@ -166,14 +168,25 @@ async def lines(
     cluster: str | None = None,
     service: str | None = None,
     container: str | None = None,
+    multiline: bool = False,
+    multiline_start: str | None = None,
 ) -> dict[str, Any]:
-    """NDJSON or plain-text lines; the query parameters fill the columns the lines lack."""
+    """NDJSON or plain-text lines; the query parameters fill the columns the lines lack.
+    `multiline=true` joins stack traces in a body; `multiline_start=REGEX` (RE2) marks the first
+    line of a record instead."""
+    if multiline_start:
+        try:
+            compile_start(multiline_start)
+        except UserError as err:
+            raise ApiError(400, err.problem) from None
     options = ReceiverOptions(
         input_name="POST /ingest/lines",
         source=source or None,
         cluster=cluster or None,
         service=service or None,
         container=container or None,
+        multiline=multiline or bool(multiline_start),
+        multiline_start=multiline_start or None,
     )
     return (await _receive(request, "lines", options)).body()
 
