@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecsguard.core.errors import UserError
-from ecsguard.logs.ingest import Seen, ingest_source, unread_from
+from ecsguard.logs import ingest as ingest_module
+from ecsguard.logs.ingest import Seen, bodies, ingest_source, unread_from
 from ecsguard.logs.pipeline import Pipeline
 
 META = {"source": "ingest", "service": "api"}
@@ -148,3 +149,31 @@ def test_gzip_files_are_read_through_and_a_damaged_one_is_a_problem(tmp_path: Pa
     assert sorted(messages(data_dir)) == ["four", "one", "two"]
     [problem] = summary.problems
     assert problem.kind == "invalid_gzip" and "app.log.2.gz" in str(problem)
+
+
+@given(st.text(alphabet="ab\n", max_size=60), st.integers(min_value=1, max_value=12))
+def test_bodies_are_cut_at_line_ends_and_lose_nothing(text: str, size: int) -> None:
+    data = text.encode()
+    parts = list(bodies(data, size))
+    assert b"".join(part for _, part in parts) == data
+    assert [offset for offset, _ in parts] == [
+        sum(len(p) for _, p in parts[:i]) for i in range(len(parts))
+    ]
+    for _, part in parts[:-1]:
+        assert part.endswith(b"\n") and len(part) >= size  # whole lines, at least `size` bytes
+
+
+def test_a_big_file_is_stored_a_body_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 64)
+    log, data_dir = tmp_path / "app.log", tmp_path / "data"
+    lines = [f"2026-11-29T10:00:{i:02d}Z INFO line {i}" for i in range(20)] + ["{broken"]
+    log.write_text("\n".join(lines) + "\n")
+    summary = ingest_source(str(log), "lines", data_dir, META)
+    assert summary.records == 21
+    assert sorted(messages(data_dir)) == sorted(lines)
+    [problem] = summary.problems  # named by the body it was read in
+    assert problem.kind == "unparsed" and "app.log from byte " in str(problem)
+    again = ingest_source(str(log), "lines", data_dir, META)
+    assert (again.records, again.unchanged) == (0, 1)

@@ -21,7 +21,7 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -37,6 +37,10 @@ LEDGER_FILE = "ingested-files.db"
 APPENDED = frozenset({"lines"})
 #: receivers that take gzip themselves (CloudWatch Logs records are gzip, concatenated by Firehose)
 GZIP_AWARE = frozenset({"cloudwatch"})
+#: formats with one record per line (FireLens `json_lines`): a big input is parsed and stored a
+#: body of about CHUNK_BYTES at a time, cut at line ends, so memory does not grow with the file
+LINE_FORMATS = frozenset({"lines", "firelens"})
+CHUNK_BYTES = 16 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -123,6 +127,16 @@ def ungzip(data: bytes, keep_last: bool = False) -> bytes:
     return data
 
 
+def bodies(data: bytes, size: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, body) of `data` cut at line ends into bodies of about `size` bytes."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + size - 1)
+        end = len(data) if end < 0 else end + 1
+        yield start, data[start:end]
+        start = end
+
+
 def _inputs(source: str) -> Iterator[tuple[str, Path | None]]:
     """(name, path) of each input, None for stdin; files are read one at a time (`_read`)."""
     if source == "-":
@@ -176,21 +190,38 @@ def ingest_source(
             # options that change the records make another ingest of the same file
             context = f"{name}:{options.id_context(name)}"
             where = None if path is None else str(path.resolve())
-            start: int | None = 0
+            start = 0
             if where is not None and not from_start:
-                start = unread_from(ledger.get(where, context), data, name in APPENDED)
-                if start is None:
+                unread = unread_from(ledger.get(where, context), data, name in APPENDED)
+                if unread is None:
                     summary.unchanged += 1
                     continue
+                start = unread
                 if start:
                     summary.resumed += 1
             body = data[start:] if start else data
-            parsed = receiver(body, options)
-            summary.table = parsed.table
-            summary.problems.extend(parsed.problems)
-            stored = service.accept(parsed, len(body))  # durable from here on
+            # stack traces may run across a cut, and a JSON array cannot be cut: those go whole
+            whole = (
+                name not in LINE_FORMATS
+                or options.multiline
+                or bool(options.multiline_start)
+                or body.lstrip()[:1] == b"["
+                or len(body) <= CHUNK_BYTES
+            )
+            stored = 0
+            for offset, part in [(0, body)] if whole else bodies(body, CHUNK_BYTES):
+                named = (
+                    options
+                    if whole
+                    else replace(options, input_name=f"{input_name} from byte {start + offset}")
+                )
+                parsed = receiver(part, named)
+                summary.table = parsed.table
+                summary.problems.extend(parsed.problems)
+                stored += service.accept(parsed, len(part))  # durable from here on
+                summary.duplicates += parsed.batch.num_rows
+            summary.duplicates -= stored
             summary.records += stored
-            summary.duplicates += parsed.batch.num_rows - stored
             if where is not None:
                 ledger.add(where, context, Seen(len(data), sha256(data).hexdigest()), stored)
         service.pipeline.flush()  # a failure is reported; the WAL keeps the rows for later
