@@ -177,3 +177,24 @@ def test_a_big_file_is_stored_a_body_at_a_time(
     assert problem.kind == "unparsed" and "app.log from byte " in str(problem)
     again = ingest_source(str(log), "lines", data_dir, META)
     assert (again.records, again.unchanged) == (0, 1)
+
+
+def test_a_rotated_file_is_found_by_its_content(tmp_path: Path) -> None:
+    folder, data_dir = tmp_path / "logs", tmp_path / "data"
+    folder.mkdir()
+    log = folder / "app.log"
+    log.write_bytes(b"one\ntwo\nthree\n")
+    assert ingest_source(str(folder), "lines", data_dir, META).records == 3
+    with log.open("ab") as out:
+        out.write(b"four\n")  # written before the rotation, not stored yet
+    log.rename(folder / "app.log.1")
+    log.write_bytes(b"five\nsix\n")  # a new file takes the name
+    rotated = ingest_source(str(folder), "lines", data_dir, META)
+    assert (rotated.records, rotated.resumed) == (3, 1)  # four, five, six
+    # compressed by the next rotation: still the same content, nothing new
+    old = folder / "app.log.1"
+    (folder / "app.log.2.gz").write_bytes(gzip.compress(old.read_bytes()))
+    old.unlink()
+    again = ingest_source(str(folder), "lines", data_dir, META)
+    assert (again.records, again.unchanged) == (0, 2)
+    assert sorted(messages(data_dir)) == ["five", "four", "one", "six", "three", "two"]

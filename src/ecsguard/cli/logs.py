@@ -515,8 +515,9 @@ def ingest(
 
     Running the command again stores each record once: the files stored are remembered in
     DATA_DIR/ingested-files.db (per format and options), so a file not changed since is skipped
-    and a --format lines file that grew is read from its first new line. A file changed in the
-    part read before is read whole. Records with the same ids as recent ones (still in the WAL,
+    and a --format lines file that grew is read from its first new line; a rotated file (app.log.1,
+    gzipped or not) is known by its first line. A file changed in the part read before is read
+    whole. Records with the same ids as recent ones (still in the WAL,
     or in the last 15 minutes of files) are skipped as well.
     """
     from ecsguard.logs.ingest import ingest_source

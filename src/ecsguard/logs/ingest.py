@@ -11,6 +11,8 @@ files, each file is remembered in `DATA_DIR/ingested-files.db` (SQLite) once its
 durable: its size and SHA-256, per format and options. A later run skips a file that has not
 changed, and reads a `lines` file that grew from its first line not read yet. A file that shrank,
 or changed within the part read before, is read whole; so is every file with `from_start`.
+A file is found by its path, else by its first line: a rotated `app.log.1` (even gzipped) is the
+`app.log` stored before, and only what it gained since is read.
 """
 
 from __future__ import annotations
@@ -57,6 +59,17 @@ class Summary:
 class Seen(NamedTuple):
     size: int
     digest: str  # SHA-256 of those `size` bytes
+    path: str = ""  # where it was read
+
+
+#: at most this much of a file's first line finds it again under another name (rotation)
+HEAD_BYTES = 1024
+
+
+def head_of(data: bytes) -> str:
+    """SHA-256 of the first line (at most HEAD_BYTES): the same for the file after it grew."""
+    end = data.find(b"\n", 0, HEAD_BYTES)
+    return sha256(memoryview(data)[: HEAD_BYTES if end < 0 else end + 1]).hexdigest()
 
 
 class Ledger:
@@ -68,10 +81,17 @@ class Ledger:
         self._db = sqlite3.connect(path, timeout=60)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
+            # no fsync per file: a ledger row lost to a crash only reads that file again, and
+            # the door's ids catch what was stored recently
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            # a row per state of a file stored: a rotated file is found by its old content
+            # even after a new file took its name
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS files (path TEXT, context TEXT, size INTEGER,"
-                " sha256 TEXT, records INTEGER, done_at REAL, PRIMARY KEY (path, context))"
+                " sha256 TEXT, head TEXT, records INTEGER, done_at REAL,"
+                " PRIMARY KEY (path, context, sha256))"
             )
+            self._db.execute("CREATE INDEX IF NOT EXISTS by_head ON files (head, context)")
             self._db.commit()
         except sqlite3.DatabaseError as err:
             self._db.close()
@@ -81,16 +101,19 @@ class Ledger:
                 " 15 minutes are still recognised)",
             ) from None
 
-    def get(self, path: str, context: str) -> Seen | None:
-        row = self._db.execute(
-            "SELECT size, sha256 FROM files WHERE path = ? AND context = ?", (path, context)
-        ).fetchone()
-        return None if row is None else Seen(row[0], row[1])
+    def known(self, path: str, head: str, context: str) -> list[Seen]:
+        """What was stored under `path`, then under other paths from files that began alike."""
+        rows = self._db.execute(
+            "SELECT size, sha256, path FROM files WHERE context = ? AND (path = ? OR head = ?)"
+            " ORDER BY path = ? DESC, done_at DESC LIMIT 20",
+            (context, path, head, path),
+        )
+        return [Seen(*row) for row in rows]
 
-    def add(self, path: str, context: str, seen: Seen, records: int) -> None:
+    def add(self, path: str, context: str, data: bytes, digest: str, records: int) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-            (path, context, seen.size, seen.digest, records, time.time()),
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, context, len(data), digest, head_of(data), records, time.time()),
         )
         self._db.commit()
 
@@ -109,6 +132,18 @@ def unread_from(seen: Seen | None, data: bytes, appended: bool) -> int | None:
     if len(data) == seen.size:
         return None
     return data.rfind(b"\n", 0, seen.size) + 1 if appended else 0
+
+
+def _unread(candidates: list[Seen], data: bytes, digest: str, appended: bool) -> int | None:
+    """`unread_from` against the files stored before: None when one had this very content, the
+    start of the first new line when `appended` and one is where `data` began, else 0."""
+    if any(seen.size == len(data) and seen.digest == digest for seen in candidates):
+        return None
+    for seen in candidates if appended else ():
+        start = unread_from(seen, data, appended) if seen.size < len(data) else 0
+        if start:
+            return start
+    return 0
 
 
 def ungzip(data: bytes, keep_last: bool = False) -> bytes:
@@ -191,10 +226,14 @@ def ingest_source(
             context = f"{name}:{options.id_context(name)}"
             where = None if path is None else str(path.resolve())
             start = 0
+            digest = sha256(data).hexdigest()
             if where is not None and not from_start:
-                unread = unread_from(ledger.get(where, context), data, name in APPENDED)
+                known = ledger.known(where, head_of(data), context)
+                unread = _unread(known, data, digest, name in APPENDED)
                 if unread is None:
                     summary.unchanged += 1
+                    if not any(seen.path == where for seen in known):  # renamed: note the name
+                        ledger.add(where, context, data, digest, 0)
                     continue
                 start = unread
                 if start:
@@ -223,7 +262,7 @@ def ingest_source(
             summary.duplicates -= stored
             summary.records += stored
             if where is not None:
-                ledger.add(where, context, Seen(len(data), sha256(data).hexdigest()), stored)
+                ledger.add(where, context, data, digest, stored)
         service.pipeline.flush()  # a failure is reported; the WAL keeps the rows for later
     finally:
         ledger.close()
