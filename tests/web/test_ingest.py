@@ -211,6 +211,17 @@ def test_lines_join_stack_traces_when_asked(srv: Running) -> None:
     assert "invalid multiline start pattern" in refused.json()["error"]
 
 
+def test_a_gzip_file_posted_to_lines_without_its_encoding_is_read(srv: Running) -> None:
+    body = gzip.compress(b"2026-11-28T10:00:00Z WARN gz-sniffed first\nsecond gz-sniffed\n")
+    reply = srv.client.post("/ingest/lines", params={"source": "gz-sniffed"}, content=body)
+    assert reply.json()["stored"] == 2
+    rows = srv.query("SELECT level, message FROM logs WHERE source = 'gz-sniffed' ORDER BY 2")
+    assert rows == [
+        ["WARN", "2026-11-28T10:00:00Z WARN gz-sniffed first"],
+        [None, "second gz-sniffed"],
+    ]
+
+
 # -- errors --------------------------------------------------------------------------------------
 
 

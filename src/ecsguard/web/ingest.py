@@ -129,6 +129,9 @@ async def _receive(request: Request, receiver: str, options: ReceiverOptions) ->
     # bodies in memory at once are bounded: a burst of large requests waits here instead
     async with state.ingest_slots:
         raw = await read_body(request, max_body)
+        if encoding is None and receiver == "lines" and raw[:2] == b"\x1f\x8b":
+            # `curl --data-binary @app.log.gz` sends no Content-Encoding; text never starts so
+            encoding = "gzip"
 
         def work() -> IngestResult:
             return ingest(service, receiver, decode_body(raw, encoding, max_body), options)
