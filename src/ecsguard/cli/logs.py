@@ -527,10 +527,10 @@ def ingest(
         "cluster": cluster,
         "service": service,
         "container": container,
-        "multiline": multiline or bool(multiline_start),
+        "multiline": multiline,
         "multiline_start": multiline_start,
     }
-    if meta["multiline"] and fmt != "lines":
+    if (multiline or multiline_start) and fmt != "lines":
         raise UserError(
             "--multiline joins the lines of --format lines",
             "FireLens records: join them in Fluent Bit (multiline.parser java,python) or send "

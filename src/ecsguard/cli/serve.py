@@ -288,9 +288,7 @@ def serve(
         token=token,
         max_body=parse_size(max_body),
         forward_port=forward_port,
-        forward_options=ReceiverOptions(
-            multiline=multiline or bool(multiline_start), multiline_start=multiline_start
-        ),
+        forward_options=ReceiverOptions(multiline=multiline, multiline_start=multiline_start),
         tls_cert=Path(tls_cert) if tls_cert else None,
         tls_key=Path(tls_key) if tls_key else None,
     )

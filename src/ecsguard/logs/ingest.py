@@ -226,7 +226,7 @@ def ingest_source(
             context = f"{name}:{options.id_context(name)}"
             where = None if path is None else str(path.resolve())
             start = 0
-            digest = sha256(data).hexdigest()
+            digest = "" if where is None else sha256(data).hexdigest()  # stdin: no ledger row
             if where is not None and not from_start:
                 known = ledger.known(where, head_of(data), context)
                 unread = _unread(known, data, digest, name in APPENDED)
@@ -242,8 +242,7 @@ def ingest_source(
             # stack traces may run across a cut, and a JSON array cannot be cut: those go whole
             whole = (
                 name not in LINE_FORMATS
-                or options.multiline
-                or bool(options.multiline_start)
+                or options.joins_lines
                 or body.lstrip()[:1] == b"["
                 or len(body) <= CHUNK_BYTES
             )

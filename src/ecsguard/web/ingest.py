@@ -188,7 +188,7 @@ async def lines(
         cluster=cluster or None,
         service=service or None,
         container=container or None,
-        multiline=multiline or bool(multiline_start),
+        multiline=multiline,
         multiline_start=multiline_start or None,
     )
     return (await _receive(request, "lines", options)).body()

@@ -373,7 +373,7 @@ def to_parsed(message: ForwardMessage, options: ReceiverOptions, context: str) -
             record.setdefault("container_name", firelens_tag.group(1))
             record.setdefault("ecs_task_arn", firelens_tag.group(2))
         records.append((record, None))
-    if options.multiline or options.multiline_start:
+    if options.joins_lines:
         records = _join_multiline(records, options.multiline_start)
 
     body = f"{context}\x1f".encode("utf-8", "surrogatepass") + message.entries

@@ -37,7 +37,7 @@ def split_lines(text: str) -> list[str]:
 
 
 def _records(lines: list[str], options: ReceiverOptions) -> Iterable[str]:
-    if not (options.multiline or options.multiline_start):
+    if not options.joins_lines:
         return lines
     joiner = MultilineJoiner(options.multiline_start)
     out: list[str] = []
