@@ -8,9 +8,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.logs.raw_json_promise import LAYOUTS, NESTED, TEXTS, has_float, same_batches
 
 from ecsguard.logs.receivers import RECEIVERS
-from ecsguard.logs.receivers.cloudtrail import parse
+from ecsguard.logs.receivers.cloudtrail import _fast, _general, parse
 from ecsguard.logs.records import ReceiverOptions
 from ecsguard.logs.schema import CLOUDTRAIL
 
@@ -142,3 +143,111 @@ def test_records_of_any_shape_are_stored_or_reported(records: list[dict[str, obj
     # every record is a row or a named problem (a row may carry a problem too): nothing vanishes
     kept_out = [p for p in parsed.problems if "ingest time used" not in p.detail]
     assert parsed.batch.num_rows + len(kept_out) == len(records)
+
+
+# ------------------------------------------- the msgspec path gives the general path's batch
+
+
+JSON_COLUMNS = (
+    "request_parameters",
+    "response_elements",
+    "resources",
+    "additional_event_data",
+    "user_identity",
+)
+
+IDENTITY = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": TEXTS,
+        "arn": TEXTS,
+        "accessKeyId": TEXTS,
+        "accountId": TEXTS,
+        "principalId": TEXTS,
+        "sessionContext": st.fixed_dictionaries(
+            {}, optional={"sessionIssuer": st.fixed_dictionaries({}, optional={"arn": TEXTS})}
+        ),
+    },
+)
+EVENT = st.fixed_dictionaries(
+    {
+        "eventID": TEXTS,
+        "eventTime": st.sampled_from(["2026-11-29T17:47:29Z", "2026-11-29T17:47:29.123Z", "x"]),
+        "eventName": TEXTS,
+    },
+    optional={
+        "eventVersion": st.just("1.09"),
+        "eventSource": TEXTS,
+        "awsRegion": TEXTS,
+        "sourceIPAddress": TEXTS,
+        "userAgent": TEXTS,
+        "recipientAccountId": TEXTS,
+        "errorCode": TEXTS,
+        "errorMessage": TEXTS,
+        "eventType": TEXTS,
+        "readOnly": st.booleans() | st.sampled_from(["true", "False", "maybe"]),
+        "requestParameters": NESTED,
+        "responseElements": NESTED,
+        "resources": st.lists(st.fixed_dictionaries({"ARN": TEXTS}), max_size=2),
+        "additionalEventData": NESTED,
+        "userIdentity": st.none() | IDENTITY,
+        "tlsDetails": NESTED,
+    },
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(EVENT, max_size=4),
+    st.sampled_from(sorted(LAYOUTS)),
+    st.booleans(),
+)
+def test_the_msgspec_path_gives_the_general_batch(
+    records: list[dict[str, object]], layout: str, envelope: bool
+) -> None:
+    data = LAYOUTS[layout]({"Records": records} if envelope else records)
+    fast, general = _fast(data, OPTS), _general(data, OPTS)
+    well_formed = all(
+        r["eventID"] and r["eventTime"] != "x" and (r["eventName"] or r.get("eventSource"))
+        for r in records
+    )
+    if not well_formed:  # the general path reports what is wrong
+        assert fast is None
+        return
+    assert fast is not None and fast.problems == general.problems == []
+    same_batches(fast.batch, general.batch, JSON_COLUMNS, exact=not has_float(records))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # invalid UTF-8 in a value the struct skips: orjson refuses the whole file
+        b'{"Records": [{"eventID": "a", "eventTime": "2026-11-29T17:47:29Z", "eventName": "X",'
+        b' "requestID": "\xff"}]}',
+        # a key the table keeps as text holding a number
+        b'[{"eventID": "a", "eventTime": "2026-11-29T17:47:29Z", "eventName": 7}]',
+        # one record without an id: hashed by the general path
+        b'[{"eventTime": "2026-11-29T17:47:29Z", "eventName": "X"}]',
+        b'{"Records": [{"eventID": "a", "eventTime": "2026-11-29T17:47:29Z", "eventName": "X"',
+        b'{"eventID": "a", "eventTime": "2026-11-29T17:47:29Z", "eventName": "X"}',
+    ],
+)
+def test_other_files_go_the_general_path(data: bytes) -> None:
+    assert _fast(data, OPTS) is None
+    assert parse(data, OPTS) == _general(data, OPTS)
+
+
+def test_escaped_texts_read_as_the_general_path_writes_them() -> None:
+    record = {
+        "eventID": "a",
+        "eventTime": "2026-11-29T17:47:29Z",
+        "eventName": "PutObject",
+        "requestParameters": {"key": 'caf\u00e9 "quoted" a/b\n'},
+        "responseElements": {"size": 1.5},
+    }
+    data = json.dumps([record]).encode().replace(b"/", b"\\/").replace(b"1.5", b"1.50")
+    row = parse(data, OPTS).batch.to_pylist()[0]
+    # the escapes are read, so a keyword search for the text finds it
+    assert row["request_parameters"] == '{"key":"café \\"quoted\\" a/b\\n"}'
+    # a number keeps the sender's spelling, and its value
+    assert row["response_elements"] == '{"size":1.50}'

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.logs.raw_json_promise import LAYOUTS, NESTED, TEXTS, has_float, same_batches
 
 from ecsguard.logs.receivers import RECEIVERS
-from ecsguard.logs.receivers.ecs_events import parse
+from ecsguard.logs.receivers.ecs_events import _fast, _general, parse
 from ecsguard.logs.records import ReceiverOptions
 from ecsguard.logs.schema import EVENTS
 
@@ -87,3 +88,51 @@ def test_events_of_any_shape_never_raise(events: list[dict[str, object]]) -> Non
     parsed = parse(orjson.dumps(events), OPTS)
     assert parsed.batch.num_rows <= len(events)
     assert parsed.batch.num_rows + len(parsed.problems) >= len(events)
+
+
+# ------------------------------------------- the msgspec path gives the general path's batch
+
+TIMES = st.sampled_from(["2026-11-29T17:47:29Z", "2026-11-29T17:47:29.5Z", "soon"])
+EVENT = st.fixed_dictionaries(
+    {"id": TEXTS, "time": TIMES},
+    optional={
+        "version": st.just("0"),
+        "source": TEXTS,
+        "detail-type": TEXTS,
+        "account": TEXTS,
+        "region": TEXTS,
+        "resources": st.lists(TEXTS, max_size=2) | NESTED,
+        "detail": NESTED,
+    },
+)
+OPTIONS = ReceiverOptions(input_name="e.json", ingest_time_us=NOW, account="1", region="r")
+
+
+@settings(max_examples=300)
+@given(st.lists(EVENT, max_size=4) | EVENT, st.sampled_from(sorted(LAYOUTS)))
+def test_the_msgspec_path_gives_the_general_batch(
+    doc: list[dict[str, object]] | dict[str, object], layout: str
+) -> None:
+    data = LAYOUTS[layout](doc)
+    fast, general = _fast(data, OPTIONS), _general(data, OPTIONS)
+    events = doc if isinstance(doc, list) else [doc]
+    if not all(e["id"] and e["time"] != "soon" for e in events):
+        assert fast is None  # the general path reports the time, or hashes an id
+        return
+    assert fast is not None and fast.problems == general.problems == []
+    same_batches(fast.batch, general.batch, ("resources", "detail"), exact=not has_float(doc))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"id": "a", "time": "2026-11-29T17:47:29Z"}\n{"id": "b", "time": "2026-11-29T17:47:29Z"}',
+        b'[{"id": "a", "time": "2026-11-29T17:47:29Z", "source": 7}]',
+        b'[{"id": "a", "time": "2026-11-29T17:47:29Z", "detail": {"x": "\xff"}}]',
+        b'[{"time": "2026-11-29T17:47:29Z"}]',
+        b"[7]",
+    ],
+)
+def test_other_bodies_go_the_general_path(data: bytes) -> None:
+    assert _fast(data, OPTS) is None
+    assert parse(data, OPTS) == _general(data, OPTS)

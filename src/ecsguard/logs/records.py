@@ -297,6 +297,49 @@ def to_json_text(value: Any) -> str:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+# ------------------------------------------------ JSON values kept as text, never built in Python
+
+#: a value msgspec kept as its JSON text (`msgspec.Raw`) that is null, or absent (the default)
+RAW_NULL = msgspec.Raw(b"null")
+
+
+def valid_utf8(data: bytes) -> bool:
+    """Whether `data` is UTF-8; msgspec does not check the values it skips or keeps raw."""
+    if data.isascii():  # word at a time, no copy
+        return True
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def raw_json_texts(raws: Sequence[msgspec.Raw]) -> list[str | None]:
+    """`to_json_text` of each value msgspec kept raw, without building it in Python: None for
+    null, else its text as sent when that is compact and has no escape (the usual case, found
+    for all the values at once). Otherwise orjson rewrites a text with an escape, so every string
+    in it reads as `to_json_text` writes it (a keyword search compares those texts), and msgspec
+    removes the whitespace between the tokens of the rest. Numbers keep the sender's spelling
+    (`1.50` stays `1.50`, the same value)."""
+    texts = [bytes(raw) for raw in raws]
+    joined = b"".join(texts)  # one copy, then single-byte searches (memchr)
+    if not any(byte in joined for byte in _NOT_PLAIN):
+        return [None if text == b"null" else text.decode() for text in texts]
+    return [None if text == b"null" else _plain_json_text(text) for text in texts]
+
+
+#: a text holding none of these bytes has no escape and no whitespace between its tokens
+_NOT_PLAIN = (b"\\", b" ", b"\n", b"\t", b"\r")
+
+
+def _plain_json_text(text: bytes) -> str:
+    if b"\\" in text:
+        return to_json_text(orjson.loads(text))
+    if any(byte in text for byte in _NOT_PLAIN):
+        return msgspec.json.format(text, indent=-1).decode()
+    return text.decode()
+
+
 # ------------------------------------------------------------------------------------------ ids
 
 #: 80 bits: random text costs its entropy in the store however it is spelled, and at 128 bits the

@@ -2,23 +2,33 @@
 
 `resources` and `detail` are kept as JSON text. An event without a usable `time` gets the ingest
 time (and a problem); one without an `id` gets a content hash, so a re-sent batch keeps its ids.
+
+A batch of well-formed events (an object or a list, every event with an id and a time) is
+decoded by msgspec into flat structs whose `detail` and `resources` stay undecoded text
+(`_fast`): no dict is built for any event. Anything else goes the general path, which reports
+what is wrong.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
+    RAW_NULL,
     Parsed,
     Problem,
     ReceiverOptions,
     build_batch,
     parse_time,
+    parse_times,
+    raw_json_texts,
     record_id,
     to_json_text,
+    valid_utf8,
 )
 from ecsguard.logs.schema import EVENTS
 
@@ -53,6 +63,55 @@ def _str(value: Any) -> str | None:
 
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
+    return _fast(data, options) or _general(data, options)
+
+
+class _Event(msgspec.Struct, gc=False):
+    """The keys the table keeps, texts where it keeps a text (another type: the general path),
+    `detail` and `resources` as their JSON text."""
+
+    id: str | None = None
+    time: str | None = None
+    source: str | None = None
+    detail_type: str | None = msgspec.field(default=None, name="detail-type")
+    account: str | None = None
+    region: str | None = None
+    resources: msgspec.Raw = RAW_NULL
+    detail: msgspec.Raw = RAW_NULL
+
+
+_EVENT = msgspec.json.Decoder(_Event)
+_EVENTS = msgspec.json.Decoder(list[_Event])
+
+
+def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
+    """The batch of one event or a list of events, each well-formed, as `_general` makes it;
+    None for any other body (NDJSON included)."""
+    if not valid_utf8(data):  # orjson refuses such a body; msgspec would skip what it keeps raw
+        return None
+    try:
+        body = data.strip()
+        events = _EVENTS.decode(body) if body[:1] == b"[" else [_EVENT.decode(body)]
+    except (msgspec.DecodeError, ValueError):
+        return None
+    ids = [e.id or None for e in events]
+    times = parse_times([e.time for e in events])
+    if None in ids or None in times:
+        return None  # the general path says what is missing, or hashes an id
+    columns: dict[str, list[Any]] = {
+        "time": times,
+        "id": ids,
+        "source": [e.source or None for e in events],
+        "detail_type": [e.detail_type or None for e in events],
+        "account": [e.account or options.account for e in events],
+        "region": [e.region or options.region for e in events],
+        "resources": raw_json_texts([e.resources for e in events]),
+        "detail": raw_json_texts([e.detail for e in events]),
+    }
+    return Parsed("events", build_batch(EVENTS, columns, rows=len(events)), [])
+
+
+def _general(data: bytes, options: ReceiverOptions) -> Parsed:
     problems: list[Problem] = []
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     ingest_us = options.ingest_us()
