@@ -314,30 +314,43 @@ def valid_utf8(data: bytes) -> bool:
     return True
 
 
-def raw_json_texts(raws: Sequence[msgspec.Raw]) -> list[str | None]:
-    """`to_json_text` of each value msgspec kept raw, without building it in Python: None for
-    null, else its text as sent when that is compact and has no escape (the usual case, found
-    for all the values at once). Otherwise orjson rewrites a text with an escape, so every string
-    in it reads as `to_json_text` writes it (a keyword search compares those texts), and msgspec
-    removes the whitespace between the tokens of the rest. Numbers keep the sender's spelling
+def compact_json(data: bytes) -> bytes:
+    """`data` without the whitespace between its tokens, if it was written with some: judged by
+    its line breaks and by the bytes after its opening bracket and its first key (pretty printers
+    and Python's `json.dumps` space every token alike), so a compact document costs no pass of
+    its own. Raises msgspec.DecodeError for a malformed document it reformats."""
+    colon = data.find(b'":')
+    spaced = data[1:2].isspace() or data[colon + 2 : colon + 3] == b" "
+    if spaced or b"\n" in data or b"\r" in data or b"\t" in data:
+        return msgspec.json.format(data, indent=-1)
+    return data
+
+
+def raw_json_column(raws: Sequence[msgspec.Raw]) -> pa.Array:
+    """`to_json_text` of each value msgspec kept raw from a `compact_json` document, as a string
+    column built without a Python string per value: null for null, else the text as sent. A
+    text with an escape goes through orjson, so every string in it reads as `to_json_text`
+    writes it (a keyword search compares those texts); numbers keep the sender's spelling
     (`1.50` stays `1.50`, the same value)."""
-    texts = [bytes(raw) for raw in raws]
-    joined = b"".join(texts)  # one copy, then single-byte searches (memchr)
-    if not any(byte in joined for byte in _NOT_PLAIN):
-        return [None if text == b"null" else text.decode() for text in texts]
-    return [None if text == b"null" else _plain_json_text(text) for text in texts]
-
-
-#: a text holding none of these bytes has no escape and no whitespace between its tokens
-_NOT_PLAIN = (b"\\", b" ", b"\n", b"\t", b"\r")
-
-
-def _plain_json_text(text: bytes) -> str:
-    if b"\\" in text:
-        return to_json_text(orjson.loads(text))
-    if any(byte in text for byte in _NOT_PLAIN):
-        return msgspec.json.format(text, indent=-1).decode()
-    return text.decode()
+    if not raws:
+        return pa.array([], pa.string())
+    joined = b"\x00".join(raws)  # JSON text never holds a NUL byte: it can split them again
+    if b"\\" in joined:
+        texts = [bytes(raw) for raw in raws]
+        return pa.array(
+            [
+                None
+                if text == b"null"
+                else to_json_text(orjson.loads(text))
+                if b"\\" in text
+                else text.decode()
+                for text in texts
+            ],
+            pa.string(),
+        )
+    parts = pc.split_pattern(pa.array([joined], pa.binary()), b"\x00").flatten()
+    texts = parts.cast(pa.string())
+    return pc.if_else(pc.equal(texts, "null"), pa.scalar(None, pa.string()), texts)
 
 
 # ------------------------------------------------------------------------------------------ ids

@@ -11,6 +11,7 @@ what is wrong.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -23,9 +24,10 @@ from ecsguard.logs.records import (
     Problem,
     ReceiverOptions,
     build_batch,
+    compact_json,
     parse_time,
     parse_times,
-    raw_json_texts,
+    raw_json_column,
     record_id,
     to_json_text,
     valid_utf8,
@@ -90,7 +92,7 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
     if not valid_utf8(data):  # orjson refuses such a body; msgspec would skip what it keeps raw
         return None
     try:
-        body = data.strip()
+        body = compact_json(data.strip())
         events = _EVENTS.decode(body) if body[:1] == b"[" else [_EVENT.decode(body)]
     except (msgspec.DecodeError, ValueError):
         return None
@@ -98,15 +100,15 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
     times = parse_times([e.time for e in events])
     if None in ids or None in times:
         return None  # the general path says what is missing, or hashes an id
-    columns: dict[str, list[Any]] = {
+    columns: dict[str, Sequence[Any]] = {
         "time": times,
         "id": ids,
         "source": [e.source or None for e in events],
         "detail_type": [e.detail_type or None for e in events],
         "account": [e.account or options.account for e in events],
         "region": [e.region or options.region for e in events],
-        "resources": raw_json_texts([e.resources for e in events]),
-        "detail": raw_json_texts([e.detail for e in events]),
+        "resources": raw_json_column([e.resources for e in events]),
+        "detail": raw_json_column([e.detail for e in events]),
     }
     return Parsed("events", build_batch(EVENTS, columns, rows=len(events)), [])
 
