@@ -251,3 +251,14 @@ def test_escaped_texts_read_as_the_general_path_writes_them() -> None:
     assert row["request_parameters"] == '{"key":"café \\"quoted\\" a/b\\n"}'
     # a number keeps the sender's spelling, and its value
     assert row["response_elements"] == '{"size":1.50}'
+
+
+def test_a_number_orjson_refuses_does_not_lose_the_file() -> None:
+    # msgspec skips the number; orjson, which reads the escape, refuses it: the text is kept as
+    # sent, and the records are stored
+    data = (
+        b'[{"eventID": "a", "eventTime": "2026-11-29T17:47:29Z", "eventName": "X",'
+        b' "requestParameters": {"key": "caf\\u00e9", "size": 1e400}}]'
+    )
+    row = parse(data, OPTS).batch.to_pylist()[0]
+    assert row["request_parameters"] == '{"key":"caf\\u00e9","size":1e400}'

@@ -339,11 +339,7 @@ def raw_json_column(raws: Sequence[msgspec.Raw]) -> pa.Array:
         texts = [bytes(raw) for raw in raws]
         return pa.array(
             [
-                None
-                if text == b"null"
-                else to_json_text(orjson.loads(text))
-                if b"\\" in text
-                else text.decode()
+                None if text == b"null" else _unescaped(text) if b"\\" in text else text.decode()
                 for text in texts
             ],
             pa.string(),
@@ -351,6 +347,15 @@ def raw_json_column(raws: Sequence[msgspec.Raw]) -> pa.Array:
     parts = pc.split_pattern(pa.array([joined], pa.binary()), b"\x00").flatten()
     texts = parts.cast(pa.string())
     return pc.if_else(pc.equal(texts, "null"), pa.scalar(None, pa.string()), texts)
+
+
+def _unescaped(text: bytes) -> str:
+    """A JSON text with an escape as `to_json_text` writes it; as sent if orjson refuses it (a
+    number beyond a double's range, which msgspec skips)."""
+    try:
+        return to_json_text(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return text.decode()
 
 
 # ------------------------------------------------------------------------------------------ ids
