@@ -507,7 +507,9 @@ def ingest(
     endpoint_url: str | None,
 ) -> None:
     """Store the records of SOURCE (a file, a directory of files, or - for stdin), or of the
-    S3 objects under --from-s3. Gzip files are read through their compression.
+    S3 objects under --from-s3. Gzip files are read through their compression. Lines and
+    FireLens bodies are read 16 MiB at a time, so an input of any size takes bounded memory; a
+    damaged gzip file stores nothing of itself.
 
     Records are appended to the write-ahead log (fsynced: nothing acknowledged is lost), then
     flushed to Parquet. A malformed JSON line is kept as a text record flagged unparsed and
