@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ecsguard import __version__
 from ecsguard.core.errors import SnapshotError
-from ecsguard.core.files import first_error
+from ecsguard.core.files import first_error, is_gzip
 
 SNAPSHOT_FORMAT = "ecsguard-snapshot"
 SNAPSHOT_VERSION = 1
@@ -288,7 +288,7 @@ def load(path: Path | str) -> Snapshot:
         raise SnapshotError(
             f"cannot read snapshot {source}: {err.strerror}", "check the path"
         ) from None
-    if raw[:2] == b"\x1f\x8b":
+    if is_gzip(raw):
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as err:

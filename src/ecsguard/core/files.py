@@ -21,6 +21,11 @@ def parse_yaml(text: str, name: str, what: str, hint: str = "fix the syntax") ->
         raise UserError(f"{what} {where}: invalid YAML: {problem}".lstrip(), hint) from None
 
 
+def is_gzip(data: bytes) -> bool:
+    """Whether `data` begins as a gzip stream does (its two magic bytes)."""
+    return data[:2] == b"\x1f\x8b"
+
+
 def first_error(err: ValidationError) -> str:
     """`field.path: message` of a validation error's first problem."""
     first = err.errors()[0]

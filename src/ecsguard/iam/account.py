@@ -37,6 +37,7 @@ import orjson
 
 from ecsguard.aws.snapshot import IamSection, Snapshot
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import is_gzip
 from ecsguard.core.models import Finding, Status
 from ecsguard.iam.escalation import Facts, paths_of
 from ecsguard.iam.evaluate import account_of, levels_by_service
@@ -226,7 +227,7 @@ def snapshot_from_authorization_details(path: str | Path) -> Snapshot:
         modified = datetime.fromtimestamp(source.stat().st_mtime, UTC)
     except OSError as err:
         raise UserError(f"cannot read {source}: {err.strerror or err}", "check the path") from None
-    if raw[:2] == b"\x1f\x8b":
+    if is_gzip(raw):
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as err:

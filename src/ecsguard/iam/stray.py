@@ -44,6 +44,7 @@ import orjson
 
 from ecsguard.aws.snapshot import Snapshot
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import is_gzip
 from ecsguard.iam.policy import normalize_policy
 from ecsguard.iam.usage import ECS_TASKS, IdentityMap, Use
 from ecsguard.posture.context import Resource, family_and_revision
@@ -238,7 +239,7 @@ def load_cloudtrail(path: Path | str) -> list[Any]:
     for file in files:
         try:
             raw = file.read_bytes()
-            if raw[:2] == b"\x1f\x8b":
+            if is_gzip(raw):
                 raw = gzip.decompress(raw)
             document = orjson.loads(raw)
         except (OSError, EOFError) as err:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import is_gzip
 from ecsguard.iam import actions
 
 #: eventSource host prefixes whose IAM prefix differs from the host
@@ -41,7 +42,7 @@ def read_cloudtrail(path: str | Path) -> Iterator[dict[str, Any]]:
     for file in files:
         raw = file.read_bytes()
         try:
-            doc = orjson.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+            doc = orjson.loads(gzip.decompress(raw) if is_gzip(raw) else raw)
         except (orjson.JSONDecodeError, OSError, EOFError) as err:
             raise UserError(
                 f"CloudTrail file {file} is not valid JSON ({err})",

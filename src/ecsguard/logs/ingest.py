@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import is_gzip
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import Problem, ReceiverOptions
 from ecsguard.logs.service import LogService
@@ -46,7 +47,6 @@ GZIP_AWARE = frozenset({"cloudwatch"})
 #: body of about CHUNK_BYTES at a time, cut at line ends, so memory does not grow with it
 LINE_FORMATS = frozenset({"lines", "firelens"})
 CHUNK_BYTES = 16 * 1024 * 1024
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass
@@ -205,12 +205,12 @@ def ungzip(data: bytes, keep_last: bool = False) -> bytes:
     ValueError for data that is not valid gzip. `keep_last`: leave the innermost layer, for a
     receiver that undoes it itself and reads concatenated documents only from inside it
     (cloudwatch)."""
-    while data[:2] == _GZIP_MAGIC:
+    while is_gzip(data):
         try:
             inner = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise ValueError(f"invalid gzip: {exc}") from None
-        if keep_last and inner[:2] != _GZIP_MAGIC:
+        if keep_last and not is_gzip(inner):
             return data
         data = inner
     return data
@@ -246,7 +246,7 @@ class _Input:
         self.gzipped = False
         if path is not None:
             with self._open_raw() as raw:
-                self.gzipped = gunzip and raw.peek(2)[:2] == _GZIP_MAGIC
+                self.gzipped = gunzip and is_gzip(raw.peek(2))
         if path is None:
             self._stdin = self._read_raw(cast(BufferedIOBase, sys.stdin.buffer))
             self.first = next(self._stdin, b"")
@@ -378,7 +378,7 @@ def _ingest_input(
         name in LINE_FORMATS
         and not options.joins_lines
         and first.lstrip()[:1] != b"["
-        and first[:2] != _GZIP_MAGIC
+        and not is_gzip(first)
     )
     if not streamed:
         data = ungzip(b"".join(source.chunks()), keep_last=name in GZIP_AWARE)

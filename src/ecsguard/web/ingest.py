@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ecsguard.core.errors import UserError
+from ecsguard.core.files import is_gzip
 from ecsguard.logs.multiline import compile_start
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import Problem, ReceiverOptions
@@ -129,7 +130,7 @@ async def _receive(request: Request, receiver: str, options: ReceiverOptions) ->
     # bodies in memory at once are bounded: a burst of large requests waits here instead
     async with state.ingest_slots:
         raw = await read_body(request, max_body)
-        if encoding is None and receiver == "lines" and raw[:2] == b"\x1f\x8b":
+        if encoding is None and receiver == "lines" and is_gzip(raw):
             # `curl --data-binary @app.log.gz` sends no Content-Encoding; text never starts so
             encoding = "gzip"
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from ecsguard.core.files import is_gzip
 from ecsguard.logs.receivers import cloudwatch, lines
 from ecsguard.logs.records import Parsed, Problem, ReceiverOptions, record_ids
 from ecsguard.logs.schema import table_schema
 
 SOURCE = "kinesis"
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def line_ids(stream: str, shard: str, sequences: Sequence[str], counts: Sequence[int]) -> list[str]:
@@ -44,7 +44,7 @@ def decode(
         data: bytes = record["Data"]
         seq: str = record["SequenceNumber"]
         where = f"kinesis {stream}/{shard} {seq}"
-        if data[:2] == _GZIP_MAGIC:
+        if is_gzip(data):
             parsed = cloudwatch.parse(data, _with(options, where, source=SOURCE))
             problems.extend(parsed.problems)
             if parsed.batch.num_rows:

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from ecsguard.core.files import is_gzip
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
     RAW_NULL,
@@ -78,7 +79,7 @@ def identity_arn(identity: dict[str, Any]) -> str | None:
 
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
-    if data[:2] == b"\x1f\x8b":
+    if is_gzip(data):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:

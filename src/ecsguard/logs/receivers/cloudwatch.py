@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from ecsguard.core.files import is_gzip
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
     LogRows,
@@ -41,7 +42,6 @@ from ecsguard.logs.records import (
 
 NAME = "cloudwatch"
 _VARYING = ("time", "account", "task", "container", "stream", "level", "message", "fields", "id")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class PayloadError(Exception):
@@ -87,7 +87,7 @@ def _json_values(raw: bytes) -> list[Any]:
 
 def decode_messages(raw: bytes) -> list[Any]:
     """Subscription messages from gzip bytes or from their JSON text."""
-    if raw[:2] == _GZIP_MAGIC:
+    if is_gzip(raw):
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
@@ -98,7 +98,7 @@ def decode_messages(raw: bytes) -> list[Any]:
 def envelopes(data: bytes) -> list[tuple[str, bytes | Exception]]:
     """(label, message bytes or the error decoding them) for each message-bearing part."""
     head = data.lstrip()[:1]
-    if data[:2] == _GZIP_MAGIC:
+    if is_gzip(data):
         return [("payload", data)]
     if head not in (b"{", b"["):
         try:
