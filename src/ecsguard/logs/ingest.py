@@ -47,6 +47,8 @@ GZIP_AWARE = frozenset({"cloudwatch"})
 #: body of about CHUNK_BYTES at a time, cut at line ends, so memory does not grow with it
 LINE_FORMATS = frozenset({"lines", "firelens"})
 CHUNK_BYTES = 16 * 1024 * 1024
+#: how much of a file tells whether it can be cut (a JSON array, a gzip inside the gzip cannot)
+FIRST_BYTES = 64 * 1024
 
 
 @dataclass
@@ -239,19 +241,21 @@ def bodies(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes, bool]]:
 
 class _Input:
     """A file, through its gzip layer when `gunzip`, or stdin: read CHUNK_BYTES at a time, the
-    file as often as asked. `first` is its first chunk."""
+    file as often as asked. `first` is how it begins: stdin's first chunk, kept for the reading;
+    a file's first FIRST_BYTES, enough for its layout and first line without reading (or
+    inflating) a whole chunk that `chunks` reads again."""
 
     def __init__(self, path: Path | None, gunzip: bool) -> None:
         self.path = path
         self.gzipped = False
-        if path is not None:
-            with self._open_raw() as raw:
-                self.gzipped = gunzip and is_gzip(raw.peek(2))
         if path is None:
             self._stdin = self._read_raw(cast(BufferedIOBase, sys.stdin.buffer))
             self.first = next(self._stdin, b"")
-        else:
-            reading = self.chunks()
+            return
+        with self._open_raw() as raw:
+            self.gzipped = gunzip and is_gzip(raw.peek(2))
+            source: BufferedIOBase = gzip.GzipFile(fileobj=raw) if self.gzipped else raw
+            reading = self._read_raw(source, FIRST_BYTES)
             self.first = next(reading, b"")
             reading.close()
 
@@ -288,9 +292,11 @@ class _Input:
         except OSError as err:
             raise UserError(f"cannot read {self.path}: {err.strerror}", "check the path") from None
 
-    def _read_raw(self, source: BufferedIOBase) -> Iterator[bytes]:
+    def _read_raw(
+        self, source: BufferedIOBase, size: int | None = None
+    ) -> Generator[bytes, None, None]:
         try:
-            while chunk := source.read(CHUNK_BYTES):
+            while chunk := source.read(size or CHUNK_BYTES):
                 yield chunk
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise ValueError(f"invalid gzip: {exc}") from None
@@ -394,7 +400,7 @@ def _ingest_input(
         # read through first: a damaged gzip stores nothing, and what changed since an
         # earlier run is known before anything is stored
         content = fingerprint(source.chunks(), [seen.size for seen in known])
-        unread = _unread(known, content, name in APPENDED) if known else 0
+        unread = _unread(known, content, name in APPENDED)
         if unread is None:
             summary.unchanged += 1
             if where is not None and not any(seen.path == where for seen in known):
