@@ -181,6 +181,17 @@ def show_logs(
             markup=False,
             highlight=False,
         )
+        health = result.health
+        stdout.print(
+            f"server health (GET {server.url}/metrics, for Prometheus): "
+            f"{health.get('ecsguard_records_stored_total', 0):.0f} records stored with "
+            f"{health.get('ecsguard_wal_fsyncs_total', 0):.0f} fsyncs, "
+            f"{health.get('ecsguard_ingest_refused_total', 0):.0f} requests refused, "
+            f"{health.get('ecsguard_alerts_total', 0):.0f} alerts raised, "
+            f"{health.get('ecsguard_notify_channel_failures', 0):.0f} channel failures",
+            markup=False,
+            highlight=False,
+        )
         stdout.print(
             table(
                 "CPU and memory, last hour in 5-minute steps (EMF posted to /ingest/metrics)",

@@ -249,9 +249,9 @@ def serve(
     /ingest/cloudwatch, /ingest/cloudtrail, /ingest/ecs-events, /ingest/lines; the Fluentd
     forward protocol on --forward-port; with --kinesis-stream, a Kinesis consumer (shard leases
     and checkpoints in DynamoDB, shared with other ecsguard serve processes). API: /api/query,
-    /api/tail (server-sent events), /api/stats, /healthz. The web console is at / (log in as a
-    user from `ecsguard users add`). A record is acknowledged only once it is fsynced; SIGTERM
-    flushes everything acknowledged to Parquet and exits 0.
+    /api/tail (server-sent events), /api/stats, /metrics (Prometheus), /healthz. The web
+    console is at / (log in as a user from `ecsguard users add`). A record is acknowledged only
+    once it is fsynced; SIGTERM flushes everything acknowledged to Parquet and exits 0.
 
     \b
     Examples:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from ecsguard.demo.traffic import cpu_metrics, ecs_events, error_burst, firelens_bodies
 from ecsguard.logs.tail import follow
@@ -45,6 +46,9 @@ class LogDemo:
     notified: int = 0
     #: (cluster, service) -> 5-minute average CPU and memory (%), oldest first
     usage: dict[tuple[str, str], tuple[list[float], list[float]]] = field(default_factory=dict)
+    #: the server's own counters from GET /metrics (what a Prometheus scrape reads), summed
+    #: over their labels
+    health: dict[str, float] = field(default_factory=dict)
 
 
 NOTIFY_CONFIG = """\
@@ -154,7 +158,20 @@ def run(url: str, services: list[tuple[str, str, str]], inbox: Path | None = Non
         _wait_for_alerts(client, inbox, result)
         client.post("/ingest/metrics", content=cpu_metrics(services)).raise_for_status()
         result.usage = _usage(client)
+        result.health = _health(client)
     return result
+
+
+def _health(client: httpx.Client) -> dict[str, float]:
+    """Each `ecsguard_*` sample of one /metrics scrape, summed over its labels."""
+    reply = client.get("/metrics")
+    reply.raise_for_status()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            if sample.name.startswith("ecsguard_"):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 USAGE_SQL = """

@@ -30,7 +30,7 @@ import queue
 import signal
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,6 +131,7 @@ class DetectionWorker:
         self.lag_seconds = 0.0  # time the child took over its last batch
         self._processed = [0, 0]  # batches: by the children before this one, by this one
         self.restarts = 0
+        self.alerts: Counter[str] = Counter()  # new alerts raised since start, by severity
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe with threads
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # the child, its queues and the reader swap together
@@ -283,8 +284,10 @@ class DetectionWorker:
             except Exception:  # a full disk: the next tick's datapoints try again
                 log.exception("could not store derived metrics")
         elif kind == "alert":
+            alert = Alert.model_validate_json(message[1])
+            self.alerts[alert.severity.value] += 1
             if self.dispatcher is not None:
-                self.dispatcher.submit(Alert.model_validate_json(message[1]))
+                self.dispatcher.submit(alert)
         elif kind == "stats":
             self._processed[1], self.lag_seconds, self.errors, taken = message[1:]
             with self._ledger:

@@ -56,6 +56,8 @@ class Stats:
     bytes_received: int = 0
     duplicates: int = 0
     problems: dict[str, int] = field(default_factory=dict)
+    #: ingest requests answered with an error, by HTTP status ("401", "413", "503", ...)
+    refused: dict[str, int] = field(default_factory=dict)
     flushed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     flush_errors: int = 0
 

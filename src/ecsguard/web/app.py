@@ -32,7 +32,7 @@ from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import DEFAULT_CAPACITY, TailHub
 from ecsguard.monitor.emf import EmfExtractor
 from ecsguard.notify.dispatcher import Dispatcher
-from ecsguard.web import api, console, ingest
+from ecsguard.web import api, console, ingest, metrics
 from ecsguard.web.auth import ApiError
 from ecsguard.web.users import UserStore
 
@@ -191,6 +191,7 @@ def create_app(
 
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(metrics.router)
     console.install(
         app,
         console.Console(

@@ -122,6 +122,17 @@ def ingest(
 
 
 async def _receive(request: Request, receiver: str, options: ReceiverOptions) -> IngestResult:
+    try:
+        return await _receive_counted(request, receiver, options)
+    except ApiError as err:  # counted for /metrics: a sender refused over and over shows there
+        refused = request.app.state.service.stats.refused
+        refused[str(err.status)] = refused.get(str(err.status), 0) + 1
+        raise
+
+
+async def _receive_counted(
+    request: Request, receiver: str, options: ReceiverOptions
+) -> IngestResult:
     state = request.app.state
     check_token(request, state.settings.token)
     max_body = state.settings.max_body
