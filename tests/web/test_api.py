@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import orjson
+import pyarrow as pa
 import pytest
 from tests.web.conftest import TOKEN, Running
 
 from ecsguard.core.errors import UserError
-from ecsguard.logs.tail import TailEvent, follow, parse_sse
+from ecsguard.logs.pipeline import conform
+from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.records import ReceiverOptions
+from ecsguard.logs.tail import TailEvent, TailFilter, TailHub, follow, parse_sse
+from ecsguard.web.api import History, tail_events
 
 
 def post_lines(srv: Running, service: str, *lines: str) -> None:
@@ -191,3 +204,127 @@ def test_shutdown_ends_open_tails_and_flushes(
         assert list(events) == [] and time.monotonic() - started < 5
     assert srv.service.pipeline.wal.segments("logs") == []
     assert srv.service.stats.flushed["logs"] == 1
+
+
+# -- tail with history (`since`) -------------------------------------------------------------------
+
+
+def timed_lines(*messages: str) -> list[str]:
+    """Lines stamped a minute apart, the last a minute ago, so their order is their times'."""
+    now, count = datetime.now(UTC), len(messages)
+    return [
+        f"{now - timedelta(minutes=count - i):%Y-%m-%dT%H:%M:%S}Z {message}"
+        for i, message in enumerate(messages)
+    ]
+
+
+def until_history(events: Iterator[tuple[str, str | None, str]]) -> tuple[list[str], Any]:
+    """The messages of the history records (which carry no event id) and the `history` event."""
+    shown = []
+    for kind, event_id, data in events:
+        value = orjson.loads(data)
+        if kind == "history":
+            return shown, value
+        assert kind == "message" and event_id is None, (kind, event_id)
+        shown.append(value["message"])
+    raise AssertionError("the stream ended before its history event")
+
+
+def test_since_shows_stored_records_first_then_new_ones(srv: Running) -> None:
+    lines = timed_lines("h1", "h2")
+    post_lines(srv, "since-svc", *lines)
+    post_lines(srv, "other-svc", *timed_lines("not mine"))
+    params = {"service": "since-svc", "since": "10m"}
+    with srv.client.stream("GET", "/api/tail", params=params) as stream:
+        events = parse_sse(stream.iter_lines())
+        assert next(events)[0] == "ready"
+        shown, summary = until_history(events)
+        assert shown == lines and summary == {"records": 2, "limited": False}
+        post_lines(srv, "since-svc", "live one")
+        assert [message for _, message in records(events, 1)] == ["live one"]
+
+
+def test_since_keeps_the_newest_records_within_the_limit(srv: Running) -> None:
+    lines = timed_lines("l1", "l2", "l3")
+    post_lines(srv, "limit-svc", *lines)
+    params = {"service": "limit-svc", "since": "1h", "limit": "2", "filter": "l"}
+    with srv.client.stream("GET", "/api/tail", params=params) as stream:
+        events = parse_sse(stream.iter_lines())
+        assert next(events)[0] == "ready"
+        assert until_history(events) == (lines[1:], {"records": 2, "limited": True})
+
+
+def test_a_reconnect_with_since_shows_no_history_again(srv: Running) -> None:
+    old = timed_lines("old")
+    post_lines(srv, "again-svc", *old)
+    params = {"service": "again-svc", "since": "10m"}
+    with srv.client.stream("GET", "/api/tail", params=params) as stream:
+        events = parse_sse(stream.iter_lines())
+        _, ready_id, _ = next(events)
+        assert until_history(events)[0] == old
+    post_lines(srv, "again-svc", "while away")
+    headers = {"Last-Event-ID": str(ready_id)}
+    with srv.client.stream("GET", "/api/tail", params=params, headers=headers) as stream:
+        events = parse_sse(stream.iter_lines())
+        assert next(events)[0] == "ready"
+        kind, _, data = next(events)  # straight to the live records: no history
+        assert kind == "message" and orjson.loads(data)["message"] == "while away"
+
+
+def test_bad_since_or_limit_is_400(srv: Running) -> None:
+    reply = srv.client.get("/api/tail", params={"since": "banana"})
+    assert reply.status_code == 400 and "duration 'banana'" in reply.json()["error"]
+    reply = srv.client.get("/api/tail", params={"since": "1h", "limit": "0"})
+    assert reply.status_code == 400 and "limit must be between 1 and" in reply.json()["error"]
+
+
+def test_a_record_stored_while_the_history_is_read_shows_once() -> None:
+    """The cursor is taken before the history is read: a record stored in between is in both,
+    and the live part skips it by its id."""
+    hub = TailHub()
+    options = ReceiverOptions(service="race-svc", ingest_time_us=1_700_000_000_000_000)
+
+    def stored(text: str) -> pa.RecordBatch:
+        return conform("logs", RECEIVERS.get("lines")(text.encode() + b"\n", options).batch)
+
+    async def stream() -> list[str]:
+        cursor = hub.now()
+        hub.publish("logs", stored("in between"))  # after the cursor, before the history read
+        read = hub.read(cursor.seq)
+        history = History([record for _, record in read.records], limit=10)
+        events = tail_events(hub, cursor, None, TailFilter(), history)
+        out = [await anext(events) for _ in range(3)]  # ready, the history record, history
+        hub.publish("logs", stored("afterwards"))
+        out.append(await anext(events))
+        await events.aclose()
+        return [event.decode() for event in out]
+
+    ready, earlier, summary, live = asyncio.run(stream())
+    assert ready.startswith("event: ready") and "in between" in earlier
+    assert summary.startswith("event: history") and '"records":1' in summary
+    assert "afterwards" in live and "in between" not in live
+
+
+def test_the_cli_prints_the_history_then_follows(srv: Running) -> None:
+    lines = timed_lines("c1", "c2", "c3")
+    post_lines(srv, "cli-since-svc", *lines)
+    command = [sys.executable, "-m", "ecsguard", "logs", "tail", "--server", srv.url]
+    command += ["--since", "10m", "--limit", "2", "--service", "cli-since-svc", "--output", "json"]
+    env = {**os.environ, "ECSGUARD_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+    tail = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert tail.stdout is not None and tail.stderr is not None
+        shown = [orjson.loads(tail.stdout.readline())["message"] for _ in range(2)]
+        assert shown == lines[1:]
+        assert b"the newest 2 stored records since 10m" in tail.stderr.readline()
+    finally:
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(10) == 0
+
+
+def test_the_cli_names_a_bad_since_before_connecting() -> None:
+    command = [sys.executable, "-m", "ecsguard", "logs", "tail", "--since", "soon"]
+    command += ["--server", "http://127.0.0.1:9"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "cannot read the duration 'soon'" in run.stderr

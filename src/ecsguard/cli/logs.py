@@ -644,12 +644,26 @@ def _ingest_s3(
 @click.option("--filter", "pattern", help="CloudWatch Logs filter pattern, e.g. 'ERROR -health'.")
 @click.option("--cluster", help="Only records of this cluster.")
 @click.option("--service", help="Only records of this service.")
+@click.option(
+    "--since",
+    metavar="DURATION",
+    help="First show the stored records of this last stretch (10m, 2h), then follow.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    default=1_000,
+    show_default=True,
+    help="With --since, at most this many stored records (the newest).",
+)
 @server_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def tail_command(
     pattern: str | None,
     cluster: str | None,
     service: str | None,
+    since: str | None,
+    limit: int,
     server: str,
     token: str | None,
     output: str,
@@ -657,20 +671,28 @@ def tail_command(
     """Follow new log records as `ecsguard serve` receives them (Ctrl-C stops).
 
     Text output is `time service level message`; --output json prints one JSON object per
-    record. A dropped connection is resumed where it stopped: no gap, no repeat.
+    record. With --since, the newest stored records of that stretch come first (oldest first),
+    then the live ones, none twice. A dropped connection is resumed where it stopped: no gap,
+    no repeat.
 
     \b
     Examples:
       ecsguard logs tail --service api --filter ERROR
+      ecsguard logs tail --since 15m --service api --filter ERROR
       ecsguard logs tail --filter '{ $.status >= 500 }' --output json | jq .message
     """
     import orjson
 
     from ecsguard.cli.common import stderr
+    from ecsguard.logs.query.timerange import parse_duration
     from ecsguard.logs.tail import follow, render_line
 
-    wanted = {"filter": pattern, "cluster": cluster, "service": service}
+    if since:
+        parse_duration(since)  # a bad duration is named here, before any connection
+    wanted = {"filter": pattern, "cluster": cluster, "service": service, "since": since}
     params = {name: value for name, value in wanted.items() if value}
+    if since:
+        params["limit"] = str(limit)
     quiet_reconnect = False
     try:
         for event in follow(server, params=params, token=token):
@@ -681,6 +703,12 @@ def tail_command(
                     sys.stdout.flush()
                 else:
                     stdout.print(render_line(event.data))
+            elif event.kind == "history" and event.data.get("limited"):
+                stderr.print(
+                    f"the newest {event.data.get('records')} stored records since {since} are "
+                    "above (--limit); `ecsguard logs filter` shows them all",
+                    markup=False,
+                )
             elif event.kind == "missed":
                 missed = event.data.get("missed")
                 count = f"{missed} records" if missed else "records"

@@ -4,7 +4,8 @@
 Queries run in the threadpool on a fresh DuckDB connection over Parquet and the WAL, sandboxed:
 one read statement (SELECT / EXPLAIN), no file access outside the data directory, settings
 locked. The tail is an SSE stream whose `id:` is the TailHub cursor, so a client reconnecting
-with `Last-Event-ID` continues with no gap and no repeat.
+with `Last-Event-ID` continues with no gap and no repeat; with `since` it first sends the stored
+records of that stretch (`stored_history`), none of them again among the live ones.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from ecsguard.core.errors import UserError
 from ecsguard.logs.query.timerange import resolve
 from ecsguard.logs.service import LogService
-from ecsguard.logs.tail import Cursor, TailFilter, TailHub
+from ecsguard.logs.tail import RECORD_COLUMNS, Cursor, TailFilter, TailHub
 from ecsguard.web.auth import ApiError, check_admin, check_token
 
 if TYPE_CHECKING:
@@ -33,6 +34,9 @@ router = APIRouter()
 
 DEFAULT_ROWS = 10_000
 MAX_ROWS = 1_000_000
+#: stored records a tail started with `since` shows first, by default and at most
+DEFAULT_HISTORY = 1_000
+MAX_HISTORY = 100_000
 #: seconds between keepalive events on an idle tail (proxies cut silent connections)
 KEEPALIVE_SECONDS = 15.0
 _READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -218,15 +222,62 @@ def _event(data: Any, *, event: str | None = None, cursor: Cursor | None = None)
     return head + b"data: " + orjson.dumps(data, default=str) + b"\n\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class History:
+    """Stored records a tail shows before the live ones (`since`), oldest first."""
+
+    records: list[dict[str, Any]]
+    limit: int  # the most asked for: as many records means older ones were left out
+
+
+def stored_history(service: LogService, where: TailFilter, since: str, limit: int) -> History:
+    """The newest `limit` stored records of the last `since` that pass `where` (blocking)."""
+    from ecsguard.logs.query.filter_pattern import compile_pattern
+    from ecsguard.logs.query.filter_pattern.search import search_logs
+
+    window = resolve(since, None, None)
+    con = service.connect()
+    try:
+        columns, rows = search_logs(
+            con,
+            where.pattern or compile_pattern(""),
+            window,
+            cluster=where.cluster,
+            service=where.service,
+            limit=limit,
+            columns=RECORD_COLUMNS,
+            newest_first=True,
+        )
+    finally:
+        con.close()
+    return History([dict(zip(columns, row, strict=True)) for row in reversed(rows)], limit)
+
+
 async def tail_events(
-    hub: TailHub, cursor: Cursor, note: str | None, where: TailFilter
+    hub: TailHub,
+    cursor: Cursor,
+    note: str | None,
+    where: TailFilter,
+    history: History | None = None,
 ) -> AsyncIterator[bytes]:
-    """The SSE stream: `ready`, then one event per record; `missed` when the buffer overran."""
+    """The SSE stream: `ready`, then `history`'s records and a `history` event saying how many,
+    then one event per new record; `missed` when the buffer overran.
+
+    The cursor was taken before `history` was read, so a record stored in between is both in
+    the history and after the cursor: its id, seen in the history, keeps it from showing twice.
+    History records carry no event id: a reconnect continues the live records."""
     hub.subscribers += 1
     try:
         yield _event({"seq": cursor.seq, "run": hub.run}, event="ready", cursor=cursor)
         if note is not None:
             yield _event({"missed": None, "reason": note}, event="missed")
+        shown: set[str] = set()
+        if history is not None:
+            for record in history.records:
+                shown.add(record["id"])
+                yield _event(record)
+            count = len(history.records)
+            yield _event({"records": count, "limited": count >= history.limit}, event="history")
         after = cursor.seq
         while not hub.closed:
             read = hub.read(after, where)
@@ -234,6 +285,8 @@ async def tail_events(
                 reason = "the server's tail buffer overran; query the store for them"
                 yield _event({"missed": read.missed, "reason": reason}, event="missed")
             for seq, record in read.records:
+                if shown and record["id"] in shown:
+                    continue
                 yield _event(record, cursor=Cursor(hub.run, seq))
             after = read.after
             if read.more:
@@ -252,8 +305,11 @@ async def tail(
     filter: str | None = None,  # the public parameter name
     cluster: str | None = None,
     service: str | None = None,
+    since: str | None = None,
+    limit: int = DEFAULT_HISTORY,
 ) -> StreamingResponse:
-    """Server-sent events of new log records, filtered by cluster, service and filter pattern."""
+    """Server-sent events of new log records, filtered by cluster, service and filter pattern;
+    with `since` (a duration), the newest `limit` stored records of that stretch first."""
     check_token(request, request.app.state.settings.token)
     hub: TailHub = request.app.state.hub
     from ecsguard.logs.query.filter_pattern import compile_pattern
@@ -262,10 +318,21 @@ async def tail(
         pattern = compile_pattern(filter) if filter else None
     except UserError as err:
         raise ApiError(400, str(err)) from None
+    if not 1 <= limit <= MAX_HISTORY:
+        raise ApiError(400, f"limit must be between 1 and {MAX_HISTORY}")
     where = TailFilter(cluster or None, service or None, pattern)
-    cursor, note = hub.resume(request.headers.get("last-event-id"))
+    last_event_id = request.headers.get("last-event-id")
+    cursor, note = hub.resume(last_event_id)  # before the history is read: see tail_events
+    history = None
+    if since and not last_event_id:  # a reconnect has shown its history already
+        try:
+            history = await run_in_threadpool(
+                stored_history, request.app.state.service, where, since, limit
+            )
+        except UserError as err:
+            raise ApiError(400, str(err)) from None
     return StreamingResponse(
-        tail_events(hub, cursor, note, where),
+        tail_events(hub, cursor, note, where, history),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
