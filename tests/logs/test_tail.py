@@ -11,7 +11,15 @@ import pytest
 
 from ecsguard.logs.query.filter_pattern import compile_pattern
 from ecsguard.logs.schema import LOGS
-from ecsguard.logs.tail import Cursor, TailFilter, TailHub, parse_sse, printable, render_line
+from ecsguard.logs.tail import (
+    Cursor,
+    TailFilter,
+    TailHub,
+    clock_text,
+    parse_sse,
+    printable,
+    render_line,
+)
 
 
 def batch(*messages: str, service: str = "api", fields: str | None = None) -> pa.RecordBatch:
@@ -156,3 +164,20 @@ def test_text_rendering_never_obeys_the_log_text() -> None:
         "2026-11-28 10:00:00.123 [bold]api ERROR boom [red]x[/red] \\x1b[2J\\x0dgone\nat line 2"
     )
     assert printable("tab\there") == "tab\there"
+
+
+@pytest.mark.parametrize(
+    ("time", "shown"),
+    [
+        ("2026-11-28T10:00:00.123456+00:00", "2026-11-28 10:00:00.123"),
+        ("2026-11-28T10:00:00+00:00", "2026-11-28 10:00:00.000"),  # a whole second
+        ("2026-11-28T10:00:00.5Z", "2026-11-28 10:00:00.500"),
+        ("2026-11-28 10:00:00", "2026-11-28 10:00:00.000"),
+        ("yesterday", "yesterday"),
+        (None, ""),
+    ],
+)
+def test_times_are_shown_to_the_millisecond_whatever_their_spelling(
+    time: str | None, shown: str
+) -> None:
+    assert clock_text(time) == shown

@@ -340,11 +340,24 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+_TIME = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d{1,3}))?")
+
+
+def clock_text(value: object) -> str:
+    """`2026-11-28 10:00:00.120` from a record's time as JSON carries it: JSON writers leave out
+    a zero fraction (`...T10:00:00+00:00`), so the text is parsed, not cut at fixed places."""
+    found = _TIME.match(str(value or ""))
+    if found is None:
+        return str(value or "")
+    day, clock, millis = found.groups()
+    return f"{day} {clock}.{(millis or '').ljust(3, '0')}"
+
+
 def render_line(record: dict[str, Any]) -> Any:
     """`time service level message` as rich Text: log text is data, never markup."""
     from rich.text import Text
 
-    when = str(record.get("time") or "")[:23].replace("T", " ")
+    when = clock_text(record.get("time"))
     who = str(record.get("service") or record.get("container") or record.get("cluster") or "-")
     level = str(record.get("level") or "-")
     return Text.assemble(

@@ -10,6 +10,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,38 @@ def test_bad_filter_shows_the_message(browser_page: Callable[..., Any], console:
     page.click("#tail-apply")
     page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
     assert page.locator("#tail-error").is_hidden()
+
+
+def test_starting_back_shows_stored_lines_then_live_ones(
+    browser_page: Callable[..., Any], console: Running
+) -> None:
+    stamp = (datetime.now(UTC) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    post(console, f"{stamp} stored before the page opened", "<b>stored</b> and hostile")
+    page = browser_page("viewer")
+    problems = watch(page, console_errors=False)
+    open_tail(page, console.url, "?since=15m")
+    assert page.locator("#tail-since").input_value() == "15m"
+    notice = page.locator("#tail-lines .tail-notice")
+    notice.wait_for(timeout=5000)
+    assert notice.inner_text() == "2 stored lines above; new lines follow"
+    post(console, "live after the stored ones")
+    lines = page.locator("#tail-lines .line")
+    lines.filter(has_text="live after the stored ones").wait_for(timeout=2000)
+    first, second, between, live = lines.all_inner_texts()
+    assert first.endswith("stored before the page opened")
+    assert first.startswith(f"{stamp[11:19]}.000 api")  # a whole second still reads as a time
+    assert second.endswith(" <b>stored</b> and hostile")
+    assert between == "2 stored lines above; new lines follow"
+    assert live.endswith(" live after the stored ones")
+    assert page.locator("#tail-lines b").count() == 0  # log text stays text
+    shoot(page, "tail-since")
+    # back to "now": the stream reopens without the stored lines
+    page.select_option("#tail-since", "")
+    page.click("#tail-apply")
+    page.wait_for_url(f"{console.url}/tail")
+    page.locator("#tail-status", has_text="Live").wait_for(timeout=5000)
+    assert page.locator("#tail-lines .tail-notice").count() == 1  # the first stream's, kept
+    assert problems == []
 
 
 @pytest.fixture

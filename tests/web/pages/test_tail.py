@@ -97,3 +97,20 @@ def test_every_word_is_in_both_languages() -> None:
 def test_japanese_page(as_role: Callable[[str], Console]) -> None:
     page = as_role("viewer").client.get("/tail", headers={"Accept-Language": "ja"})
     assert page.status_code == 200 and "ライブテイル" in page.text and "一時停止" in page.text
+
+
+def test_starting_back_asks_the_stream_for_stored_lines(as_role: Callable[[str], Console]) -> None:
+    console = as_role("viewer")
+    body = console.client.get("/tail.json", params={"since": "15m", "service": "api"}).json()
+    settings = body["settings"]
+    assert parse_qs(urlsplit(settings["stream"]).query) == {
+        "service": ["api"],
+        "since": ["15m"],
+        "limit": [str(settings["max_lines"])],  # as many stored lines as the page keeps
+    }
+    assert [c["value"] for c in settings["since_choices"]] == ["", "5m", "15m", "1h", "6h"]
+    assert settings["since_choices"][2]["label"] == "15 minutes ago"
+    typed = console.client.get("/tail.json", params={"since": "30m"}).json()["settings"]
+    assert typed["since_choices"][-1] == {"value": "30m", "label": "30m"}
+    bad = console.client.get("/tail.json", params={"since": "soon"}).json()
+    assert "duration 'soon'" in bad["error"] and bad["settings"]["stream"] is None

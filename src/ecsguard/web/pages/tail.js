@@ -1,5 +1,6 @@
 /* Live tail: an EventSource on /api/tail. The browser resends Last-Event-ID when it reconnects,
  * so the server continues where the stream stopped; its `missed` event is shown as a notice.
+ * Started back (`since`), the stored lines come first, then a `history` notice, then live ones.
  * Pausing keeps buffering (bounded) and shows the count; new filter settings reopen the stream.
  * Log text becomes text nodes and <mark> elements only, never markup. */
 "use strict";
@@ -52,7 +53,9 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function line(record) {
     const level = String(record.level || "-");
-    const when = String(record.time || "").slice(11, 23);
+    // JSON leaves out a zero fraction (T10:00:00+00:00): parse the clock, do not cut it
+    const clock = /T(\d\d:\d\d:\d\d)(?:\.(\d{1,3}))?/.exec(String(record.time || ""));
+    const when = clock ? `${clock[1]}.${(clock[2] || "").padEnd(3, "0")}` : "";
     const who = String(record.service || record.container || record.cluster || "-");
     return el("div", { class: "line" },
       el("span", { class: "tail-time muted" }, when), " ",
@@ -90,6 +93,12 @@ document.addEventListener("DOMContentLoaded", () => {
     add(el("div", { class: "line tail-notice" }, text));
   }
 
+  function onHistory(event) {
+    let info = {};
+    try { info = JSON.parse(event.data); } catch (_) { /* keep the empty notice */ }
+    add(el("div", { class: "line tail-notice" }, say("history", { n: info.records ?? 0 })));
+  }
+
   function connect(stream) {
     if (source) source.close();
     source = null;
@@ -100,6 +109,7 @@ document.addEventListener("DOMContentLoaded", () => {
     source.addEventListener("ready", () => { state = "live"; showStatus(); });
     source.addEventListener("message", onRecord);
     source.addEventListener("missed", onMissed);
+    source.addEventListener("history", onHistory);
     source.addEventListener("error", () => {
       // CLOSED: the server answered with an error status; otherwise the browser retries
       state = source && source.readyState === EventSource.CLOSED ? "closed" : "reconnecting";

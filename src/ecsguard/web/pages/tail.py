@@ -2,9 +2,10 @@
 events; the browser's EventSource carries the session cookie and resends Last-Event-ID itself
 after a dropped connection, so the stream resumes without a gap).
 
-The page's data (its JSON twin) is the tail's settings (filter pattern, cluster, service, the
-terms to highlight, the stream's URL) and the server's tail figures. A bad filter pattern is
-reported with the compiler's message and no stream is opened.
+The page's data (its JSON twin) is the tail's settings (filter pattern, cluster, service, how far
+back to start, the terms to highlight, the stream's URL) and the server's tail figures. Starting
+back (`since`) shows the stored lines of that stretch first, then the live ones. A bad filter
+pattern (or duration) is reported with the compiler's message and no stream is opened.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from urllib.parse import urlencode
 from ecsguard.core.errors import UserError
 from ecsguard.logs.query.filter_pattern import FilterPattern, compile_pattern
 from ecsguard.logs.query.filter_pattern import tree as nodes
+from ecsguard.logs.query.timerange import parse_duration
 from ecsguard.web.page import PAGES, Page, PageContext
 
 #: lines kept on the page; older ones leave the DOM
 MAX_LINES = 2000
+#: how far back the page may start (stored lines first, then live ones); "" is live only
+SINCE_CHOICES = ("", "5m", "15m", "1h", "6h")
 #: clusters and services offered in the filter boxes: those seen in this recent window
 KNOWN_WINDOW = timedelta(hours=1)
 KNOWN_LIMIT = 200
@@ -51,15 +55,37 @@ def _known(ctx: PageContext) -> dict[str, list[str]]:
     }
 
 
+def _since_choices(ctx: PageContext, since: str) -> list[dict[str, str]]:
+    """The start menu's entries; a stretch typed into the address (?since=30m) under its own
+    text."""
+    choices = [{"value": c, "label": ctx.t(f"since_{c}")} for c in SINCE_CHOICES]
+    if since not in SINCE_CHOICES:
+        choices.append({"value": since, "label": since})
+    return choices
+
+
 def data(ctx: PageContext) -> dict[str, Any]:
     params = ctx.params
-    wanted = {name: params.get(name, "").strip() for name in ("filter", "cluster", "service")}
-    settings: dict[str, Any] = {**wanted, "max_lines": MAX_LINES, "highlight": [], "stream": None}
+    names = ("filter", "cluster", "service", "since")
+    wanted = {name: params.get(name, "").strip() for name in names}
+    since = wanted["since"]
+    settings: dict[str, Any] = {
+        **wanted,
+        "max_lines": MAX_LINES,
+        "since_choices": _since_choices(ctx, since),
+        "highlight": [],
+        "stream": None,
+    }
     error = None
     try:
         pattern = compile_pattern(wanted["filter"]) if wanted["filter"] else None
+        if wanted["since"]:
+            parse_duration(wanted["since"])
         settings["highlight"] = highlight_terms(pattern)
-        settings["stream"] = "/api/tail?" + urlencode({k: v for k, v in wanted.items() if v})
+        query = {k: v for k, v in wanted.items() if v}
+        if wanted["since"]:  # as many stored lines as the page keeps
+            query["limit"] = str(MAX_LINES)
+        settings["stream"] = "/api/tail?" + urlencode(query)
     except UserError as err:
         error = str(err)
     hub = ctx.app_state.hub
@@ -93,6 +119,13 @@ PAGES.add(
                 "filter_placeholder": "ERROR -healthcheck",
                 "cluster": "Cluster",
                 "service": "Service",
+                "since": "Start",
+                "since_": "now",
+                "since_5m": "5 minutes ago",
+                "since_15m": "15 minutes ago",
+                "since_1h": "1 hour ago",
+                "since_6h": "6 hours ago",
+                "history": "{n} stored lines above; new lines follow",
                 "any": "any",
                 "apply": "Apply",
                 "pause": "Pause",
@@ -114,6 +147,13 @@ PAGES.add(
                 "filter_placeholder": "ERROR -healthcheck",
                 "cluster": "クラスター",
                 "service": "サービス",
+                "since": "開始",
+                "since_": "今から",
+                "since_5m": "5 分前から",
+                "since_15m": "15 分前から",
+                "since_1h": "1 時間前から",
+                "since_6h": "6 時間前から",
+                "history": "上は保存済みの {n} 行です。以降は新しい行です",
                 "any": "すべて",
                 "apply": "適用",
                 "pause": "一時停止",
