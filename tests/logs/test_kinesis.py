@@ -418,3 +418,44 @@ def test_serve_refuses_a_missing_stream(moto: MotoServer, tmp_path: Path) -> Non
     )
     assert_one_clear_error(run, "absent-stream", "create-stream")
     assert run.returncode == 2
+
+
+def test_metrics_show_the_consumer(session: AwsSession, service: LogService) -> None:
+    """What a Prometheus scrape of `serve --kinesis-stream` reads of its consumer: records, the
+    shards it holds and how far behind each read was; a released shard leaves the lag gauge."""
+    from types import SimpleNamespace
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ecsguard.logs.tail import TailHub
+    from ecsguard.web.metrics import exposition
+
+    stream = new_stream(session, 2)
+    put(session, stream, [f"metric line {i}".encode() for i in range(12)])
+    worker = consumer(session, service, stream)
+    state = SimpleNamespace(
+        service=service, hub=TailHub(), detection=None, dispatcher=None, kinesis=worker
+    )
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = exposition(state, None)[0].decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    worker.start()
+    try:
+        wait_until(lambda: len(stored(service)) == 12)
+        wait_until(lambda: len(worker.stats.behind_ms) == 2)
+        samples = scrape()
+    finally:
+        worker.stop()
+    assert samples[("ecsguard_kinesis_records_total", ())] == 12
+    assert samples[("ecsguard_kinesis_shards_held", ())] == 2
+    lags = {labels: v for (name, labels), v in samples.items() if name.endswith("behind_latest")}
+    assert len(lags) == 2 and all(value >= 0 for value in lags.values())
+    after = scrape()
+    assert after[("ecsguard_kinesis_shards_held", ())] == 0
+    assert not any(name.endswith("behind_latest") for name, _ in after)

@@ -373,6 +373,7 @@ def serve(
         )
         consumer.check_stream()  # a missing stream is an error before we listen
         _run_beside(app, consumer)
+        app.state.kinesis = consumer
     address = sock.getsockname()
     shown_host = f"[{address[0]}]" if ":" in address[0] else address[0]
     base = f"{settings.scheme}://{shown_host}:{address[1]}"
@@ -381,7 +382,7 @@ def serve(
     announce(
         f"  receivers: {base}/ingest/{{firelens,firehose,cloudwatch,cloudtrail,ecs-events,lines}}"
     )
-    announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats")
+    announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats, {base}/metrics")
     announce(f"  console: {base}/ ({_console_users_note(directory)})")
     if detection is not None:
         announce(

@@ -176,6 +176,7 @@ def create_app(
     app.state.hub = hub
     app.state.detection = detection
     app.state.reloader = reloader
+    app.state.kinesis = None  # `serve --kinesis-stream` sets its consumer here, for /metrics
     app.state.dispatcher = (
         dispatcher if dispatcher is not None else (detection.dispatcher if detection else None)
     )

@@ -3,12 +3,12 @@
 A team that runs ecsguard already scrapes its other services; this lets the same Prometheus (or
 the CloudWatch agent's Prometheus support) alert when ecsguard itself is in trouble: senders
 refused (401, 413, 503: a full disk), the WAL growing because flushes fail, detection falling
-behind, a notification channel failing.
+behind, a notification channel failing, a Kinesis consumer lagging.
 
-Nothing is counted twice: a scrape reads the counters the server already keeps for
-`/api/stats` (LogService.Stats, the WAL, the tail hub, the detection worker, the outbox), through
-a prometheus_client collector made for that scrape, plus the process's CPU, memory and open
-files (prometheus_client's process collector). The token rule is /api/stats's: required when
+Nothing is counted twice: a scrape reads the counters the server already keeps (LogService.Stats,
+the WAL, the tail hub, the detection worker, the outbox, the Kinesis consumer) through a
+prometheus_client collector made for that scrape, plus the process's CPU, memory and open files
+(prometheus_client's process collector). The token rule is /api/stats's: required when
 the server has one (Prometheus sends it as `authorization: {credentials: ...}`).
 """
 
@@ -140,6 +140,7 @@ class ServerCollector(Collector):
         yield _gauge("ecsguard_tail_subscribers", "Live tails following now.", hub.subscribers)
         yield from self._detection()
         yield from self._notify()
+        yield from self._kinesis()
 
     def _detection(self) -> Iterator[Metric]:
         detection = self.state.detection
@@ -175,6 +176,41 @@ class ServerCollector(Collector):
             dict(detection.alerts),
             "severity",
         )
+
+    def _kinesis(self) -> Iterator[Metric]:
+        consumer = self.state.kinesis
+        if consumer is None:
+            return
+        stats = consumer.stats
+        yield _counter(
+            "ecsguard_kinesis_records_total",
+            "Records read from the stream and stored.",
+            stats.records,
+        )
+        yield _counter(
+            "ecsguard_kinesis_duplicate_records_total",
+            "Records a previous owner of a shard had stored, dropped.",
+            stats.duplicates,
+        )
+        yield _counter(
+            "ecsguard_kinesis_throttled_total",
+            "Kinesis or DynamoDB calls throttled.",
+            stats.throttled,
+        )
+        yield _counter(
+            "ecsguard_kinesis_lost_leases_total",
+            "Shards another worker took while this one read them.",
+            stats.lost_leases,
+        )
+        yield _gauge("ecsguard_kinesis_shards_held", "Shards this worker reads.", consumer.held)
+        behind = _gauge(
+            "ecsguard_kinesis_millis_behind_latest",
+            "How far this worker's last read of a shard was behind the stream's tip.",
+            labels=["shard"],
+        )
+        for shard, millis in sorted(dict(stats.behind_ms).items()):
+            behind.add_metric([shard], millis)
+        yield behind
 
     def _notify(self) -> Iterator[Metric]:
         dispatcher = self.state.dispatcher

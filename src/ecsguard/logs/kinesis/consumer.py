@@ -86,6 +86,8 @@ class ConsumerStats:
     duplicates: int = 0
     throttled: int = 0
     lost_leases: int = 0
+    #: per shard this worker reads: how far its last GetRecords was behind the stream's tip
+    behind_ms: dict[str, int] = field(default_factory=dict)
     #: (shard, starting position, previous owner or None) for every reader started
     starts: list[tuple[str, str, str | None]] = field(default_factory=list)
 
@@ -366,6 +368,12 @@ class KinesisConsumer:
             if self._readers.get(reader.lease.shard) is reader:
                 del self._readers[reader.lease.shard]
 
+    @property
+    def held(self) -> int:
+        """Shards this worker reads now."""
+        with self._lock:
+            return len(self._readers)
+
     def shard(self, shard_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self._shards.get(shard_id)
@@ -435,6 +443,7 @@ class ShardReader(threading.Thread):
             log.exception("kinesis reader of %s failed", self.lease.shard)
             self._release()
         finally:
+            self.consumer.stats.behind_ms.pop(self.lease.shard, None)  # no longer read here
             self.consumer.reader_done(self)
 
     def _release(self) -> None:
@@ -501,6 +510,7 @@ class ShardReader(threading.Thread):
                     raise
                 iterator = self._iterator(last_read or position)
                 continue
+            consumer.stats.behind_ms[shard] = int(reply.get("MillisBehindLatest", 0))
             records = reply.get("Records", [])
             if records:
                 last = str(records[-1]["SequenceNumber"])
