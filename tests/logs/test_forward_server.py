@@ -284,6 +284,7 @@ def test_wrong_key_refused(service: LogService, run: Callable[..., Running]) -> 
     while service.stats.problems.get("unauthorized", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert service.stats.problems["unauthorized"] == 2
+    assert service.stats.refused == {"401": 2}  # what /metrics reports
     assert messages(service) == []
 
 
@@ -435,6 +436,7 @@ def test_full_disk_sends_no_ack_and_the_retry_is_stored_once(
             read_one(sock)
         sock.close()
     assert messages(service) == []
+    assert service.stats.refused == {"503": 1}  # what /metrics reports
     sock = connect(port)  # the client retries its chunk
     sock.sendall(message)
     assert read_one(sock) == {"ack": "retry-me"}

@@ -140,8 +140,10 @@ class _Receiver:
         return self.server is None or self.server.is_serving()
 
     def problem(self, kind: str) -> None:
-        problems = self.service.stats.problems
-        problems[kind] = problems.get(kind, 0) + 1
+        stats = self.service.stats
+        stats.problems[kind] = stats.problems.get(kind, 0) + 1
+        if kind == "unauthorized":  # a wrong or missing shared key: refused, as HTTP's 401
+            stats.refuse(401)
 
     def store(self, msg: Any, number: int, fallback_context: str, peer: str, size: int) -> Any:
         """Decode, map and store one message (in a worker thread); the chunk to acknowledge."""
@@ -235,6 +237,7 @@ class _Connection:
         except ForwardError as exc:
             self._close(exc.kind, exc.detail)
         except WalFullError as exc:
+            receiver.service.stats.refuse(503)
             if not receiver.wal_full:
                 receiver.wal_full = True
                 log.warning("forward: refusing records, nothing acknowledged: %s", exc)

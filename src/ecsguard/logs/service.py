@@ -56,10 +56,15 @@ class Stats:
     bytes_received: int = 0
     duplicates: int = 0
     problems: dict[str, int] = field(default_factory=dict)
-    #: ingest requests answered with an error, by HTTP status ("401", "413", "503", ...)
+    #: ingest requests (and forward messages) refused, by HTTP status ("401", "413", "503")
     refused: dict[str, int] = field(default_factory=dict)
     flushed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     flush_errors: int = 0
+
+    def refuse(self, status: int) -> None:
+        """Count a refused request or forward message by the HTTP status that says why (the
+        forward protocol has none: a wrong shared key counts as 401, a full disk as 503)."""
+        self.refused[str(status)] = self.refused.get(str(status), 0) + 1
 
 
 class _RecentIds:

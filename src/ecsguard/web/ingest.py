@@ -125,8 +125,7 @@ async def _receive(request: Request, receiver: str, options: ReceiverOptions) ->
     try:
         return await _receive_counted(request, receiver, options)
     except ApiError as err:  # counted for /metrics: a sender refused over and over shows there
-        refused = request.app.state.service.stats.refused
-        refused[str(err.status)] = refused.get(str(err.status), 0) + 1
+        request.app.state.service.stats.refuse(err.status)
         raise
 
 
