@@ -555,6 +555,14 @@ def test_any_detection_either_loads_or_says_why(selections: dict[str, Any], cond
         assert result.matcher.rows(batch) in ([], [0])
 
 
+def test_a_rule_pysigma_itself_trips_on_is_a_problem_not_a_crash() -> None:
+    """Found by the property above: pySigma raises AttributeError inside its own modifier code
+    for `re|expand` with no value; the loader reports the rule instead of failing."""
+    result = sigma({"sel": {"eventName|re|expand": None}, "condition": "sel"})
+    assert isinstance(result, SigmaProblem)
+    assert result.reason.startswith("pySigma cannot read this rule (AttributeError")
+
+
 # -- the batch path (prefilter memos, the narrowed prefilter) against the test per record ------
 
 _SOURCES = [

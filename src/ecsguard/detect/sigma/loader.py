@@ -144,6 +144,10 @@ def compile_document(
         rule = SigmaRule.from_dict(data, collect_errors=True, source=SigmaRuleLocation(Path(path)))
     except SigmaError as err:  # what collect_errors still raises
         return problem(f"invalid Sigma rule: {_error_text(err)}")
+    except (AttributeError, TypeError, ValueError, KeyError) as err:
+        # pySigma itself trips on some odd values (`field|re|expand: null` raises
+        # AttributeError inside it): still a rule we cannot read, not a crash of the loader
+        return problem(f"pySigma cannot read this rule ({type(err).__name__}: {err})")
     if rule.errors:
         return problem("invalid Sigma rule: " + "; ".join(_error_text(e) for e in rule.errors))
     try:
