@@ -328,3 +328,18 @@ def test_the_cli_names_a_bad_since_before_connecting() -> None:
     run = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "cannot read the duration 'soon'" in run.stderr
+
+
+def test_since_over_a_damaged_store_is_a_clear_400(
+    serve: Callable[..., AbstractContextManager[Running]],
+) -> None:
+    with serve() as server:
+        post_lines(server, "damaged-svc", "flushed soon")
+        deadline = time.monotonic() + 15
+        while not (files := server.service.pipeline.store.live_files("logs")):
+            assert time.monotonic() < deadline, "never flushed"
+            time.sleep(0.1)
+        (server.service.data_dir / "store" / files[0]).write_bytes(b"not parquet at all")
+        reply = server.client.get("/api/tail", params={"since": "1h"})
+        assert reply.status_code == 400, reply.text
+        assert "store" in reply.json()["error"] and "Traceback" not in reply.text

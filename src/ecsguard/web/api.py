@@ -236,7 +236,10 @@ def stored_history(service: LogService, where: TailFilter, since: str, limit: in
     from ecsguard.logs.query.filter_pattern.search import search_logs
 
     window = resolve(since, None, None)
-    con = service.connect()
+    try:
+        con = service.connect()
+    except duckdb.Error as err:  # a damaged Parquet file in the store
+        raise UserError(f"cannot open the store: {str(err).splitlines()[0]}") from None
     try:
         columns, rows = search_logs(
             con,
