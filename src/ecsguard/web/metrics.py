@@ -41,7 +41,7 @@ def _counter(name: str, doc: str, values: dict[str, int] | int, label: str = "")
     if isinstance(values, int):
         family.add_metric([], values)
     else:
-        for key, value in sorted(values.items()):
+        for key, value in sorted(dict(values).items()):  # a copy: receivers add keys meanwhile
             family.add_metric([key], value)
     return family
 
