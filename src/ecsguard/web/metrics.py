@@ -167,7 +167,7 @@ class ServerCollector(Collector):
         )
         yield _gauge(
             "ecsguard_detection_failing_rules",
-            "Rules whose last evaluation raised an error.",
+            "Rules that raised an error since the detection process (re)started.",
             len(detection.errors),
         )
         yield _counter(
