@@ -14,7 +14,9 @@ it. The set is seeded on start from the WAL and the newest Parquet files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from array import array
@@ -227,6 +229,20 @@ class LogService:
             for _, batch in self.pipeline.wal.replay(table):
                 ids = conform(table, batch, written=True).column(column)
                 recent.add_all(list(map(hash, pc.drop_null(ids).to_pylist())))
+
+    def wal_backlog(self) -> dict[str, tuple[int, int]]:
+        """Per table, the WAL segments not yet flushed to Parquet and their bytes: it grows only
+        while flushing fails or falls behind."""
+        backlog = {}
+        for table in TABLES:
+            paths = self.pipeline.wal.segments(table)
+            size = 0
+            for path in paths:
+                # a segment flushed and deleted since it was listed counts no more
+                with contextlib.suppress(FileNotFoundError):
+                    size += os.stat(path).st_size
+            backlog[table] = (len(paths), size)
+        return backlog
 
     # -- querying --------------------------------------------------------------------------------
 

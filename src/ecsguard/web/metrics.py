@@ -14,8 +14,6 @@ the server has one (Prometheus sends it as `authorization: {credentials: ...}`).
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,7 +26,6 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
-from ecsguard.logs.schema import TABLES
 from ecsguard.logs.service import LogService
 from ecsguard.logs.tail import TailHub
 from ecsguard.web.auth import check_token
@@ -48,21 +45,6 @@ def _counter(name: str, doc: str, values: dict[str, int] | int, label: str = "")
 
 def _gauge(name: str, doc: str, value: float | None = None, labels: list[str] | None = None) -> Any:
     return GaugeMetricFamily(name, doc, value=value, labels=labels)
-
-
-def _wal_backlog(service: LogService) -> tuple[dict[str, int], dict[str, int]]:
-    """Segments and bytes per table not yet flushed to Parquet."""
-    segments: dict[str, int] = {}
-    sizes: dict[str, int] = {}
-    for table in TABLES:
-        paths = service.pipeline.wal.segments(table)
-        segments[table] = len(paths)
-        sizes[table] = 0
-        for path in paths:
-            # a segment flushed and deleted since it was listed counts no more
-            with contextlib.suppress(FileNotFoundError):
-                sizes[table] += os.stat(path).st_size
-    return segments, sizes
 
 
 class ServerCollector(Collector):
@@ -124,16 +106,16 @@ class ServerCollector(Collector):
             "Torn WAL tails (a crash mid-write) cut off on replay.",
             wal.torn,
         )
-        segments, sizes = _wal_backlog(service)
+        wal_backlog = service.wal_backlog()
         backlog = _gauge(
             "ecsguard_wal_segments", "WAL segments not yet flushed, by table.", labels=["table"]
         )
         size = _gauge(
             "ecsguard_wal_bytes", "Bytes of WAL not yet flushed, by table.", labels=["table"]
         )
-        for table in TABLES:
-            backlog.add_metric([table], segments[table])
-            size.add_metric([table], sizes[table])
+        for table, (segments, size_bytes) in wal_backlog.items():
+            backlog.add_metric([table], segments)
+            size.add_metric([table], size_bytes)
         yield backlog
         yield size
         hub: TailHub = self.state.hub

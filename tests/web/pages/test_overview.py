@@ -55,3 +55,20 @@ def test_an_alarm_in_alarm_state_is_firing_on_the_overview(tmp_path: Path) -> No
         assert "alarms firing now" in html and "api-cpu-high" in html
         logs = viewer.client.get("/overview.json").json()["logs"]
         assert logs["records"]["logs"] == 1 and logs["per_second"] > 0
+
+
+def test_the_logs_card_shows_the_pipelines_health(tmp_path: Path) -> None:
+    with serve_with(tmp_path / "data") as server:
+        viewer = log_in(server.url, "viewer")
+        healthy = viewer.client.get("/overview.json").json()["logs"]
+        assert (healthy["refused"], healthy["flush_errors"]) == (0, 0)
+        assert 'id="pipeline-health" class="muted"' in viewer.client.get("/overview").text
+        bad = server.client.post(
+            "/ingest/lines", content=b"not gzip", headers={"Content-Encoding": "gzip"}
+        )
+        assert bad.status_code == 400
+        logs = viewer.client.get("/overview.json").json()["logs"]
+        assert logs["refused"] == 1 and logs["wal_bytes"] >= 0  # flushed within a second
+        html = viewer.client.get("/overview").text
+        assert 'id="pipeline-health" class="error"' in html
+        assert "1 requests refused, 0 flush errors," in html and "MB waiting in the WAL" in html

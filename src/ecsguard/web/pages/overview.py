@@ -1,6 +1,6 @@
 """Overview: the four pillars at a glance. Open findings by severity (posture), admin-equivalent
-principals (IAM), records received in the last five minutes (logs) and alerts of the last day
-(monitoring and response)."""
+principals (IAM), records received in the last five minutes and the pipeline's health (logs) and
+alerts of the last day (monitoring and response)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ def _logs(ctx: PageContext) -> dict[str, Any]:
         "records": per_table,
         "per_second": round(sum(per_table.values()) / (RATE_MINUTES * 60), 3),
         "since_start": service.stats.records,
+        # the pipeline's own health, as /metrics reports it: non-zero figures need a look
+        "refused": sum(dict(service.stats.refused).values()),
+        "flush_errors": service.stats.flush_errors,
+        "wal_bytes": sum(size for _, size in service.wal_backlog().values()),
     }
 
 
@@ -102,6 +106,8 @@ PAGES.add(
                 "escalation_paths": "privilege-escalation paths",
                 "logs": "Logs",
                 "per_second": "records per second (last {minutes} min)",
+                "health": "{refused} requests refused, {flush_errors} flush errors, "
+                "{wal_mb} MB waiting in the WAL",
                 "alerts": "Alerts",
                 "last_day": "alerts in the last 24 h",
                 "firing": "alarms firing now",
@@ -118,6 +124,8 @@ PAGES.add(
                 "escalation_paths": "権限昇格パス",
                 "logs": "ログ",
                 "per_second": "件/秒 (直近 {minutes} 分)",
+                "health": "拒否したリクエスト {refused} 件、フラッシュのエラー {flush_errors} 件、"
+                "WAL で待機中 {wal_mb} MB",
                 "alerts": "アラート",
                 "last_day": "件のアラート (直近 24 時間)",
                 "firing": "件のアラームが発生中",
