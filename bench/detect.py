@@ -18,13 +18,15 @@ bodies of --batch records as the receivers get them over HTTP.
    of log metric filters go back into it as the worker stores them. Alerts and rule state go to
    a SQLite file, as in the server. Reported: records/s (per table too), alerts, and where the
    time goes per rule type (one more pass over the pool with each evaluator timed).
-2. Naive loop, on the first --naive-events records of the pool: each record is converted once
+2. Naive loop, on the pool's first bodies of each table, MIX's share of --naive-events records
+   each (at least one body per table): each record is converted once
    (EventBridge shape for event patterns, a row dict for Sigma, message or JSON fields for
    filter patterns), then every rule reading its table is evaluated alone on it: each event
    pattern compiled alone (`EventPattern.matches`), each Sigma rule's compiled test on the
    record, each filter pattern's `match(text)` per line. Metric alarms read only the metrics
-   table, which the stream does not carry, so they cost nothing here. Reported: records/s and
-   the ratio engine / naive. The matches per rule of both are compared on the same records; a
+   table, which the stream does not carry, so they cost nothing here. Reported: records/s in
+   the engine's mix (each table's seconds per record weighed by its MIX share, so the pool's
+   order cannot decide it) and the ratio engine / naive. The matches per rule of both are compared on the same records; a
    difference is printed and makes the exit status 1.
 3. End to end: `ecsguard serve --rules DIR --notify FILE` (ServeProcess), the notify file
    sending alerts of the three marker rules to a `webhook` channel whose URL is a
@@ -341,20 +343,41 @@ def _naive_body(body: Body, tests: list[tuple[str, Any]], hits: Counter[str]) ->
     return matched
 
 
-def run_naive(rules: list[Rule], pool: list[Body]) -> dict[str, Any]:
+def naive_sample(pool: list[Body], records: int) -> list[Body]:
+    """Bodies for the naive loop: per table, the first ones of the pool until the table's share
+    of `records` (at least one body each), so every table is measured whatever the pool's order."""
+    sample: list[Body] = []
+    for table, share in MIX.items():
+        taken = 0
+        for body in pool:
+            if body.table == table and (taken == 0 or taken < share * records):
+                sample.append(body)
+                taken += body.records
+    return sample
+
+
+def run_naive(rules: list[Rule], sample: list[Body]) -> dict[str, Any]:
+    """The naive loop over `sample`. Its rate is for MIX, as the engine's is: each table's
+    seconds per record weighed by the table's share, so a sample whose first bodies happen to
+    be of one table does not decide the ratio."""
     by_table = _naive_rules(rules)
     hits: Counter[str] = Counter()
     matched = 0
-    records = 0
-    started = time.perf_counter()
-    for body in pool:
+    seconds: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
+    for body in sample:
+        started = time.perf_counter()
         matched += _naive_body(body, by_table[body.table], hits)
-        records += body.records
-    elapsed = time.perf_counter() - started
+        seconds[body.table] += time.perf_counter() - started
+        counted[body.table] += body.records
+    per_record = {table: seconds[table] / counted[table] for table in counted}
+    mixed = sum(MIX[table] * per_record[table] for table in per_record)
+    records = sum(counted.values())
     return {
         "records": records,
-        "seconds": round(elapsed, 2),
-        "records_per_second": round(records / elapsed),
+        "seconds": round(sum(seconds.values()), 2),
+        "records_per_second": round(1 / mixed),
+        "per_table_records_per_second": {t: round(1 / v) for t, v in per_record.items()},
         "records_matched_by_some_rule": matched,
         "matched_fraction": round(matched / records, 4),
         "hits": hits,
@@ -797,16 +820,13 @@ def main(argv: list[str] | None = None) -> int:
         costs = per_type_costs(rules, pool, work)
         log(f"seconds per 100k records: {costs['seconds_per_100k_records']}")
 
-        sample: list[Body] = []
-        for body in pool:
-            if sum(b.records for b in sample) >= args.naive_events:
-                break
-            sample.append(body)
+        sample = naive_sample(pool, args.naive_events)
         naive = run_naive(rules, sample)
         ratio = engine["records_per_second"] / naive["records_per_second"]
         log(
             f"naive loop: {naive['records']:,} records in {naive['seconds']} s = "
-            f"{naive['records_per_second']:,} records/s; engine / naive = {ratio:.1f}x; "
+            f"{naive['records_per_second']:,} records/s in the mix "
+            f"{naive['per_table_records_per_second']}; engine / naive = {ratio:.1f}x; "
             f"{naive['matched_fraction']:.2%} of records match some rule"
         )
         differ = compare(engine_hits(rules, sample, work), naive.pop("hits"))
