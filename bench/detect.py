@@ -26,8 +26,8 @@ bodies of --batch records as the receivers get them over HTTP.
    record, each filter pattern's `match(text)` per line. Metric alarms read only the metrics
    table, which the stream does not carry, so they cost nothing here. Reported: records/s in
    the engine's mix (each table's seconds per record weighed by its MIX share, so the pool's
-   order cannot decide it) and the ratio engine / naive. The matches per rule of both are compared on the same records; a
-   difference is printed and makes the exit status 1.
+   order cannot decide it) and the ratio engine / naive. The matches per rule of both are
+   compared on the same records; a difference is printed and makes the exit status 1.
 3. End to end: `ecsguard serve --rules DIR --notify FILE` (ServeProcess), the notify file
    sending alerts of the three marker rules to a `webhook` channel whose URL is a
    ThreadingHTTPServer in this process (it records arrival times) and every other alert to a
