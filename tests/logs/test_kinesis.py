@@ -425,7 +425,7 @@ def test_metrics_show_the_consumer(session: AwsSession, service: LogService) -> 
     shards it holds and how far behind each read was; a released shard leaves the lag gauge."""
     from types import SimpleNamespace
 
-    from prometheus_client.parser import text_string_to_metric_families
+    from tests.web.test_metrics import Samples, samples_of
 
     from ecsguard.logs.tail import TailHub
     from ecsguard.web.metrics import exposition
@@ -437,13 +437,8 @@ def test_metrics_show_the_consumer(session: AwsSession, service: LogService) -> 
         service=service, hub=TailHub(), detection=None, dispatcher=None, kinesis=worker
     )
 
-    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        text = exposition(state, None)[0].decode()
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
+    def scrape() -> Samples:
+        return samples_of(exposition(state, None)[0].decode())
 
     worker.start()
     try:

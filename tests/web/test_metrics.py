@@ -19,16 +19,21 @@ from tests.web.pages.test_alarms import ingest, placement_event
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+def samples_of(text: str) -> Samples:
+    """Every sample of an exposition text: (name, sorted labels) -> value."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def scrape(client: httpx.Client) -> Samples:
-    """Every sample of one scrape: (name, sorted labels) -> value."""
+    """Every sample of one scrape of the server."""
     reply = client.get("/metrics")
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(reply.text)
-        for sample in family.samples
-    }
+    return samples_of(reply.text)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
