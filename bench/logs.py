@@ -15,7 +15,8 @@ Measurements (CPU seconds and peak RSS of the process doing the work, from wait4
   (compaction every minute instead of 5, so its memory is part of the peak), two client threads
   posting the bodies to POST /ingest/firelens; the clock stops when the server, sent SIGTERM
   after the last acknowledgement, has flushed everything to Parquet and exited. Runs when this
-  checkout has the serve command.
+  checkout has the serve command. When the native FireLens parser is built, the run is repeated
+  with ECSGUARD_NATIVE=0 (the Python parse): the native code's gain on the same data.
 - ingest, in process: the same bodies, two threads, firelens.parse -> LogService.accept, then
   LogService.stop() (flush), in a child process. With --before-rev REV it is repeated with the
   source tree of git revision REV, for a before/after figure on the same data.
@@ -260,12 +261,19 @@ def serve_available() -> bool:
     return probe.returncode == 0
 
 
-def ingest_http(raw: Path, cuts: list[int], data_dir: Path) -> dict[str, Any]:
-    """`ecsguard serve`, two clients posting bodies, SIGTERM, exit: everything in Parquet."""
+def native_available() -> bool:
+    """Whether this checkout's native FireLens parser was built (setup.py)."""
+    return importlib.util.find_spec("ecsguard.logs.receivers._firelens_native") is not None
+
+
+def ingest_http(raw: Path, cuts: list[int], data_dir: Path, native: bool = True) -> dict[str, Any]:
+    """`ecsguard serve`, two clients posting bodies, SIGTERM, exit: everything in Parquet.
+    native=False runs the server with ECSGUARD_NATIVE=0 (the Python FireLens parse)."""
+    env = dict(os.environ, ECSGUARD_NATIVE="1" if native else "0")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecsguard", "serve", "--port", "0", "--forward-port", "0",
          "--data-dir", str(data_dir), "--max-body", "16MiB", "--compact-seconds", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -643,6 +651,9 @@ def main() -> None:
     runs = []
     if not args.no_http and serve_available():
         runs.append(("ecsguard_serve_http", lambda d: ingest_http(raw, cuts, d)))
+        if native_available():  # the same server on the Python parse, for the native's gain
+            label = "ecsguard_serve_http_python_parse"
+            runs.append((label, lambda d: ingest_http(raw, cuts, d, native=False)))
     runs.append(("ecsguard_in_process", lambda d: ingest_in_process(raw, cuts_file, d)))
     if args.before_rev:
         src = args.work / f"src-{args.before_rev}"

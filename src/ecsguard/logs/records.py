@@ -506,7 +506,11 @@ _TS_UTC = pa.timestamp("us", tz="UTC")
 
 def _floats_to_us(values: list[float]) -> list[int | None]:
     """`number_to_us` of many floats, in Arrow: the same IEEE operations, truncated alike."""
-    v = pa.array(values, pa.float64())
+    return floats_to_us(pa.array(values, pa.float64())).to_pylist()
+
+
+def floats_to_us(v: pa.Array) -> pa.Array:
+    """`_floats_to_us` of a float64 array, as an int64 array."""
     us = pc.case_when(
         pc.make_struct(pc.less(v, 1e11), pc.less(v, 1e14), pc.less(v, 1e17)),
         pc.multiply(v, 1e6),
@@ -518,14 +522,18 @@ def _floats_to_us(values: list[float]) -> list[int | None]:
     valid = pc.and_(
         pc.and_(pc.is_finite(v), pc.greater_equal(v, 0.0)), pc.less(us, float(_MAX_US + 1))
     )
-    result = pc.if_else(valid, pc.floor(us), None).cast(pa.int64())
-    return result.to_pylist()
+    return pc.if_else(valid, pc.floor(us), None).cast(pa.int64())
 
 
 def _iso_to_us(values: list[str]) -> list[int | None] | None:
     """Epoch µs of ISO UTC texts matching `_ISO_UTC` (None where not matching), or None when
     Arrow refuses one of them (a day that does not exist)."""
-    texts = pa.array(values, pa.string())
+    us = iso_to_us(pa.array(values, pa.string()))
+    return None if us is None else us.to_pylist()
+
+
+def iso_to_us(texts: pa.Array) -> pa.Array | None:
+    """`_iso_to_us` of a string array, as an int64 array."""
     matching = pc.match_substring_regex(texts, _ISO_UTC)
     try:
         times = pc.if_else(matching, texts, None).cast(_TS_UTC)
@@ -534,7 +542,7 @@ def _iso_to_us(values: list[str]) -> list[int | None] | None:
     us = times.cast(pa.int64())
     in_range = pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US))
     # a matching text out of range is None either way; a non-matching one is decided per value
-    return pc.if_else(pc.or_(pc.invert(matching), in_range), us, None).to_pylist()
+    return pc.if_else(pc.or_(pc.invert(matching), in_range), us, None)
 
 
 _TEXT_KINDS = frozenset((str, type(None)))
@@ -595,6 +603,11 @@ def levels_from_texts(messages: Sequence[str] | pa.Array) -> list[str | None]:
     texts = messages if isinstance(messages, pa.Array) else pa.array(messages, pa.string())
     if len(texts) == 0:
         return []
+    return text_levels(texts).to_pylist()
+
+
+def text_levels(texts: pa.Array) -> pa.Array:
+    """`levels_from_texts` of a string array, as a string array."""
     heads = pc.utf8_slice_codeunits(texts, 0, 200)
     found = pc.extract_regex(heads, _TEXT_LEVEL_RE2)
     word = pc.struct_field(found, "word")
@@ -608,12 +621,11 @@ def levels_from_texts(messages: Sequence[str] | pa.Array) -> list[str | None]:
     levels = pc.take(canonical, pc.index_in(word, distinct))
     traceback = pc.and_(pc.is_null(word), pc.starts_with(heads, _TRACEBACK))
     levels = pc.if_else(traceback, "ERROR", levels)
-    out = levels.to_pylist()
-    ascii_heads = pc.string_is_ascii(heads)
-    if not pc.all(ascii_heads).as_py():
-        for i in pc.indices_nonzero(pc.invert(ascii_heads)).to_pylist():
-            out[i] = level_from_text(texts[i].as_py())
-    return out
+    other = pc.fill_null(pc.invert(pc.string_is_ascii(heads)), False)
+    if pc.any(other).as_py():
+        patched = [level_from_text(text) for text in texts.filter(other).to_pylist()]
+        levels = pc.replace_with_mask(levels, other, pa.array(patched, pa.string()))
+    return levels
 
 
 _LEVEL_CACHE: dict[str, str | None] = {}
@@ -629,6 +641,14 @@ def _level_of_text_value(value: str) -> str | None:
                 _LEVEL_CACHE.clear()
             _LEVEL_CACHE[value] = level
     return level
+
+
+def value_levels(values: pa.Array) -> pa.Array:
+    """`normalize_level` of each text of a string array (null stays null): level values are
+    few, so each distinct one is worked out once."""
+    distinct = pc.unique(values.drop_null())
+    levels = pa.array([_level_of_text_value(v) for v in distinct.to_pylist()], pa.string())
+    return pc.take(levels, pc.index_in(values, distinct))
 
 
 class _Head(msgspec.Struct, gc=False):

@@ -14,14 +14,18 @@ fields of an already-parsed record, `ec2_instance_id`) go into `fields`. `contai
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
 from collections.abc import Callable, Iterable
 from itertools import repeat
+from types import ModuleType
 from typing import Any, cast
 
 import msgspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
@@ -30,6 +34,8 @@ from ecsguard.logs.records import (
     ReceiverOptions,
     body_ids,
     build_batch,
+    floats_to_us,
+    iso_to_us,
     json_rows,
     level_from_text,
     levels_from_texts,
@@ -37,9 +43,26 @@ from ecsguard.logs.records import (
     parse_time,
     parse_times,
     structured,
+    text_levels,
     to_json_text,
+    value_levels,
 )
 from ecsguard.logs.schema import LOGS
+
+
+def _native_parser() -> ModuleType | None:
+    """The native parser (firelens_native.cpp), built when a C++ compiler and simdjson were
+    there (setup.py); None without it, or with ECSGUARD_NATIVE=0 (to compare, or to doubt it):
+    the Python path alone then, with the same results."""
+    if os.environ.get("ECSGUARD_NATIVE") == "0":
+        return None
+    try:
+        return importlib.import_module("ecsguard.logs.receivers._firelens_native")
+    except ImportError:
+        return None
+
+
+_native = _native_parser()
 
 NAME = "firelens"
 UNPARSED = '{"_unparsed":true}'
@@ -186,6 +209,9 @@ def _other_layout(body: bytes) -> list[_Line] | None:
 
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
+    parsed = _parse_native(data, options)
+    if parsed is not None:
+        return parsed
     lines = _common_lines(data)
     if lines is not None:
         return _parse_common(lines, options, data)
@@ -214,6 +240,100 @@ def _parse_common(lines: list[_Line], options: ReceiverOptions, body: bytes) -> 
         None,
         body,
     )
+
+
+def _strings(built: tuple[int, bytes, bytes, bytes | None, int]) -> pa.Array:
+    """A string array from the native parser's (rows, offsets, data, validity, nulls)."""
+    rows, offsets, data, validity, nulls = built
+    buffers = [None if validity is None else pa.py_buffer(validity)]
+    return pa.StringArray.from_buffers(
+        rows, pa.py_buffer(offsets), pa.py_buffer(data), buffers[0], nulls
+    )
+
+
+def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
+    """`_parse_common` of a body by the native parser (firelens_native.cpp), or None for a body
+    it leaves to Python (or when it was not built). The native code hands over each row's
+    `log`, `date` and metadata, and for rows whose `log` holds a JSON object the raw values
+    `json_rows` reads (the first time and level texts, the first message text, the request id);
+    they become the columns here in Arrow, as `_batch` and `json_rows` define them, with no
+    Python object per row."""
+    built = None if _native is None else _native.parse(data)
+    if built is None:
+        return None
+    logs = _strings(built["log"])
+    n = len(logs)
+    is_json = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["is_json"])])
+    is_json = is_json.cast(pa.bool_())
+    fields = _strings(built["fields"])
+    own, levels, messages = _json_columns(
+        fields, _strings(built["time"]), _strings(built["level"]), _strings(built["message"])
+    )
+    plain = pc.invert(is_json)
+    dates = pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(built["date"])])
+    source = options.source or NAME
+    ingest_us = options.ingest_us()
+    own_times = pc.replace_with_mask(pa.nulls(n, pa.int64()), is_json, own)
+    codes = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(built["meta_codes"])])
+    plain_levels = text_levels(logs.filter(plain))
+    columns: dict[str, Any] = {
+        "time": pc.coalesce(own_times, floats_to_us(dates), pa.scalar(ingest_us, pa.int64())),
+        "level": pc.replace_with_mask(
+            pc.replace_with_mask(pa.nulls(n, pa.string()), plain, plain_levels), is_json, levels
+        ),
+        "message": pc.replace_with_mask(logs, is_json, messages),
+        "fields": pc.replace_with_mask(pa.nulls(n, pa.string()), is_json, fields),
+        "id": body_ids(options.id_context(source), data, n),
+        # a text row's `log` holds no JSON object: no request-id test can match it
+        "request_id": pc.replace_with_mask(
+            pa.repeat(pa.scalar("", pa.string()), n), is_json, _strings(built["request_id"])
+        ),
+    }
+    columns.update(_metadata_columns(codes, built["metas"], options))
+    constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
+    return Parsed("logs", build_batch(LOGS, columns, constants, n), [], whole=True)
+
+
+def _json_columns(
+    raws: pa.Array, time_texts: pa.Array, level_texts: pa.Array, message_texts: pa.Array
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """`json_rows`' times, levels and messages of JSON log objects (texts `raws`) from their
+    first time and level texts and first message text (null: none). A row whose first value
+    says nothing (a time that does not parse, an empty level) is redone by `structured`."""
+    times = iso_to_us(time_texts)
+    if times is None:  # a day that does not exist: each text on its own
+        times = pa.array(parse_times(time_texts.to_pylist()), pa.int64())
+    unread = pc.and_(pc.is_null(times), pc.is_valid(time_texts))
+    if pc.any(unread).as_py():  # not the usual ISO form: each such text the long way
+        again = [parse_time(text) for text in time_texts.filter(unread).to_pylist()]
+        times = pc.replace_with_mask(times, unread, pa.array(again, pa.int64()))
+    levels = value_levels(level_texts)
+    # no level key: the message text gives the level (none when the raw text is the message)
+    from_text = pc.and_(pc.is_null(level_texts), pc.is_valid(message_texts))
+    if pc.any(from_text).as_py():
+        found = text_levels(message_texts.filter(from_text))
+        levels = pc.replace_with_mask(levels, from_text, found)
+    messages = pc.coalesce(message_texts, raws)
+    redo = pc.or_(
+        pc.and_(pc.is_null(times), pc.is_valid(time_texts)),
+        pc.and_(pc.is_null(levels), pc.is_valid(level_texts)),
+    )
+    rows = pc.indices_nonzero(redo).to_pylist()
+    if not rows:
+        return times, levels, messages
+    redone = [structured(orjson.loads(raw), raw) for raw in raws.take(rows).to_pylist()]
+    by_row = pa.array(rows, pa.int64())
+    return (
+        _put(times, by_row, pa.array([r.time_us for r in redone], pa.int64())),
+        _put(levels, by_row, pa.array([r.level for r in redone], pa.string())),
+        _put(messages, by_row, pa.array([r.message for r in redone], pa.string())),
+    )
+
+
+def _put(values: pa.Array, rows: pa.Array, new: pa.Array) -> pa.Array:
+    """`values` with `new[k]` at row `rows[k]` (rows ascending)."""
+    mask = pc.is_in(pa.array(range(len(values)), pa.int64()), value_set=rows)
+    return pc.replace_with_mask(values, mask, new)
 
 
 def parse_records(
@@ -373,8 +493,14 @@ def _metadata(rows: list[_Meta], options: ReceiverOptions) -> dict[str, pa.Array
     once."""
     distinct: dict[_Meta, int] = {}
     codes = [distinct.setdefault(row, len(distinct)) for row in rows]
-    derived = [_derived(row, options) for row in distinct]  # in code order: dicts keep it
-    indices = pa.array(codes, pa.int32())
+    return _metadata_columns(pa.array(codes, pa.int32()), list(distinct), options)
+
+
+def _metadata_columns(
+    indices: pa.Array, distinct: list[_Meta], options: ReceiverOptions
+) -> dict[str, pa.Array]:
+    """The metadata columns of rows whose sets of FireLens values are `distinct[indices[i]]`."""
+    derived = [_derived(row, options) for row in distinct]
     return {
         name: pa.array([values[j] for values in derived], pa.string()).take(indices)
         for j, name in enumerate(_METADATA_COLUMNS)

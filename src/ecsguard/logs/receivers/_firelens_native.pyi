@@ -1,0 +1,3 @@
+from typing import Any
+
+def parse(body: bytes) -> dict[str, Any] | None: ...

@@ -1,0 +1,354 @@
+// The FireLens fast path in C++: a Fluent Bit `json_lines` body to Arrow buffers, no Python
+// object per line. Optional: firelens.py uses it when it was built, and falls back to its own
+// msgspec path for any body this code does not answer (it returns None).
+//
+// It answers only what it can answer exactly as the Python path does (a hypothesis test holds
+// the two equal, column by column): every line one flat FireLens record with a float `date`,
+// every `log` that starts with `{` (after Python's str.strip) one JSON object whose time and
+// level values, if any, are texts. Anything else (an int date, a numeric level, a duplicate key,
+// a text simdjson refuses) returns None and Python decides, so this file needs no error
+// reporting of its own. simdjson's DOM parser validates UTF-8 and JSON fully, and refuses a lone
+// surrogate escape (`\uD800`) as msgspec and orjson do (a test holds it to that).
+#include <pybind11/pybind11.h>
+#include <simdjson.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace py = pybind11;
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+namespace {
+
+// A nullable Arrow string column being built: offsets, data and a validity bitmap.
+struct Column {
+  std::vector<int32_t> offsets{0};
+  std::string data;
+  std::vector<uint8_t> valid;
+  int64_t nulls = 0;
+  int64_t rows = 0;
+
+  void mark(bool ok) {
+    if ((rows & 7) == 0) valid.push_back(0);
+    if (ok) valid.back() |= uint8_t(1u << (rows & 7));
+    else ++nulls;
+    ++rows;
+  }
+  void add(std::string_view v) {
+    data.append(v);
+    offsets.push_back(int32_t(data.size()));
+    mark(true);
+  }
+  void add_null() {
+    offsets.push_back(int32_t(data.size()));
+    mark(false);
+  }
+  void add(const std::optional<std::string_view>& v) {
+    if (v) add(*v);
+    else add_null();
+  }
+  // (rows, offsets, data, validity or None, null count): pa.StringArray.from_buffers' arguments
+  py::tuple out() const {
+    py::object validity = py::none();
+    if (nulls) validity = py::bytes(reinterpret_cast<const char*>(valid.data()), valid.size());
+    return py::make_tuple(
+        rows,
+        py::bytes(reinterpret_cast<const char*>(offsets.data()), offsets.size() * sizeof(int32_t)),
+        py::bytes(data), validity, nulls);
+  }
+};
+
+// The bytes of a character Python's str.isspace() accepts, ending at `end` (0: none).
+size_t space_before(const char* begin, const char* end) {
+  size_t n = size_t(end - begin);
+  if (n == 0) return 0;
+  unsigned char c = (unsigned char)end[-1];
+  if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) return 1;
+  if (n >= 2 && (unsigned char)end[-2] == 0xc2 && (c == 0x85 || c == 0xa0)) return 2;
+  if (n >= 3) {
+    unsigned char a = (unsigned char)end[-3], b = (unsigned char)end[-2];
+    if (a == 0xe1 && b == 0x9a && c == 0x80) return 3;
+    if (a == 0xe2 && b == 0x80 && (c <= 0x8a || c == 0xa8 || c == 0xa9 || c == 0xaf)) return 3;
+    if (a == 0xe2 && b == 0x81 && c == 0x9f) return 3;
+    if (a == 0xe3 && b == 0x80 && c == 0x80) return 3;
+  }
+  return 0;
+}
+
+// The same, starting at `begin`.
+size_t space_at(const char* begin, const char* end) {
+  size_t n = size_t(end - begin);
+  if (n == 0) return 0;
+  unsigned char c = (unsigned char)begin[0];
+  if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) return 1;
+  if (n >= 2 && c == 0xc2) {
+    unsigned char d = (unsigned char)begin[1];
+    return (d == 0x85 || d == 0xa0) ? 2 : 0;
+  }
+  if (n >= 3) {
+    unsigned char b = (unsigned char)begin[1], d = (unsigned char)begin[2];
+    if (c == 0xe1 && b == 0x9a && d == 0x80) return 3;
+    if (c == 0xe2 && b == 0x80 && (d <= 0x8a || d == 0xa8 || d == 0xa9 || d == 0xaf)) return 3;
+    if (c == 0xe2 && b == 0x81 && d == 0x9f) return 3;
+    if (c == 0xe3 && b == 0x80 && d == 0x80) return 3;
+  }
+  return 0;
+}
+
+// Python's text.strip().
+std::string_view py_strip(std::string_view text) {
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  while (size_t k = space_at(begin, end)) begin += k;
+  while (size_t k = space_before(begin, end)) end -= k;
+  return std::string_view(begin, size_t(end - begin));
+}
+
+// Python's text.count(needle) (needles here cannot overlap themselves).
+size_t count_of(std::string_view text, std::string_view needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string_view::npos;
+       at = text.find(needle, at + needle.size()))
+    ++n;
+  return n;
+}
+
+// The keys of a JSON log object read by records.json_rows, in its lookup order.
+constexpr std::array<std::string_view, 4> kTimeKeys{"time", "timestamp", "@timestamp", "ts"};
+constexpr std::array<std::string_view, 6> kLevelKeys{"level",   "severity", "lvl",
+                                                     "loglevel", "log_level", "levelname"};
+constexpr std::array<std::string_view, 3> kMessageKeys{"message", "msg", "log"};
+constexpr std::array<std::string_view, 9> kRequestKeys{
+    "request_id",   "requestId", "request-id", "x_request_id",  "x-request-id",
+    "req_id",       "trace_id",  "traceId",    "correlation_id"};
+constexpr size_t kHeadKeys =
+    kTimeKeys.size() + kLevelKeys.size() + kMessageKeys.size() + kRequestKeys.size();
+
+// `"request_id"` and the others, as `raw.count` looks for them.
+const std::string& quoted_request_key(size_t k) {
+  static const auto quoted = [] {
+    std::array<std::string, kRequestKeys.size()> out;
+    for (size_t i = 0; i < out.size(); ++i) out[i] = "\"" + std::string(kRequestKeys[i]) + "\"";
+    return out;
+  }();
+  return quoted[k];
+}
+
+// Index of `key` among the head keys (time, level, message, request id), or -1. A log object
+// has a dozen keys and most are none of these: the length rules out most at once.
+int head_index(std::string_view key) {
+  static const auto by_length = [] {
+    std::array<std::vector<std::pair<std::string_view, int>>, 16> out;
+    int i = 0;
+    auto add = [&](std::string_view k) { out[k.size()].emplace_back(k, i++); };
+    for (auto k : kTimeKeys) add(k);
+    for (auto k : kLevelKeys) add(k);
+    for (auto k : kMessageKeys) add(k);
+    for (auto k : kRequestKeys) add(k);
+    return out;
+  }();
+  if (key.size() >= by_length.size()) return -1;
+  for (const auto& [name, i] : by_length[key.size()])
+    if (name == key) return i;
+  return -1;
+}
+
+constexpr std::array<std::string_view, 8> kEnvelopeKeys{
+    "log", "date", "source", "ecs_cluster", "ecs_task_arn", "ecs_task_definition",
+    "container_name", "container_id"};
+
+// What records.json_rows and records.request_id_of give for one JSON object (`raw`: its text).
+struct Head {
+  std::optional<std::string_view> time, level, message, request;
+};
+
+// False when the object holds what only the Python path decides (see the file's comment).
+bool read_head(simdjson::dom::object object, std::string_view raw, Head& head) {
+  std::array<std::optional<element>, kHeadKeys> found{};
+  for (auto field : object) {
+    int i = head_index(field.key);
+    if (i < 0) continue;
+    if (found[size_t(i)]) return false;  // a repeated key: which one wins is Python's to say
+    found[size_t(i)] = field.value;
+  }
+  size_t at = 0;
+  // the first time and level keys not null decide, when they hold texts
+  for (size_t k = 0; k < kTimeKeys.size(); ++k, ++at) {
+    if (head.time || !found[at] || found[at]->is_null()) continue;
+    if (!found[at]->is_string()) return false;
+    head.time = std::string_view(*found[at]);
+  }
+  bool level_seen = false;
+  for (size_t k = 0; k < kLevelKeys.size(); ++k, ++at) {
+    if (level_seen || !found[at] || found[at]->is_null()) continue;
+    if (!found[at]->is_string()) return false;
+    head.level = std::string_view(*found[at]);
+    level_seen = true;
+  }
+  // the first message key holding a text
+  for (size_t k = 0; k < kMessageKeys.size(); ++k, ++at) {
+    if (!head.message && found[at] && found[at]->is_string())
+      head.message = std::string_view(*found[at]);
+  }
+  // request_id_of(obj, raw): '' with no key present; the value when every key present holds
+  // the same non-empty text named once in `raw`; else null. Null too if `raw` has a \u escape.
+  std::optional<std::string_view> id;
+  bool unknown = false;
+  for (size_t k = 0; k < kRequestKeys.size() && !unknown; ++k, ++at) {
+    if (!found[at]) continue;
+    if (!found[at]->is_string()) { unknown = true; break; }
+    std::string_view value(*found[at]);
+    if (value.empty() || (id && value != *id) || count_of(raw, quoted_request_key(k)) != 1)
+      unknown = true;
+    id = value;
+  }
+  if (unknown) head.request.reset();
+  else if (!id) head.request = std::string_view();
+  else if (raw.find("\\u") != std::string_view::npos) head.request.reset();
+  else head.request = id;
+  return true;
+}
+
+using Meta = std::array<std::optional<std::string>, 5>;
+
+struct MetaHash {
+  size_t operator()(const Meta& m) const {
+    size_t h = 0;
+    for (const auto& v : m)
+      h = h * 1000003u ^ (v ? std::hash<std::string>{}(*v) : size_t(0x9e3779b9));
+    return h;
+  }
+};
+
+struct Result {
+  Column log;
+  std::vector<double> dates;
+  std::vector<int32_t> meta_codes;
+  std::vector<Meta> metas;
+  std::vector<uint8_t> is_json;  // per row: 1 when its `log` holds a JSON object
+  Column fields, time, level, message, request;
+};
+
+// The body's columns, or false for a body only the Python path answers.
+bool parse_body(std::string_view body, Result& out) {
+  // kept per thread between bodies: their memory is already mapped (fresh pages cost faults)
+  thread_local simdjson::dom::parser lines, inner;
+  thread_local std::vector<char> padded, inner_buffer;
+  padded.resize(body.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(padded.data(), body.data(), body.size());
+  std::memset(padded.data() + body.size(), 0, simdjson::SIMDJSON_PADDING);
+  std::unordered_map<Meta, int32_t, MetaHash> codes;
+  const char* base = padded.data();
+  size_t end = body.size();
+  while (end && body[end - 1] == '\n') --end;  // trailing newlines
+  if (end == 0) return false;
+  size_t start = 0;
+  while (start < end) {
+    size_t stop = body.find('\n', start);
+    if (stop == std::string_view::npos || stop > end) stop = end;
+    if (stop == start) return false;  // a blank line: another layout
+    // the rest of the padded body follows, so simdjson may read past the line's end
+    auto parsed = lines.parse(base + start, stop - start, false);
+    start = stop + 1;
+    simdjson::dom::object record;
+    if (parsed.get_object().get(record)) return false;
+    std::optional<std::string_view> log;
+    std::optional<double> date;
+    Meta meta;
+    uint32_t seen = 0;
+    for (auto field : record) {
+      size_t k = 0;
+      while (k < kEnvelopeKeys.size() && kEnvelopeKeys[k] != field.key) ++k;
+      if (k == kEnvelopeKeys.size() || (seen >> k) & 1u) return false;  // other or repeated key
+      seen |= 1u << k;
+      element value = field.value;
+      if (k == 0) {
+        if (!value.is_string()) return false;
+        log = std::string_view(value);
+      } else if (k == 1) {
+        if (value.type() != element_type::DOUBLE) return false;  // int, text or null: Python
+        date = double(value);
+      } else if (value.is_string()) {
+        if (k < 7) meta[k - 2] = std::string(std::string_view(value));
+      } else if (!value.is_null()) {
+        return false;
+      }
+    }
+    if (!log || !date) return false;
+    auto [slot, added] = codes.try_emplace(std::move(meta), int32_t(out.metas.size()));
+    if (added) out.metas.push_back(slot->first);
+    out.meta_codes.push_back(slot->second);
+    out.dates.push_back(*date);
+    out.log.add(*log);
+    std::string_view text = py_strip(*log);
+    out.is_json.push_back(!text.empty() && text[0] == '{');
+    if (!out.is_json.back()) continue;
+    // a JSON log object: parsed from a padded copy (the log's text is unescaped)
+    inner_buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
+    std::memcpy(inner_buffer.data(), text.data(), text.size());
+    simdjson::dom::object object;
+    if (inner.parse(inner_buffer.data(), text.size(), false).get_object().get(object))
+      return false;  // not one JSON object: Python's verdict decides what it is
+    Head head;
+    if (!read_head(object, text, head)) return false;
+    out.fields.add(text);
+    out.time.add(head.time);
+    out.level.add(head.level);
+    out.message.add(head.message);
+    out.request.add(head.request);
+  }
+  // 32-bit Arrow offsets
+  return out.log.data.size() < INT32_MAX && out.fields.data.size() < INT32_MAX;
+}
+
+py::object meta_tuple(const Meta& meta) {
+  py::tuple t(meta.size());
+  for (size_t i = 0; i < meta.size(); ++i)
+    t[i] = meta[i] ? py::object(py::str(*meta[i])) : py::object(py::none());
+  return std::move(t);
+}
+
+template <typename T>
+py::bytes raw_bytes(const std::vector<T>& values) {
+  return py::bytes(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
+
+py::object parse(py::bytes data) {
+  std::string_view body = data;  // the bytes object stays alive and unchanged meanwhile
+  Result out;
+  bool ok;
+  {
+    py::gil_scoped_release unlocked;  // other threads (the WAL's fsync, HTTP) run meanwhile
+    ok = parse_body(body, out);
+  }
+  if (!ok) return py::none();
+  py::list metas;
+  for (const auto& meta : out.metas) metas.append(meta_tuple(meta));
+  py::dict columns;
+  columns["log"] = out.log.out();
+  columns["date"] = raw_bytes(out.dates);
+  columns["meta_codes"] = raw_bytes(out.meta_codes);
+  columns["metas"] = metas;
+  columns["is_json"] = raw_bytes(out.is_json);
+  columns["fields"] = out.fields.out();
+  columns["time"] = out.time.out();
+  columns["level"] = out.level.out();
+  columns["message"] = out.message.out();
+  columns["request_id"] = out.request.out();
+  return std::move(columns);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_firelens_native, m) {
+  m.doc() = "FireLens json_lines bodies to Arrow buffers (see firelens_native.cpp)";
+  m.def("parse", &parse, py::arg("body"),
+        "The columns of a common-shape body as Arrow buffers, or None for the Python path.");
+}
