@@ -254,52 +254,47 @@ def _strings(built: tuple[int, bytes, bytes, bytes | None, int]) -> pa.Array:
 def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
     """`_parse_common` of a body by the native parser (firelens_native.cpp), or None for a body
     it leaves to Python (or when it was not built). The native code hands over each row's
-    `log`, `date` and metadata, and for rows whose `log` holds a JSON object the raw values
-    `json_rows` reads (the first time and level texts, the first message text, the request id);
-    they become the columns here in Arrow, as `_batch` and `json_rows` define them, with no
-    Python object per row."""
+    message, fields, request id, date and metadata as `_batch` defines them, and for rows whose
+    `log` holds a JSON object the first time and level texts; times and levels are worked out
+    here in Arrow, as `json_rows` does, with no Python object per row."""
     built = None if _native is None else _native.parse(data)
     if built is None:
         return None
-    logs = _strings(built["log"])
-    n = len(logs)
-    is_json = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["is_json"])])
-    is_json = is_json.cast(pa.bool_())
-    fields = _strings(built["fields"])
-    own, levels, messages = _json_columns(
-        fields, _strings(built["time"]), _strings(built["level"]), _strings(built["message"])
+    messages, fields = _strings(built["message"]), _strings(built["fields"])
+    n = len(messages)
+    level_from = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["level_from"])])
+    own, levels, messages = _times_and_levels(
+        _strings(built["time"]), _strings(built["level"]), level_from, messages, fields
     )
-    plain = pc.invert(is_json)
     dates = pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(built["date"])])
+    codes = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(built["meta_codes"])])
     source = options.source or NAME
     ingest_us = options.ingest_us()
-    own_times = pc.replace_with_mask(pa.nulls(n, pa.int64()), is_json, own)
-    codes = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(built["meta_codes"])])
-    plain_levels = text_levels(logs.filter(plain))
     columns: dict[str, Any] = {
-        "time": pc.coalesce(own_times, floats_to_us(dates), pa.scalar(ingest_us, pa.int64())),
-        "level": pc.replace_with_mask(
-            pc.replace_with_mask(pa.nulls(n, pa.string()), plain, plain_levels), is_json, levels
-        ),
-        "message": pc.replace_with_mask(logs, is_json, messages),
-        "fields": pc.replace_with_mask(pa.nulls(n, pa.string()), is_json, fields),
+        "time": pc.coalesce(own, floats_to_us(dates), pa.scalar(ingest_us, pa.int64())),
+        "level": levels,
+        "message": messages,
+        "fields": fields,
         "id": body_ids(options.id_context(source), data, n),
-        # a text row's `log` holds no JSON object: no request-id test can match it
-        "request_id": pc.replace_with_mask(
-            pa.repeat(pa.scalar("", pa.string()), n), is_json, _strings(built["request_id"])
-        ),
+        "request_id": _strings(built["request_id"]),
     }
     columns.update(_metadata_columns(codes, built["metas"], options))
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     return Parsed("logs", build_batch(LOGS, columns, constants, n), [], whole=True)
 
 
-def _json_columns(
-    raws: pa.Array, time_texts: pa.Array, level_texts: pa.Array, message_texts: pa.Array
+def _times_and_levels(
+    time_texts: pa.Array,
+    level_texts: pa.Array,
+    level_from: pa.Array,
+    messages: pa.Array,
+    raws: pa.Array,
 ) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """`json_rows`' times, levels and messages of JSON log objects (texts `raws`) from their
-    first time and level texts and first message text (null: none). A row whose first value
-    says nothing (a time that does not parse, an empty level) is redone by `structured`."""
+    """Each row's own time, level and message as `json_rows` and `_batch` give them, from its
+    log object's first time and level texts (null: none), where its level comes from
+    (firelens_native.cpp's LevelFrom: the message's text, the level value, none), its message
+    and its log object's text (`raws`, null for text lines). A row whose first value says
+    nothing (a time that does not parse, an empty level) is redone by `structured`."""
     times = iso_to_us(time_texts)
     if times is None:  # a day that does not exist: each text on its own
         times = pa.array(parse_times(time_texts.to_pylist()), pa.int64())
@@ -308,12 +303,9 @@ def _json_columns(
         again = [parse_time(text) for text in time_texts.filter(unread).to_pylist()]
         times = pc.replace_with_mask(times, unread, pa.array(again, pa.int64()))
     levels = value_levels(level_texts)
-    # no level key: the message text gives the level (none when the raw text is the message)
-    from_text = pc.and_(pc.is_null(level_texts), pc.is_valid(message_texts))
+    from_text = pc.equal(level_from, 0)
     if pc.any(from_text).as_py():
-        found = text_levels(message_texts.filter(from_text))
-        levels = pc.replace_with_mask(levels, from_text, found)
-    messages = pc.coalesce(message_texts, raws)
+        levels = pc.replace_with_mask(levels, from_text, text_levels(messages.filter(from_text)))
     redo = pc.or_(
         pc.and_(pc.is_null(times), pc.is_valid(time_texts)),
         pc.and_(pc.is_null(levels), pc.is_valid(level_texts)),

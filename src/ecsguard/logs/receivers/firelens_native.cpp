@@ -111,12 +111,17 @@ std::string_view py_strip(std::string_view text) {
   return std::string_view(begin, size_t(end - begin));
 }
 
-// Python's text.count(needle) (needles here cannot overlap themselves).
+// Python's text.count(needle) (needles here cannot overlap themselves). A byte loop: in JSON
+// text the needle's first byte, a quote, is too frequent for memchr's start-up to pay.
 size_t count_of(std::string_view text, std::string_view needle) {
   size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string_view::npos;
-       at = text.find(needle, at + needle.size()))
-    ++n;
+  const char first = needle[0];
+  for (size_t at = 0; at + needle.size() <= text.size(); ++at) {
+    if (text[at] == first && text.compare(at, needle.size(), needle) == 0) {
+      ++n;
+      at += needle.size() - 1;
+    }
+  }
   return n;
 }
 
@@ -218,22 +223,53 @@ bool read_head(simdjson::dom::object object, std::string_view raw, Head& head) {
 
 using Meta = std::array<std::optional<std::string>, 5>;
 
-struct MetaHash {
-  size_t operator()(const Meta& m) const {
-    size_t h = 0;
-    for (const auto& v : m)
-      h = h * 1000003u ^ (v ? std::hash<std::string>{}(*v) : size_t(0x9e3779b9));
-    return h;
+// The metadata of each row as a code into the distinct sets seen. Rows repeat a few sets (one
+// per task, container and stream), so a row's set is looked up by its bytes, not copied.
+class MetaCodes {
+ public:
+  // the code of a row's set (null where absent), added when new
+  int32_t code(const std::array<std::optional<std::string_view>, 5>& values) {
+    key_.clear();
+    for (const auto& v : values) {
+      uint32_t size = v ? uint32_t(v->size()) : UINT32_MAX;  // absent differs from ""
+      key_.append(reinterpret_cast<const char*>(&size), sizeof size);
+      if (v) key_.append(*v);
+    }
+    auto& candidates = by_hash_[std::hash<std::string>{}(key_)];
+    for (int32_t code : candidates)
+      if (keys_[size_t(code)] == key_) return code;
+    Meta meta;
+    for (size_t i = 0; i < values.size(); ++i)
+      if (values[i]) meta[i] = std::string(*values[i]);
+    int32_t code = int32_t(metas.size());
+    metas.push_back(std::move(meta));
+    keys_.push_back(key_);
+    candidates.push_back(code);
+    return code;
   }
+  std::vector<Meta> metas;  // in code order
+
+ private:
+  std::string key_;
+  std::vector<std::string> keys_;
+  std::unordered_map<size_t, std::vector<int32_t>> by_hash_;
 };
 
+// Where a row's level comes from (`level_from`).
+enum LevelFrom : uint8_t {
+  kTextOfMessage = 0,  // a text line, or a log object with a message key but no level key
+  kLevelValue = 1,     // the log object's first level value (`level`)
+  kNoLevel = 2,        // a log object with neither: its raw text is the message
+};
+
+// Every column has a row per record; `time` and `level` hold the log object's first time and
+// level texts (null elsewhere), `fields` the object's text, `message` the row's final message.
 struct Result {
-  Column log;
   std::vector<double> dates;
   std::vector<int32_t> meta_codes;
-  std::vector<Meta> metas;
-  std::vector<uint8_t> is_json;  // per row: 1 when its `log` holds a JSON object
-  Column fields, time, level, message, request;
+  MetaCodes metas;
+  std::vector<uint8_t> level_from;
+  Column message, fields, time, level, request;
 };
 
 // The body's columns, or false for a body only the Python path answers.
@@ -244,7 +280,6 @@ bool parse_body(std::string_view body, Result& out) {
   padded.resize(body.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(padded.data(), body.data(), body.size());
   std::memset(padded.data() + body.size(), 0, simdjson::SIMDJSON_PADDING);
-  std::unordered_map<Meta, int32_t, MetaHash> codes;
   const char* base = padded.data();
   size_t end = body.size();
   while (end && body[end - 1] == '\n') --end;  // trailing newlines
@@ -261,7 +296,7 @@ bool parse_body(std::string_view body, Result& out) {
     if (parsed.get_object().get(record)) return false;
     std::optional<std::string_view> log;
     std::optional<double> date;
-    Meta meta;
+    std::array<std::optional<std::string_view>, 5> meta;
     uint32_t seen = 0;
     for (auto field : record) {
       size_t k = 0;
@@ -276,20 +311,24 @@ bool parse_body(std::string_view body, Result& out) {
         if (value.type() != element_type::DOUBLE) return false;  // int, text or null: Python
         date = double(value);
       } else if (value.is_string()) {
-        if (k < 7) meta[k - 2] = std::string(std::string_view(value));
+        if (k < 7) meta[k - 2] = std::string_view(value);
       } else if (!value.is_null()) {
         return false;
       }
     }
     if (!log || !date) return false;
-    auto [slot, added] = codes.try_emplace(std::move(meta), int32_t(out.metas.size()));
-    if (added) out.metas.push_back(slot->first);
-    out.meta_codes.push_back(slot->second);
+    out.meta_codes.push_back(out.metas.code(meta));
     out.dates.push_back(*date);
-    out.log.add(*log);
     std::string_view text = py_strip(*log);
-    out.is_json.push_back(!text.empty() && text[0] == '{');
-    if (!out.is_json.back()) continue;
+    if (text.empty() || text[0] != '{') {  // a text line: no fields, no request id to find
+      out.message.add(*log);
+      out.fields.add_null();
+      out.time.add_null();
+      out.level.add_null();
+      out.request.add(std::string_view());
+      out.level_from.push_back(kTextOfMessage);
+      continue;
+    }
     // a JSON log object: parsed from a padded copy (the log's text is unescaped)
     inner_buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
     std::memcpy(inner_buffer.data(), text.data(), text.size());
@@ -298,14 +337,15 @@ bool parse_body(std::string_view body, Result& out) {
       return false;  // not one JSON object: Python's verdict decides what it is
     Head head;
     if (!read_head(object, text, head)) return false;
+    out.message.add(head.message ? *head.message : text);
     out.fields.add(text);
     out.time.add(head.time);
     out.level.add(head.level);
-    out.message.add(head.message);
     out.request.add(head.request);
+    out.level_from.push_back(head.level ? kLevelValue : head.message ? kTextOfMessage : kNoLevel);
   }
   // 32-bit Arrow offsets
-  return out.log.data.size() < INT32_MAX && out.fields.data.size() < INT32_MAX;
+  return out.message.data.size() < INT32_MAX && out.fields.data.size() < INT32_MAX;
 }
 
 py::object meta_tuple(const Meta& meta) {
@@ -330,13 +370,12 @@ py::object parse(py::bytes data) {
   }
   if (!ok) return py::none();
   py::list metas;
-  for (const auto& meta : out.metas) metas.append(meta_tuple(meta));
+  for (const auto& meta : out.metas.metas) metas.append(meta_tuple(meta));
   py::dict columns;
-  columns["log"] = out.log.out();
   columns["date"] = raw_bytes(out.dates);
   columns["meta_codes"] = raw_bytes(out.meta_codes);
   columns["metas"] = metas;
-  columns["is_json"] = raw_bytes(out.is_json);
+  columns["level_from"] = raw_bytes(out.level_from);
   columns["fields"] = out.fields.out();
   columns["time"] = out.time.out();
   columns["level"] = out.level.out();
