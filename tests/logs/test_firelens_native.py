@@ -192,3 +192,10 @@ def test_ecsguard_native_0_turns_it_off() -> None:
         env = dict(os.environ, ECSGUARD_NATIVE=value)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert out.stdout.strip() == off, out.stderr
+
+
+def test_a_body_beyond_the_kept_buffers_then_a_usual_one() -> None:
+    # a 12 MB line and body outgrow the per-thread buffers, which are then let go (trim)
+    huge = json.dumps({"date": 1.5, "log": json.dumps({"msg": "x" * 12_000_000})}).encode()
+    _same(huge)
+    _same(b'{"date":2.5,"log":"after ERROR"}\n')

@@ -273,10 +273,33 @@ struct Result {
 };
 
 // The body's columns, or false for a body only the Python path answers.
+// Per-thread buffers kept between bodies, as their pages are already mapped (fresh ones cost
+// page faults), but only up to a usual body's size: the server has dozens of worker threads,
+// and one huge body or line must not stay held by each of them.
+struct Buffers {
+  static constexpr size_t kKeep = size_t(8) << 20;
+  simdjson::dom::parser lines, inner;
+  std::vector<char> padded, inner_buffer;
+
+  void trim() {
+    if (padded.capacity() > kKeep) std::vector<char>().swap(padded);
+    if (inner_buffer.capacity() > kKeep) std::vector<char>().swap(inner_buffer);
+    if (lines.capacity() > kKeep) lines = simdjson::dom::parser();
+    if (inner.capacity() > kKeep) inner = simdjson::dom::parser();
+  }
+};
+
+bool parse_lines(std::string_view body, Result& out, Buffers& buffers);
+
 bool parse_body(std::string_view body, Result& out) {
-  // kept per thread between bodies: their memory is already mapped (fresh pages cost faults)
-  thread_local simdjson::dom::parser lines, inner;
-  thread_local std::vector<char> padded, inner_buffer;
+  thread_local Buffers buffers;
+  bool answered = parse_lines(body, out, buffers);
+  buffers.trim();
+  return answered;
+}
+
+bool parse_lines(std::string_view body, Result& out, Buffers& buffers) {
+  auto& [lines, inner, padded, inner_buffer] = buffers;
   padded.resize(body.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(padded.data(), body.data(), body.size());
   std::memset(padded.data() + body.size(), 0, simdjson::SIMDJSON_PADDING);
