@@ -199,3 +199,11 @@ def test_a_body_beyond_the_kept_buffers_then_a_usual_one() -> None:
     huge = json.dumps({"date": 1.5, "log": json.dumps({"msg": "x" * 12_000_000})}).encode()
     _same(huge)
     _same(b'{"date":2.5,"log":"after ERROR"}\n')
+
+
+def test_the_start_up_note_names_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert firelens.parser_note() == "FireLens parser: native (simdjson)"
+    monkeypatch.setattr(firelens, "_native", None)
+    assert "install g++ and libsimdjson-dev" in firelens.parser_note()
+    monkeypatch.setenv("ECSGUARD_NATIVE", "0")
+    assert firelens.parser_note() == "FireLens parser: Python (ECSGUARD_NATIVE=0)"

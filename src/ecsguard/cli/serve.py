@@ -260,6 +260,7 @@ def serve(
       curl -X POST --data-binary @app.log 'http://127.0.0.1:8080/ingest/lines?service=api'
     """
     from ecsguard.logs.multiline import compile_start
+    from ecsguard.logs.receivers.firelens import parser_note as firelens_parser_note
     from ecsguard.logs.records import ReceiverOptions
     from ecsguard.logs.service import LogService
     from ecsguard.web.app import (
@@ -392,6 +393,7 @@ def serve(
     if dispatcher is not None:
         announce(f"  notifications: {', '.join(dispatcher.config.channels)}")
     announce(f"  {cpus.describe(detection is not None)}")
+    announce(f"  {firelens_parser_note()}")
     announce(
         "  a token is required: clients send 'Authorization: Bearer <token>'"
         if token
