@@ -272,7 +272,6 @@ struct Result {
   Column message, fields, time, level, request;
 };
 
-// The body's columns, or false for a body only the Python path answers.
 // Per-thread buffers kept between bodies, as their pages are already mapped (fresh ones cost
 // page faults), but only up to a usual body's size: the server has dozens of worker threads,
 // and one huge body or line must not stay held by each of them.
@@ -291,6 +290,7 @@ struct Buffers {
 
 bool parse_lines(std::string_view body, Result& out, Buffers& buffers);
 
+// The body's columns, or false for a body only the Python path answers.
 bool parse_body(std::string_view body, Result& out) {
   thread_local Buffers buffers;
   bool answered = parse_lines(body, out, buffers);
