@@ -25,13 +25,16 @@ import struct
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
+
+# zlib's CRC-32, the same values, in a quarter of the time (PCLMUL): the checksum of every
+# frame had cost 3% of the server's ingest with the C library's zlib
+from zlib_ng.zlib_ng import crc32
 
 from ecsguard.core.errors import UserError
 
@@ -67,7 +70,7 @@ def frame_parts(batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
     payload = sink.getvalue()
-    return _HEADER.pack(MAGIC, payload.size, zlib.crc32(payload)), payload
+    return _HEADER.pack(MAGIC, payload.size, crc32(payload)), payload
 
 
 def encode_frame(batch: pa.RecordBatch) -> bytes:
@@ -86,7 +89,7 @@ def decode_frames(data: bytes | pa.Buffer) -> tuple[list[pa.RecordBatch], int]:
         if magic != MAGIC or length == 0 or start + length > len(data):
             break
         payload = view[start : start + length]
-        if zlib.crc32(payload) != crc:
+        if crc32(payload) != crc:
             break
         try:
             batch = pa.ipc.open_stream(pa.py_buffer(payload)).read_next_batch()

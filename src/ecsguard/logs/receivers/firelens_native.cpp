@@ -111,13 +111,15 @@ std::string_view py_strip(std::string_view text) {
   return std::string_view(begin, size_t(end - begin));
 }
 
-// Python's text.count(needle) (needles here cannot overlap themselves). A byte loop: in JSON
-// text the needle's first byte, a quote, is too frequent for memchr's start-up to pay.
+// Python's text.count(needle) (needles here cannot overlap themselves, and are 2 bytes or
+// more). A byte loop: in JSON text the needle's first byte, a quote, is too frequent for
+// memchr's start-up to pay, and the second byte rules out most quotes before a compare.
 size_t count_of(std::string_view text, std::string_view needle) {
   size_t n = 0;
   const char first = needle[0];
   for (size_t at = 0; at + needle.size() <= text.size(); ++at) {
-    if (text[at] == first && text.compare(at, needle.size(), needle) == 0) {
+    if (text[at] == first && text[at + 1] == needle[1] &&
+        text.compare(at, needle.size(), needle) == 0) {
       ++n;
       at += needle.size() - 1;
     }
