@@ -10,6 +10,10 @@ A FireLens record carries its task's metadata next to the container's line:
 Metadata become columns (cluster name, task id, family:revision, account and region from the task
 ARN); `log` holding a JSON object is parsed (fields, level, message, time). Other keys (e.g. the
 fields of an already-parsed record, `ec2_instance_id`) go into `fields`. `container_id` is dropped.
+
+Three paths give the same batch: the native parser (firelens_native.cpp, when it was built) for
+the common bodies it answers, msgspec structs for other bodies in the common shape, and a dict
+per record for everything else.
 """
 
 from __future__ import annotations
@@ -255,12 +259,16 @@ def _parse_common(lines: list[_Line], options: ReceiverOptions, body: bytes) -> 
     )
 
 
+#: firelens_native.cpp's LevelFrom for a row whose level comes from its message's text
+_LEVEL_FROM_TEXT = 0
+
+
 def _strings(built: tuple[int, bytes, bytes, bytes | None, int]) -> pa.Array:
     """A string array from the native parser's (rows, offsets, data, validity, nulls)."""
     rows, offsets, data, validity, nulls = built
-    buffers = [None if validity is None else pa.py_buffer(validity)]
+    valid = None if validity is None else pa.py_buffer(validity)
     return pa.StringArray.from_buffers(
-        rows, pa.py_buffer(offsets), pa.py_buffer(data), buffers[0], nulls
+        rows, pa.py_buffer(offsets), pa.py_buffer(data), valid, nulls
     )
 
 
@@ -316,7 +324,7 @@ def _times_and_levels(
         again = [parse_time(text) for text in time_texts.filter(unread).to_pylist()]
         times = pc.replace_with_mask(times, unread, pa.array(again, pa.int64()))
     levels = value_levels(level_texts)
-    from_text = pc.equal(level_from, 0)
+    from_text = pc.equal(level_from, _LEVEL_FROM_TEXT)
     if pc.any(from_text).as_py():
         levels = pc.replace_with_mask(levels, from_text, text_levels(messages.filter(from_text)))
     redo = pc.or_(
