@@ -132,6 +132,7 @@ def show_logs(
     --once waits there for Ctrl-C, so the console stays open)."""
     from ecsguard.demo import logs as log_demo
     from ecsguard.demo.logserver import ServeProcess
+    from ecsguard.logs.receivers.firelens import parser_note as firelens_parser_note
     from ecsguard.logs.tail import render_line
 
     services = [
@@ -148,7 +149,7 @@ def show_logs(
     with ServeProcess(folder, args=rules) as server:
         stdout.print(
             f"log server: ecsguard serve on {server.url} (FireLens posts to /ingest/firelens; "
-            "rules: builtin:ecs-operations)",
+            f"rules: builtin:ecs-operations; {firelens_parser_note()})",
             markup=False,
             highlight=False,
         )
