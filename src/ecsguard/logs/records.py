@@ -505,12 +505,12 @@ _TS_UTC = pa.timestamp("us", tz="UTC")
 
 
 def _floats_to_us(values: list[float]) -> list[int | None]:
-    """`number_to_us` of many floats, in Arrow: the same IEEE operations, truncated alike."""
     return floats_to_us(pa.array(values, pa.float64())).to_pylist()
 
 
 def floats_to_us(v: pa.Array) -> pa.Array:
-    """`_floats_to_us` of a float64 array, as an int64 array."""
+    """`number_to_us` of a float64 array, in Arrow: the same IEEE operations, truncated alike;
+    an int64 array (null where `number_to_us` gives None)."""
     us = pc.case_when(
         pc.make_struct(pc.less(v, 1e11), pc.less(v, 1e14), pc.less(v, 1e17)),
         pc.multiply(v, 1e6),
@@ -525,15 +525,10 @@ def floats_to_us(v: pa.Array) -> pa.Array:
     return pc.if_else(valid, pc.floor(us), None).cast(pa.int64())
 
 
-def _iso_to_us(values: list[str]) -> list[int | None] | None:
-    """Epoch µs of ISO UTC texts matching `_ISO_UTC` (None where not matching), or None when
-    Arrow refuses one of them (a day that does not exist)."""
-    us = iso_to_us(pa.array(values, pa.string()))
-    return None if us is None else us.to_pylist()
-
-
-def iso_to_us(texts: pa.Array) -> pa.Array | None:
-    """`_iso_to_us` of a string array, as an int64 array."""
+def _iso_to_us(texts: pa.Array) -> pa.Array | None:
+    """Epoch µs of the ISO UTC texts of a string array that match `_ISO_UTC` (null where not
+    matching), an int64 array; or None when Arrow refuses one of them (a day that does not
+    exist)."""
     matching = pc.match_substring_regex(texts, _ISO_UTC)
     try:
         times = pc.if_else(matching, texts, None).cast(_TS_UTC)
@@ -545,6 +540,19 @@ def iso_to_us(texts: pa.Array) -> pa.Array | None:
     return pc.if_else(pc.or_(pc.invert(matching), in_range), us, None)
 
 
+def text_times(texts: pa.Array) -> pa.Array:
+    """`parse_time` of each text of a string array (null stays null), as an int64 array: ISO UTC
+    texts converted in bulk (`_iso_to_us`), the others one by one."""
+    times = _iso_to_us(texts)
+    if times is None:  # a day that does not exist: each text on its own
+        return pa.array([parse_time(text) for text in texts.to_pylist()], pa.int64())
+    unread = pc.and_(pc.is_null(times), pc.is_valid(texts))
+    if pc.any(unread).as_py():  # not the usual ISO form: each such text the long way
+        again = [parse_time(text) for text in texts.filter(unread).to_pylist()]
+        times = pc.replace_with_mask(times, unread, pa.array(again, pa.int64()))
+    return times
+
+
 _TEXT_KINDS = frozenset((str, type(None)))
 
 
@@ -554,14 +562,7 @@ def parse_times(values: Sequence[Any]) -> list[int | None]:
     if kinds == {float}:  # the usual FireLens `date` column
         return _floats_to_us(list(values))
     if kinds <= _TEXT_KINDS and values:  # the usual JSON `time` key: ISO texts, some missing
-        converted = _iso_to_us(list(values))
-        if converted is not None:
-            if None not in converted:
-                return converted
-            return [
-                us if us is not None else parse_time(value)
-                for us, value in zip(converted, values, strict=True)
-            ]
+        return text_times(pa.array(list(values), pa.string())).to_pylist()
     out: list[int | None] = [None] * len(values)
     float_at: list[int] = []
     floats: list[float] = []
@@ -581,11 +582,8 @@ def parse_times(values: Sequence[Any]) -> list[int | None]:
         for i, us in zip(float_at, _floats_to_us(floats), strict=True):
             out[i] = us
     if isos:
-        converted = _iso_to_us(isos)
-        if converted is None:
-            converted = [parse_time(value) for value in isos]
-        for i, us, value in zip(iso_at, converted, isos, strict=True):
-            out[i] = us if us is not None else parse_time(value)
+        for i, us in zip(iso_at, text_times(pa.array(isos, pa.string())).to_pylist(), strict=True):
+            out[i] = us
     return out
 
 

@@ -39,7 +39,6 @@ from ecsguard.logs.records import (
     body_ids,
     build_batch,
     floats_to_us,
-    iso_to_us,
     json_rows,
     level_from_text,
     levels_from_texts,
@@ -48,6 +47,7 @@ from ecsguard.logs.records import (
     parse_times,
     structured,
     text_levels,
+    text_times,
     to_json_text,
     value_levels,
 )
@@ -316,13 +316,7 @@ def _times_and_levels(
     (firelens_native.cpp's LevelFrom: the message's text, the level value, none), its message
     and its log object's text (`raws`, null for text lines). A row whose first value says
     nothing (a time that does not parse, an empty level) is redone by `structured`."""
-    times = iso_to_us(time_texts)
-    if times is None:  # a day that does not exist: each text on its own
-        times = pa.array(parse_times(time_texts.to_pylist()), pa.int64())
-    unread = pc.and_(pc.is_null(times), pc.is_valid(time_texts))
-    if pc.any(unread).as_py():  # not the usual ISO form: each such text the long way
-        again = [parse_time(text) for text in time_texts.filter(unread).to_pylist()]
-        times = pc.replace_with_mask(times, unread, pa.array(again, pa.int64()))
+    times = text_times(time_texts)
     levels = value_levels(level_texts)
     from_text = pc.equal(level_from, _LEVEL_FROM_TEXT)
     if pc.any(from_text).as_py():
