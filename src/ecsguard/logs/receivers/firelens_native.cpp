@@ -208,12 +208,17 @@ bool read_head(simdjson::dom::object object, std::string_view raw, Head& head) {
   // the same non-empty text named once in `raw`; else null. Null too if `raw` has a \u escape.
   std::optional<std::string_view> id;
   bool unknown = false;
-  for (size_t k = 0; k < kRequestKeys.size() && !unknown; ++k, ++at) {
+  for (size_t k = 0; k < kRequestKeys.size(); ++k, ++at) {
     if (!found[at]) continue;
-    if (!found[at]->is_string()) { unknown = true; break; }
-    std::string_view value(*found[at]);
-    if (value.empty() || (id && value != *id) || count_of(raw, quoted_request_key(k)) != 1)
+    if (!found[at]->is_string()) {
       unknown = true;
+      break;
+    }
+    std::string_view value(*found[at]);
+    if (value.empty() || (id && value != *id) || count_of(raw, quoted_request_key(k)) != 1) {
+      unknown = true;
+      break;
+    }
     id = value;
   }
   if (unknown) head.request.reset();
@@ -301,6 +306,7 @@ bool parse_body(std::string_view body, Result& out) {
 }
 
 bool parse_lines(std::string_view body, Result& out, Buffers& buffers) {
+  if (body.empty() || body[0] != '{') return false;  // `format json` or another layout: no copy
   auto& [lines, inner, padded, inner_buffer] = buffers;
   padded.resize(body.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(padded.data(), body.data(), body.size());
