@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 import pytest
@@ -21,6 +22,7 @@ from tests.logs.test_receivers_firelens import OPTS, _common_records, _general, 
 
 from ecsguard.logs.receivers import firelens
 from ecsguard.logs.records import REQUEST_ID_KEYS
+from ecsguard.monitor import emf
 
 if firelens._native is None:
     if os.environ.get("CI"):
@@ -207,3 +209,35 @@ def test_the_start_up_note_names_the_parser(monkeypatch: pytest.MonkeyPatch) -> 
     assert "install g++ and libsimdjson-dev" in firelens.parser_note()
     monkeypatch.setenv("ECSGUARD_NATIVE", "0")
     assert firelens.parser_note() == "FireLens parser: Python (ECSGUARD_NATIVE=0)"
+
+
+# ------------------------------------------------------- the text search emf.py's scan runs on
+
+
+@settings(max_examples=300)
+@given(
+    texts=st.lists(st.none() | st.text(alphabet='_aws"Tyep x{}', max_size=70), max_size=40),
+    start=st.integers(0, 6),
+    needle=st.sampled_from([b"_aws", b'"Type"', b"ws", b"_aws_aws_aws_aws_aws"]),
+)
+def test_native_rows_with_equals_the_python_search(
+    texts: list[str | None], start: int, needle: bytes
+) -> None:
+    """The 16-byte-wide search finds the rows the regular expression finds, texts shorter and
+    longer than a vector and occurrences across texts and vector edges included."""
+    array = pa.array(texts, pa.string()).slice(min(start, len(texts)))
+    native = emf._rows_with(array, needle)
+    with mock.patch.object(emf, "NATIVE", None):
+        assert native == emf._rows_with(array, needle)
+
+
+def test_native_rows_with_refuses_what_it_cannot_search() -> None:
+    rows_with = firelens._native.rows_with
+    offsets = memoryview(pa.array([0, 3], pa.int32()).buffers()[1]).cast("i")
+    assert rows_with(offsets, b"xab", b"ab") == [0]
+    with pytest.raises(ValueError, match="two bytes or more"):
+        rows_with(offsets, b"xab", b"a")
+    with pytest.raises(ValueError, match="span"):
+        rows_with(offsets, b"xabcd", b"ab")
+    with pytest.raises(ValueError, match="int32"):
+        rows_with(memoryview(b"\0\0\0\3"), b"xab", b"ab")

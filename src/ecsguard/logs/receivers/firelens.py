@@ -18,12 +18,10 @@ per record for everything else.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from collections.abc import Callable, Iterable
 from itertools import repeat
-from types import ModuleType
 from typing import Any, cast
 
 import msgspec
@@ -31,6 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ecsguard.logs.native import NATIVE
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
     Parsed,
@@ -53,20 +52,7 @@ from ecsguard.logs.records import (
 )
 from ecsguard.logs.schema import LOGS
 
-
-def _native_parser() -> ModuleType | None:
-    """The native parser (firelens_native.cpp), built when a C++ compiler and simdjson were
-    there (setup.py); None without it, or with ECSGUARD_NATIVE=0 (to compare, or to doubt it):
-    the Python path alone then, with the same results."""
-    if os.environ.get("ECSGUARD_NATIVE") == "0":
-        return None
-    try:
-        return importlib.import_module("ecsguard.logs.receivers._firelens_native")
-    except ImportError:
-        return None
-
-
-_native = _native_parser()
+_native = NATIVE  # the native parser, or None (ecsguard.logs.native)
 
 
 def parser_note() -> str:
