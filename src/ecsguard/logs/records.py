@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from hashlib import blake2b, sha256
+from hashlib import blake2b
 from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -26,6 +26,7 @@ import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from blake3 import blake3
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _fromisoformat = datetime.fromisoformat
@@ -395,14 +396,16 @@ def body_ids(context: str, body: bytes, rows: int) -> pa.Array:
     (a re-sent body yields the same ids, so the door drops it), with one hash per body instead
     of one per row.
 
-    Each block of 65,536 rows takes a 64-bit prefix from SHA-256 of the context, the body and the
-    block's number (SHA-256 runs on the CPU's SHA instructions: a third of blake2b's time over a
-    body); the row's place in the block is the last 16 bits. Ids of two blocks meet only if their
-    prefixes do: below one chance in 10^8 among a billion records (some 300,000 bodies), where
-    80-bit hashes per row give about one in 10^6. A record's id therefore depends on its whole body,
-    as the per-row ids already depended on the record's place in it; the same record in another
-    body is another record, even with the same time and text."""
-    digest = sha256(f"{context}\x1f".encode("utf-8", "surrogatepass"))
+    Each block of 65,536 rows takes a 64-bit prefix from BLAKE3 of the context, the body and the
+    block's number; the row's place in the block is the last 16 bits. The hash is cryptographic
+    so that no sender can make a body whose ids match another's and have that one dropped as a
+    resend; BLAKE3 reads 2.9 GB/s on one core here, SHA-256 on the CPU's SHA instructions 1.4
+    (it had cost 3.8% of the server's ingest time), blake2b 0.6. Ids of two blocks meet only if
+    their prefixes do: below one chance in 10^8 among a billion records (some 300,000 bodies),
+    where 80-bit hashes per row give about one in 10^6. A record's id therefore depends on its
+    whole body, as the per-row ids already depended on the record's place in it; the same record
+    in another body is another record, even with the same time and text."""
+    digest = blake3(f"{context}\x1f".encode("utf-8", "surrogatepass"))
     digest.update(body)
     blocks = []
     for block, start in enumerate(range(0, rows, _BLOCK_ROWS)):
