@@ -1,5 +1,6 @@
-from typing_extensions import Buffer
 from typing import Any
+
+from typing_extensions import Buffer
 
 def parse(body: bytes) -> dict[str, Any] | None: ...
 def rows_with(offsets: Buffer, data: Buffer, needle: bytes) -> list[int]: ...

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from itertools import repeat
 from typing import Any, cast
 
@@ -493,24 +494,37 @@ def _metadata_columns(
     indices: pa.Array, distinct: list[_Meta], options: ReceiverOptions
 ) -> dict[str, pa.Array]:
     """The metadata columns of rows whose sets of FireLens values are `distinct[indices[i]]`."""
-    derived = [_derived(row, options) for row in distinct]
+    fallbacks = (
+        options.account,
+        options.region,
+        options.cluster,
+        options.task,
+        options.task_definition,
+        options.container,
+        options.stream,
+    )
+    derived = [_derived(row, fallbacks) for row in distinct]
     return {
         name: pa.array([values[j] for values in derived], pa.string()).take(indices)
         for j, name in enumerate(_METADATA_COLUMNS)
     }
 
 
-def _derived(meta: _Meta, options: ReceiverOptions) -> tuple[str | None, ...]:
-    """`_METADATA_COLUMNS` of one set of FireLens values; the options fill what they lack."""
+@lru_cache(maxsize=4096)
+def _derived(meta: _Meta, fallbacks: tuple[str | None, ...]) -> tuple[str | None, ...]:
+    """`_METADATA_COLUMNS` of one set of FireLens values; the options' values (`fallbacks`, in
+    that order) fill what they lack. Cached: the same tasks send body after body, and working
+    their ARNs out anew took 1.6% of the server's ingest time."""
     source, cluster, arn, family, container = meta
+    account_, region_, cluster_, task_, family_, container_, stream_ = fallbacks
     task, arn_cluster, account, region = task_parts(arn) if arn is not None else (None,) * 4
     named = cluster_name(cluster) if cluster else None
     return (
-        account or options.account,
-        region or options.region,
-        named if named is not None else arn_cluster or options.cluster,
-        task or options.task,
-        task_definition(family) if family else options.task_definition,
-        container.lstrip("/") if container else options.container,
-        source or options.stream,
+        account or account_,
+        region or region_,
+        named if named is not None else arn_cluster or cluster_,
+        task or task_,
+        task_definition(family) if family else family_,
+        container.lstrip("/") if container else container_,
+        source or stream_,
     )
