@@ -241,3 +241,6 @@ def test_native_rows_with_refuses_what_it_cannot_search() -> None:
         rows_with(offsets, b"xabcd", b"ab")
     with pytest.raises(ValueError, match="int32"):
         rows_with(memoryview(b"\0\0\0\3"), b"xab", b"ab")
+    backwards = memoryview(pa.array([0, 3, 1, 3], pa.int32()).buffers()[1]).cast("i")
+    with pytest.raises(ValueError, match="not decrease"):
+        rows_with(backwards, b"xab", b"ab")

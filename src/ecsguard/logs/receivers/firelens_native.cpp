@@ -16,6 +16,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -479,6 +480,9 @@ py::list rows_with(py::buffer offsets_buffer, py::buffer data_buffer, py::bytes 
   const int32_t base = offsets[0];
   if (offsets_end[-1] - base != data_info.size)
     throw py::value_error("data must span offsets[0] to offsets[-1]");
+  // every search starts at a row's offset: out-of-order offsets would read outside the data
+  if (std::adjacent_find(offsets, offsets_end, std::greater<int32_t>()) != offsets_end)
+    throw py::value_error("offsets must not decrease");
   std::vector<int64_t> rows;
   {
     py::gil_scoped_release unlocked;
