@@ -4,6 +4,7 @@ once, and the dead worker's shards were resumed from their checkpoints, not from
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -85,7 +86,7 @@ class Producer:
 
 
 def serve(server: MotoServer, data_dir: Path) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
-    env = {**os.environ, **server.env(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **server.env(), "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -131,6 +132,30 @@ def drain(lines: queue.Queue[str], into: list[str]) -> list[str]:
             return into
 
 
+def wait_for_line(
+    proc: subprocess.Popen[str],
+    lines: queue.Queue[str],
+    output: list[str],
+    needle: str,
+    timeout: float,
+) -> None:
+    """Collect `proc`'s output until a line holds `needle`. A process that dies or says nothing
+    in time fails the test with its output; a live one is first made to dump its threads' stacks
+    (faulthandler on SIGABRT), so a hang names where it waits."""
+    deadline = time.monotonic() + timeout
+    while not any(needle in line for line in output):
+        if proc.poll() is not None and lines.empty():
+            raise AssertionError(f"exited {proc.returncode} before {needle!r}: {''.join(output)}")
+        if time.monotonic() > deadline:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(10)
+            time.sleep(0.5)  # the pump thread reads the last lines
+            drain(lines, output)
+            raise AssertionError(f"no {needle!r} in {timeout} s: {''.join(output)}")
+        with contextlib.suppress(queue.Empty):
+            output.append(lines.get(timeout=0.5))
+
+
 def stored_messages(data_dir: Path) -> list[tuple[str, str]]:
     pipeline = Pipeline(data_dir)
     try:
@@ -162,11 +187,8 @@ def test_three_workers_one_killed(moto: MotoServer, tmp_path: Path) -> None:
     outputs: list[list[str]] = [[], [], []]
     try:
         names: list[str] = []
-        for (_, lines), output in zip(workers, outputs, strict=True):
-            deadline = time.monotonic() + 30
-            while not any("as worker" in line for line in output):
-                assert time.monotonic() < deadline, output
-                output.append(lines.get(timeout=30))
+        for (proc, lines), output in zip(workers, outputs, strict=True):
+            wait_for_line(proc, lines, output, "as worker", 90)
             found = re.search(r"as worker (\S+)", "".join(output))
             assert found
             names.append(found[1])
