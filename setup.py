@@ -1,8 +1,10 @@
-"""The optional native FireLens parser (src/ecsguard/logs/receivers/firelens_native.cpp).
+"""The optional native helpers: the FireLens parser and text search
+(src/ecsguard/logs/receivers/firelens_native.cpp) and the event-pattern prefilter's leaf reader
+(src/ecsguard/detect/eventpattern/leaves_native.cpp).
 
-Everything else is in pyproject.toml. The extension needs a C++17 compiler and simdjson's
+Everything else is in pyproject.toml. The extensions need a C++17 compiler and simdjson's
 headers and library (Debian: `apt install g++ libsimdjson-dev`); without them the build skips
-it (optional=True) and ecsguard reads FireLens bodies in Python, with the same results.
+them (optional=True) and ecsguard does that work in Python, with the same results.
 """
 
 from pybind11.setup_helpers import Pybind11Extension
@@ -11,12 +13,20 @@ from setuptools import setup
 setup(
     ext_modules=[
         Pybind11Extension(
-            "ecsguard.logs.receivers._firelens_native",
+            "ecsguard._firelens_native",
             ["src/ecsguard/logs/receivers/firelens_native.cpp"],
             libraries=["simdjson"],
             cxx_std=17,
             extra_compile_args=["-O2"],
             optional=True,
-        )
+        ),
+        Pybind11Extension(
+            "ecsguard._leaves_native",
+            ["src/ecsguard/detect/eventpattern/leaves_native.cpp"],
+            libraries=["simdjson"],
+            cxx_std=17,
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

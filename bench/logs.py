@@ -265,7 +265,7 @@ def serve_available() -> bool:
 
 def native_available() -> bool:
     """Whether this checkout's native FireLens parser was built (setup.py)."""
-    return importlib.util.find_spec("ecsguard.logs.receivers._firelens_native") is not None
+    return importlib.util.find_spec("ecsguard._firelens_native") is not None
 
 
 def ingest_http(raw: Path, cuts: list[int], data_dir: Path, native: bool = True) -> dict[str, Any]:

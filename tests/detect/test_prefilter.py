@@ -26,6 +26,18 @@ STRATUS = TESTDATA / "cloudtrail" / "stratus-red-team-detonation-logs"
 PACK = Path(__file__).parents[2] / "src" / "ecsguard" / "detect" / "pack" / "ecs-operations.yaml"
 
 
+@pytest.fixture(autouse=True, params=["native", "python"])
+def leaf_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: JSON leaves read by leaves_native.cpp (when built), and by Python."""
+    import ecsguard.detect.eventpattern.prefilter as prefilter
+
+    if request.param == "python":
+        monkeypatch.setattr(prefilter, "LEAVES", None)
+    elif prefilter.LEAVES is None:
+        pytest.skip("the native leaf reader is not built")
+    return str(request.param)
+
+
 def store(receiver: str, data: bytes) -> pa.RecordBatch:
     import ecsguard.logs.receivers.cloudtrail
     import ecsguard.logs.receivers.ecs_events  # noqa: F401

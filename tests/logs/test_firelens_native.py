@@ -196,6 +196,25 @@ def test_ecsguard_native_0_turns_it_off() -> None:
         assert out.stdout.strip() == off, out.stderr
 
 
+@pytest.mark.parametrize(
+    "first", ["ecsguard.monitor.emf", "ecsguard.detect.eventpattern.prefilter", "ecsguard.cli.main"]
+)
+def test_every_user_gets_its_module_whatever_is_imported_first(first: str) -> None:
+    # the modules once sat inside logs.receivers: the EMF scan, imported first, loaded the
+    # package half-way, lost the module and left the `lines` receiver unregistered
+    code = (
+        f"import {first}\n"
+        "from ecsguard.logs.receivers import RECEIVERS, firelens\n"
+        "from ecsguard.monitor import emf\n"
+        "from ecsguard.detect.eventpattern import prefilter\n"
+        "RECEIVERS.get('lines')\n"
+        "print(firelens._native is not None, emf.FIRELENS is not None, "
+        "prefilter.LEAVES is not None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr
+
+
 def test_a_body_beyond_the_kept_buffers_then_a_usual_one() -> None:
     # a 12 MB line and body outgrow the per-thread buffers, which are then let go (trim)
     huge = json.dumps({"date": 1.5, "log": json.dumps({"msg": "x" * 12_000_000})}).encode()
@@ -227,7 +246,7 @@ def test_native_rows_with_equals_the_python_search(
     longer than a vector and occurrences across texts and vector edges included."""
     array = pa.array(texts, pa.string()).slice(min(start, len(texts)))
     native = emf._rows_with(array, needle)
-    with mock.patch.object(emf, "NATIVE", None):
+    with mock.patch.object(emf, "FIRELENS", None):
         assert native == emf._rows_with(array, needle)
 
 

@@ -34,7 +34,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecsguard.logs.native import NATIVE
+from ecsguard.core.native import load, string_buffers
 from ecsguard.logs.records import (
     Parsed,
     Problem,
@@ -43,6 +43,8 @@ from ecsguard.logs.records import (
     parse_json_object,
 )
 from ecsguard.logs.schema import METRICS
+
+FIRELENS = load("ecsguard._firelens_native")  # the native text search, or None
 
 log = logging.getLogger(__name__)
 
@@ -367,13 +369,12 @@ def _rows_with(texts: pa.Array, *needles: bytes) -> list[set[int]]:
     expression, which still cost 3.5% of the server's; without it, the regular expression reads a
     memoryview without copying it and found `_aws` in 55% of the time of `bytes.find`. An
     occurrence spanning two texts adds a row that is then parsed and found not to be EMF."""
-    _, offsets_buffer, data_buffer = texts.buffers()
-    if texts.null_count == len(texts) or data_buffer is None:
+    if texts.null_count == len(texts) or texts.buffers()[2] is None:
         return [set() for _ in needles]
-    offsets = memoryview(offsets_buffer).cast("i")[texts.offset : texts.offset + len(texts) + 1]
-    data = memoryview(data_buffer)[offsets[0] : offsets[-1]]
-    if NATIVE is not None:
-        return [set(NATIVE.rows_with(offsets, data, needle)) for needle in needles]
+    offsets, whole = string_buffers(texts)
+    data = whole[offsets[0] : offsets[-1]]
+    if FIRELENS is not None:
+        return [set(FIRELENS.rows_with(offsets, data, needle)) for needle in needles]
     base = offsets[0]
     found: list[set[int]] = []
     for needle in needles:

@@ -26,8 +26,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import orjson
+import pyarrow as pa
 
+from ecsguard.core.native import load, string_buffers, validity
 from ecsguard.detect.eventpattern.pattern import Branch, FieldTest
+
+LEAVES = load("ecsguard._leaves_native")  # the native leaf reader, or None
 
 #: distinct values remembered per path (a path of unique values, such as an ARN, would grow it
 #: without end: it is emptied when full)
@@ -60,6 +64,11 @@ class RowView(Protocol):
         """Whether the row's event holds an array at top-level key `key`."""
         ...
 
+    def json_column(self, path: str) -> tuple[pa.Array, tuple[str, ...]] | None:
+        """The string column whose JSON texts alone hold the path's leaves, and the keys below
+        each text's root (None: only json_values can say)."""
+        ...
+
 
 class Prefilter:
     """Built once per set of patterns; `survivors(view)` is the per-batch part."""
@@ -85,6 +94,9 @@ class Prefilter:
         self._undecidable, self._top_shared = _undecidable(branches)
         self._unread: dict[tuple[tuple[str, str], ...], int] = {}
         self._cache: dict[tuple[str, str], dict[Any, int]] = {}
+        #: (path, keys below the JSON root) -> (the native numbering of its leaf lists, the
+        #: branches each number leaves alive)
+        self._numbered: dict[tuple[str, tuple[str, ...]], tuple[Any, list[int]]] = {}
         self._order: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
         #: (path, kind) -> rows tried, rows dropped
         self._stats: dict[tuple[str, str], tuple[int, int]] = {}
@@ -191,6 +203,8 @@ class Prefilter:
                     column = view.column(path)
                     values = [column[row] for row in live]
                     alives: list[Any] = [get(value) for value in values]
+                elif LEAVES is not None and (source := view.json_column(path)) is not None:
+                    alives = self._leaf_masks(path, *source, live, view)
                 else:
                     # one value per row: a string (the one leaf, the common case, cached as
                     # it is) or the list of leaves (cached by their JSON, never equal to a str)
@@ -211,6 +225,34 @@ class Prefilter:
                 masks = [mask for mask in masks if mask]
             live = kept
         return live, masks
+
+    def _leaf_masks(
+        self,
+        path: str,
+        texts: pa.Array,
+        parts: tuple[str, ...],
+        rows: list[int],
+        view: RowView,
+    ) -> list[int]:
+        """The branches each of `rows` leaves alive on `path`, its leaves read natively
+        (leaves_native.cpp): the texts are parsed and walked in C++, and each distinct list of
+        leaves is judged once, in Python, when it is first seen. Rows simdjson refuses are
+        read by json_values, so they are judged as without the native reader."""
+        assert LEAVES is not None  # the caller checked
+        numbered = self._numbered.get((path, parts))
+        if numbered is None or len(numbered[1]) > CACHE_LIMIT:
+            numbered = self._numbered[(path, parts)] = (LEAVES.LeafIds(list(parts)), [])
+        leaf_ids, masks = numbered
+        offsets, data = string_buffers(texts)
+        ids, fresh = leaf_ids.encode(offsets, data, validity(texts), texts.offset, rows)
+        masks.extend(self.alive(path, orjson.loads(text)) for text in fresh)
+        alives = [masks[i] for i in ids]
+        if -1 in ids:
+            refused = [i for i, number in enumerate(ids) if number < 0]
+            values = view.json_values(path, [rows[i] for i in refused])
+            for i, value in zip(refused, values, strict=True):
+                alives[i] = self.alive(path, [value] if type(value) is str else value)
+        return alives
 
     def _fill(
         self,

@@ -407,6 +407,22 @@ class RowView:
             return out
         return _one_down(roots, rows, parts[start])
 
+    def json_column(self, path: str) -> tuple[pa.Array, tuple[str, ...]] | None:
+        """The string column whose JSON texts alone hold `path`'s leaves, and the keys below
+        each text's root; None when the leaves come from more than one column (a CloudTrail
+        userIdentity merges three into its JSON) or the path names the root itself."""
+        name, parts, start = self._plan(path)
+        if start >= len(parts):
+            return None
+        if self.table == "events":
+            column = name
+        elif name in _TRAIL_DETAIL_JSON:
+            column = _TRAIL_DETAIL_JSON[name][0]
+        else:
+            return None
+        texts = self.batch.column(column)
+        return (texts, tuple(parts[start:])) if texts.type == pa.string() else None
+
     def array_at(self, key: str, row: int) -> bool:
         """Whether the row's event holds an array at top-level key `key`: in `events` the JSON
         of resources or detail can be one; a CloudTrail event's detail is always an object and

@@ -30,7 +30,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecsguard.logs.native import NATIVE
+from ecsguard.core.native import load
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
     Parsed,
@@ -53,7 +53,7 @@ from ecsguard.logs.records import (
 )
 from ecsguard.logs.schema import LOGS
 
-_native = NATIVE  # the native parser, or None (ecsguard.logs.native)
+_native = load("ecsguard._firelens_native")  # the native parser, or None
 
 
 def parser_note() -> str:

@@ -1,0 +1,46 @@
+"""Loading the optional native helpers, built by setup.py when a C++ compiler and simdjson are
+there, and handing them Arrow's buffers:
+
+- `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the FireLens body parser
+  and a text search over Arrow string arrays (users: the FireLens receiver, the EMF scan);
+- `ecsguard._leaves_native` (detect/eventpattern/leaves_native.cpp): an EventBridge path's
+  leaves per row of JSON texts, numbered by distinct value (user: the event-pattern prefilter).
+
+The sources sit in the rooms of their users; the modules are built at the top of the package,
+whose `__init__` imports nothing: a module inside `logs.receivers` made loading it import that
+package, whose receivers import their users, so a user imported first found it missing.
+Without them, or with ECSGUARD_NATIVE=0 (to compare, or to doubt them), `load` gives None and
+every caller runs its Python path, with the same results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pyarrow as pa
+
+
+def load(module: str) -> ModuleType | None:
+    """The native module `module`, or None (not built, or ECSGUARD_NATIVE=0)."""
+    if os.environ.get("ECSGUARD_NATIVE") == "0":
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def string_buffers(texts: pa.Array) -> tuple[memoryview, memoryview]:
+    """A string array's int32 offsets (rows + 1, the array's slice of them) and its whole data
+    buffer, as memoryviews over Arrow's memory (no copy)."""
+    _, offsets_buffer, data_buffer = texts.buffers()
+    offsets = memoryview(offsets_buffer).cast("i")[texts.offset : texts.offset + len(texts) + 1]
+    return offsets, memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+
+
+def validity(texts: pa.Array) -> memoryview | None:
+    """The array's validity bitmap (bit `texts.offset + row`), or None when no row is null."""
+    bitmap = texts.buffers()[0]
+    return memoryview(bitmap) if bitmap is not None and texts.null_count else None
