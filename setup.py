@@ -1,6 +1,6 @@
 """The optional native helpers: the FireLens parser and text search
-(src/ecsguard/logs/receivers/firelens_native.cpp) and the event-pattern prefilter's leaf reader
-(src/ecsguard/detect/eventpattern/leaves_native.cpp).
+(src/ecsguard/logs/receivers/firelens_native.cpp) and detection's JSON readers
+(src/ecsguard/detect/json_native.cpp).
 
 Everything else is in pyproject.toml. The extensions need a C++17 compiler and simdjson's
 headers and library (Debian: `apt install g++ libsimdjson-dev`); without them the build skips
@@ -21,8 +21,8 @@ setup(
             optional=True,
         ),
         Pybind11Extension(
-            "ecsguard._leaves_native",
-            ["src/ecsguard/detect/eventpattern/leaves_native.cpp"],
+            "ecsguard._json_native",
+            ["src/ecsguard/detect/json_native.cpp"],
             libraries=["simdjson"],
             cxx_std=17,
             extra_compile_args=["-O2"],

@@ -42,7 +42,8 @@ bodies of --batch records as the receivers get them over HTTP.
    stepping stops after the first step that is not. A 5 s step at the first rate goes before
    them, unrecorded (first uses). Then one closed-loop step (4 senders, no schedule) shows the
    ingest ceiling. Server CPU seconds (serve and its detection process) come from
-   /proc/<pid>/stat; the load generator's own CPU from os.times().
+   /proc/<pid>/stat, with the detection process's share apart; the load generator's own CPU
+   from os.times().
 
 Results go to bench/results/detect.json; the machine's core count and load average are
 recorded with them, because on a shared 2-core machine wall times move with the load.
@@ -92,7 +93,7 @@ from ecsguard.logs.query.filter_pattern import compile_pattern as compile_filter
 from ecsguard.logs.receivers import RECEIVERS  # noqa: E402
 from ecsguard.logs.records import ReceiverOptions  # noqa: E402
 from ecsguard.logs.service import DEFAULT_FLUSH_SECONDS  # noqa: E402
-from procstat import cpu_seconds  # noqa: E402
+from procstat import cpu_split  # noqa: E402
 
 RESULTS = BENCH / "results" / "detect.json"
 TARGET_RATE = 100_000  # records/s, issue 6
@@ -497,6 +498,7 @@ class StepResult:
     markers_arrived: int
     latencies: list[float]
     server_cpu: float
+    detection_cpu: float  # the part of server_cpu its detection process used
     client_cpu: float
     statuses: Counter[int] = field(default_factory=Counter)
 
@@ -531,6 +533,7 @@ class StepResult:
             "latency_max_s": round(max(self.latencies), 3) if self.latencies else None,
             "server_cpu_seconds": round(self.server_cpu, 1),
             "server_cores_busy": round(self.server_cpu / self.seconds, 2),
+            "detection_cores_busy": round(self.detection_cpu / self.seconds, 2),
             "load_generator_cpu_seconds": round(self.client_cpu, 1),
             "http_errors": dict(self.errors),
             "sustained": self.sustained(),
@@ -642,10 +645,10 @@ def run_step(
     senders: int,
 ) -> StepResult:
     pid = server.proc.pid
-    cpu0, client0 = cpu_seconds(pid), os.times()
+    cpu0, client0 = cpu_split(pid), os.times()
     load = LoadStep(server.url, bodies, rate, seconds, step)
     elapsed = load.run(senders)
-    cpu1, client1 = cpu_seconds(pid), os.times()
+    cpu1, client1 = cpu_split(pid), os.times()
     # markers still in flight arrive while detection catches up; wait for them (bounded)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -664,7 +667,8 @@ def run_step(
         markers_sent=len(load.acked),
         markers_arrived=len(latencies),
         latencies=latencies,
-        server_cpu=cpu1 - cpu0,
+        server_cpu=sum(cpu1) - sum(cpu0),
+        detection_cpu=cpu1[1] - cpu0[1],
         client_cpu=(client1.user + client1.system) - (client0.user + client0.system),
     )
 
@@ -736,7 +740,8 @@ def _e2e_line(row: dict[str, Any]) -> str:
         f"offered {offered if offered is not None else 'max':>7} /s  acked "
         f"{row['acked_records_per_second']:>7} /s  markers {row['markers_arrived']}/"
         f"{row['markers_sent']}  p50 {row['latency_p50_s']} s  p99 {row['latency_p99_s']} s  "
-        f"server {row['server_cores_busy']} cores  {'ok' if row['sustained'] else 'not sustained'}"
+        f"server {row['server_cores_busy']} cores ({row['detection_cores_busy']} detection)  "
+        f"{'ok' if row['sustained'] else 'not sustained'}"
     )
 
 

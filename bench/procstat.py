@@ -11,6 +11,12 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a live process and of its live descendants (`serve --rules` runs its
     detection in a child process); 0 for one that has ended meanwhile."""
+    own, descendants = cpu_split(pid)
+    return own + descendants
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(the process's own CPU seconds, its live descendants'), as cpu_seconds counts them."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
         children = [
@@ -19,7 +25,7 @@ def cpu_seconds(pid: int) -> float:
             for child in (task / "children").read_text().split()
         ]
     except FileNotFoundError:
-        return 0.0
+        return 0.0, 0.0
     fields = text[text.rindex(")") + 2 :].split()
     own = (int(fields[11]) + int(fields[12])) / TICKS
-    return own + sum(cpu_seconds(child) for child in children)
+    return own, sum(cpu_seconds(child) for child in children)

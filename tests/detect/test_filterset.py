@@ -58,6 +58,18 @@ FIELDS[1] = '{"level": "FATAL"}'  # a JSON pattern reads fields before the messa
 FIELDS[16] = '{"latency_ms": 9000}'
 
 
+@pytest.fixture(autouse=True, params=["native", "python"])
+def json_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: JSON selectors read by json_native.cpp (when built), and by Python."""
+    import ecsguard.detect.filterset as filterset
+
+    if request.param == "python":
+        monkeypatch.setattr(filterset, "JSON", None)
+    elif filterset.JSON is None:
+        pytest.skip("the native JSON reader is not built")
+    return str(request.param)
+
+
 def batch() -> pa.RecordBatch:
     return pa.record_batch(
         {"message": pa.array(MESSAGES, pa.string()), "fields": pa.array(FIELDS, pa.string())}

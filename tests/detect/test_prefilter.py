@@ -28,7 +28,7 @@ PACK = Path(__file__).parents[2] / "src" / "ecsguard" / "detect" / "pack" / "ecs
 
 @pytest.fixture(autouse=True, params=["native", "python"])
 def leaf_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test twice: JSON leaves read by leaves_native.cpp (when built), and by Python."""
+    """Every test twice: JSON leaves read by json_native.cpp (when built), and by Python."""
     import ecsguard.detect.eventpattern.prefilter as prefilter
 
     if request.param == "python":

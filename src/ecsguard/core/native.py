@@ -3,8 +3,9 @@ there, and handing them Arrow's buffers:
 
 - `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the FireLens body parser
   and a text search over Arrow string arrays (users: the FireLens receiver, the EMF scan);
-- `ecsguard._leaves_native` (detect/eventpattern/leaves_native.cpp): an EventBridge path's
-  leaves per row of JSON texts, numbered by distinct value (user: the event-pattern prefilter).
+- `ecsguard._json_native` (detect/json_native.cpp): JSON values per row of Arrow string arrays,
+  numbered by distinct value (users: the event-pattern prefilter, log filter rules' JSON
+  selectors).
 
 The sources sit in the rooms of their users; the modules are built at the top of the package,
 whose `__init__` imports nothing: a module inside `logs.receivers` made loading it import that

@@ -24,8 +24,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ecsguard.core.native import load, string_buffers, validity
 from ecsguard.logs.query.filter_pattern import FilterPattern, evaluate
 from ecsguard.logs.query.filter_pattern import tree as nodes
+
+JSON = load("ecsguard._json_native")  # the native JSON reader, or None
 
 
 class BatchMasks:
@@ -151,7 +154,7 @@ class BatchMasks:
         json_rows = self._json_rows.get(column)
         if json_rows is None:
             json_rows = self._json_rows[column] = JsonRows(
-                texts, lambda literal: self._at_most_once(column, literal)
+                texts, lambda literal: self._at_most_once(column, literal), self._text(column)
             )
         return _mask(set(json_rows.holds(tree.expr, sorted(maybe))), len(texts))
 
@@ -169,11 +172,16 @@ class JsonRows:
     - AllOf and AnyOf test their later items only on the lines still undecided."""
 
     def __init__(
-        self, texts: list[str | None], at_most_once: Callable[[str], bool] | None = None
+        self,
+        texts: list[str | None],
+        at_most_once: Callable[[str], bool] | None = None,
+        array: pa.Array | None = None,
     ) -> None:
         """`at_most_once(literal)`: whether no text holds it twice (a count over the batch
-        that saves one per line); None: every line is counted."""
+        that saves one per line); None: every line is counted. `array`: the same texts as an
+        Arrow string array, which the native reader (json_native.cpp) reads in place."""
         self.texts = texts
+        self._array = array if array is not None and array.type == pa.string() else None
         self._at_most_once = at_most_once
         self._once: dict[str, bool] = {}
         self._fast: dict[int, Any] = {}  # row -> orjson's object, None: not an object
@@ -206,6 +214,39 @@ class JsonRows:
         return []
 
     def _test(self, test: nodes.JsonTest, rows: list[int]) -> list[int]:
+        if self._array is not None and JSON is not None and nodes.WILDCARD not in test.selector:
+            return self._test_native(test, rows)
+        return self._test_python(test, rows)
+
+    def _test_native(self, test: nodes.JsonTest, rows: list[int]) -> list[int]:
+        """_test_python's answer, the lines parsed and the selector walked in C++; what it
+        reaches is numbered by distinct value across batches (_Reached), and the test decided
+        once per number. Lines simdjson refuses are left to _test_python."""
+        array = self._array
+        assert array is not None and JSON is not None  # the caller checked
+        offsets, data = string_buffers(array)
+        with _REACHED_LOCK:
+            reached = _REACHED.get(test.selector)
+            if reached is None or len(reached.values) > _REACHED_LIMIT:
+                reached = _REACHED[test.selector] = _Reached(JSON.SelectorIds(list(test.selector)))
+            ids, fresh = reached.ids.encode(offsets, data, validity(array), array.offset, rows)
+            reached.values.extend(orjson.loads(text) for text in fresh)
+            decided = reached.results.setdefault(test, [])
+            for values in reached.values[len(decided) :]:
+                decided.append(_holds(test, values))
+            out: list[int] = []
+            refused: list[int] = []
+            for row, number in zip(rows, ids, strict=True):
+                if number >= 0:
+                    if decided[number]:
+                        out.append(row)
+                elif number == -1:
+                    refused.append(row)
+        if refused:
+            out = sorted(out + self._test_python(test, refused))
+        return out
+
+    def _test_python(self, test: nodes.JsonTest, rows: list[int]) -> list[int]:
         results = self._tests.get(id(test))
         if results is None:
             results = self._tests[id(test)] = {}
@@ -297,6 +338,31 @@ class JsonRows:
 
 
 _EXACT = object()
+
+
+class _Reached:
+    """A selector's native numbering of what it reaches, the values of each number, and each
+    test's answer per number."""
+
+    def __init__(self, ids: Any) -> None:
+        self.ids = ids
+        self.values: list[list[Any]] = []
+        self.results: dict[nodes.JsonTest, list[bool]] = {}
+
+
+#: selectors without wildcards -> what they reached so far; shared by the threads' BatchMasks
+_REACHED: dict[tuple[nodes.Step, ...], _Reached] = {}
+_REACHED_LOCK = threading.Lock()
+#: distinct values remembered per selector (a request id would grow it without end)
+_REACHED_LIMIT = 50_000
+
+
+def _holds(test: nodes.JsonTest, values: list[Any]) -> bool:
+    """eval_json on a line where the selector reached `values` (an object or array reached is
+    written {} by the native reader: present, equal to nothing)."""
+    if test.test == "missing":
+        return not values
+    return any(evaluate.json_value_test(test, value) for value in values)
 
 
 def _walk(document: dict[str, Any], selector: tuple[nodes.Step, ...]) -> list[Any]:

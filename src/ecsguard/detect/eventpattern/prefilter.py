@@ -31,7 +31,7 @@ import pyarrow as pa
 from ecsguard.core.native import load, string_buffers, validity
 from ecsguard.detect.eventpattern.pattern import Branch, FieldTest
 
-LEAVES = load("ecsguard._leaves_native")  # the native leaf reader, or None
+LEAVES = load("ecsguard._json_native")  # the native leaf reader, or None
 
 #: distinct values remembered per path (a path of unique values, such as an ARN, would grow it
 #: without end: it is emptied when full)
@@ -235,7 +235,7 @@ class Prefilter:
         view: RowView,
     ) -> list[int]:
         """The branches each of `rows` leaves alive on `path`, its leaves read natively
-        (leaves_native.cpp): the texts are parsed and walked in C++, and each distinct list of
+        (json_native.cpp): the texts are parsed and walked in C++, and each distinct list of
         leaves is judged once, in Python, when it is first seen. Rows simdjson refuses are
         read by json_values, so they are judged as without the native reader."""
         assert LEAVES is not None  # the caller checked

@@ -1,4 +1,4 @@
-"""The native leaf reader (detect/eventpattern/leaves_native.cpp) against the Python walk it
+"""The native leaf reader (detect/eventpattern/json_native.cpp) against the Python walk it
 stands in for (records._collect over orjson's parse): the same leaves for every path, in order,
 for any JSON text, including what json.dumps never writes (duplicate keys, escapes, spacing)."""
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ecsguard.core.native import load, string_buffers, validity
 from ecsguard.detect.eventpattern.records import _collect
 
-NATIVE: Any = load("ecsguard._leaves_native")
+NATIVE: Any = load("ecsguard._json_native")
 if NATIVE is None:
     if os.environ.get("CI"):
         pytest.fail("the native leaf reader was not built: .ci/run installs libsimdjson-dev")
@@ -155,3 +155,50 @@ def test_bad_arguments_are_refused_not_read() -> None:
     with pytest.raises(ValueError, match="at least one key"):
         NATIVE.LeafIds([])
     assert len(ids_of) == 0  # nothing was numbered by the refused calls
+
+
+# --- SelectorIds: a CloudWatch JSON selector without wildcards, as load_object + resolve -----
+
+
+def selector_values(texts: list[str | None], steps: list[str | int]) -> list[Any]:
+    ids_of = NATIVE.SelectorIds(steps)
+    array = pa.array(texts, pa.string())
+    offsets, data = string_buffers(array)
+    ids, fresh = ids_of.encode(
+        offsets, data, validity(array), array.offset, list(range(len(texts)))
+    )
+    values = [orjson.loads(text) for text in fresh]
+    return [{-1: "refused", -2: "no object"}[i] if i < 0 else values[i] for i in ids]
+
+
+def test_a_selector_reaches_what_load_object_and_resolve_reach() -> None:
+    texts = [
+        '{"a": {"b": 1}, "a": {"b": 2}}',  # the first of two keys, as load_object keeps it
+        '  {"a": {"b": [5, 6]}}',  # an array reached: present, equal to nothing
+        '{"a": {"c": 1}}',  # nothing reached
+        '{"a": [{"b": 1}]}',  # a key does not reach into an array
+        '{"a.b": 7}',  # nor is a dotted key the path
+        "[1]",
+        "text",
+        None,
+        "",
+        '{"a": {"b": NaN}}',  # json.loads reads NaN: Python decides
+        '{"a": {"b": 1}} trailing',
+    ]
+    assert selector_values(texts, ["a", "b"]) == [
+        [1],
+        [{}],
+        [],
+        [],
+        [],
+        "no object",
+        "no object",
+        "no object",
+        "no object",
+        "refused",
+        "refused",
+    ]
+    assert selector_values(['{"t": ["x", {"y": 2.0}]}'] * 2, ["t", 1, "y"]) == [[2.0], [2.0]]
+    assert selector_values(['{"t": ["x"]}', '{"t": {"1": 3}}'], ["t", 1]) == [[], []]
+    with pytest.raises(ValueError, match="at least one step"):
+        NATIVE.SelectorIds([])

@@ -1,7 +1,6 @@
 from typing_extensions import Buffer
 
-class LeafIds:
-    def __init__(self, parts: list[str]) -> None: ...
+class Numbered:
     def __len__(self) -> int: ...
     def encode(
         self,
@@ -11,3 +10,9 @@ class LeafIds:
         validity_offset: int,
         rows: list[int],
     ) -> tuple[list[int], list[bytes]]: ...
+
+class LeafIds(Numbered):
+    def __init__(self, parts: list[str]) -> None: ...
+
+class SelectorIds(Numbered):
+    def __init__(self, steps: list[str | int]) -> None: ...
