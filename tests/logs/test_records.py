@@ -175,6 +175,18 @@ def test_parse_times_equals_parse_time(values: list[object]) -> None:
 
 
 @settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), iso_like, st.text(max_size=5)), min_size=1, max_size=4), st.data()
+)
+def test_parse_times_of_repeated_texts_equals_parse_time(
+    distinct: list[str | None], data: st.DataObject
+) -> None:
+    # few distinct texts among many: each is converted once, then looked up
+    values = data.draw(st.lists(st.sampled_from(distinct), min_size=8, max_size=200))
+    assert parse_times(values) == [parse_time(v) for v in values]
+
+
+@settings(max_examples=80, deadline=None)
 @given(st.lists(texts, max_size=12))
 def test_levels_from_texts_equals_level_from_text(messages: list[str]) -> None:
     assert levels_from_texts(messages) == [level_from_text(m) for m in messages]
