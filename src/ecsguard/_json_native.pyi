@@ -2,6 +2,8 @@ from typing_extensions import Buffer
 
 class Numbered:
     def __len__(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
     def encode(
         self,
         offsets: Buffer,

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from ecsguard.core.native import load, string_buffers, validity
 from ecsguard.detect.eventpattern.records import _collect
+from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.records import ReceiverOptions
 
 NATIVE: Any = load("ecsguard._json_native")
 if NATIVE is None:
@@ -202,3 +204,34 @@ def test_a_selector_reaches_what_load_object_and_resolve_reach() -> None:
     assert selector_values(['{"t": ["x"]}', '{"t": {"1": 3}}'], ["t", 1]) == [[], []]
     with pytest.raises(ValueError, match="at least one step"):
         NATIVE.SelectorIds([])
+
+
+def test_large_values_are_left_to_python_and_the_numbering_is_bounded() -> None:
+    ids_of = NATIVE.LeafIds(["a"])
+    big = "x" * 5000  # log text is untrusted: unique large values must not pile up natively
+    texts = pa.array([json.dumps({"a": big}), json.dumps({"a": "small"})])
+    offsets, data = string_buffers(texts)
+    ids, fresh = ids_of.encode(offsets, data, None, 0, [0, 1])
+    assert ids == [-1, 0] and fresh == [b'["small"]']
+    assert ids_of.bytes == 2 * len(b'["small"]')
+
+
+def test_the_prefilter_starts_a_new_numbering_past_its_byte_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ecsguard.detect.eventpattern import PatternSet, compile_pattern
+    from ecsguard.detect.eventpattern import prefilter as module
+    from ecsguard.detect.eventpattern.records import RowView
+
+    monkeypatch.setattr(module, "BYTES_LIMIT", 10)
+    found = PatternSet({0: compile_pattern({"detail": {"s": ["STOPPED"]}})})
+    base = {"version": "0", "source": "s", "detail-type": "t", "account": "1", "region": "r"}
+    for status in ("RUNNING", "STOPPED", "PENDING", "STOPPED"):
+        event = {**base, "id": status, "detail": {"s": status}}
+        batch = RECEIVERS.get("ecs_events")(json.dumps([event]).encode(), ReceiverOptions()).batch
+        expected = [0] if status == "STOPPED" else []
+        assert found.candidates(RowView("events", batch)) == expected
+    index = found._index
+    assert index is not None and index.prefilter is not None
+    numbered = index.prefilter._numbered[("detail.s", ("s",))]
+    assert len(numbered[1]) == 1  # each batch found the last numbering over budget

@@ -227,7 +227,11 @@ class JsonRows:
         offsets, data = string_buffers(array)
         with _REACHED_LOCK:
             reached = _REACHED.get(test.selector)
-            if reached is None or len(reached.values) > _REACHED_LIMIT:
+            if (
+                reached is None
+                or len(reached.values) > _REACHED_LIMIT
+                or reached.ids.bytes > _REACHED_BYTES
+            ):
                 reached = _REACHED[test.selector] = _Reached(JSON.SelectorIds(list(test.selector)))
             ids, fresh = reached.ids.encode(offsets, data, validity(array), array.offset, rows)
             reached.values.extend(orjson.loads(text) for text in fresh)
@@ -355,6 +359,7 @@ _REACHED: dict[tuple[nodes.Step, ...], _Reached] = {}
 _REACHED_LOCK = threading.Lock()
 #: distinct values remembered per selector (a request id would grow it without end)
 _REACHED_LIMIT = 50_000
+_REACHED_BYTES = 16 << 20  # and bytes of them
 
 
 def _holds(test: nodes.JsonTest, values: list[Any]) -> bool:

@@ -17,8 +17,8 @@
 // number, kept across calls. It returns the number per row and the texts of the numbers new in
 // this call, so Python decides a value once, however many rows hold it. A row simdjson refuses
 // gets -1 and Python reads it itself, so whatever the parsers disagree on (integers beyond 64
-// bits, NaN, lone surrogates, depth) is decided as before; -2 is a line that holds no JSON
-// object (selectors only).
+// bits, NaN, lone surrogates, depth) is decided as before; so does a value whose JSON exceeds
+// 4 KB, which is not kept. -2 is a line that holds no JSON object (selectors only).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <simdjson.h>
@@ -38,6 +38,7 @@ using simdjson::dom::element_type;
 namespace {
 
 constexpr int32_t kRefused = -1, kNoObject = -2;
+constexpr size_t kLargestNumbered = 4096;  // bytes of one value's JSON
 
 // The shared part: checking Arrow's buffers, the loop over rows, the numbering.
 class Numbered {
@@ -45,6 +46,8 @@ class Numbered {
   virtual ~Numbered() = default;
 
   size_t size() const { return ids_.size(); }
+  // the bytes the numbered texts hold (Python starts a new numbering past its budget)
+  size_t bytes() const { return bytes_; }
 
   py::tuple encode(py::buffer offsets_buffer, py::buffer data_buffer, py::object validity,
                    int64_t validity_offset, const std::vector<int64_t>& rows) {
@@ -108,11 +111,15 @@ class Numbered {
   }
 
   int32_t number(const std::string& text) {
+    // log text is untrusted: a large value is not kept (Python reads that row, uncached), so a
+    // stream of unique large values cannot grow the numbering by more than this a value
+    if (text.size() > kLargestNumbered) return kRefused;
     auto found = ids_.find(text);
     if (found != ids_.end()) return found->second;
     const int32_t id = int32_t(texts_.size());
     ids_.emplace(text, id);
     texts_.push_back(text);
+    bytes_ += 2 * text.size();  // the key and the text kept for Python
     return id;
   }
 
@@ -182,6 +189,7 @@ class Numbered {
   std::string scratch_;
   std::unordered_map<std::string, int32_t> ids_;
   std::vector<std::string> texts_;
+  size_t bytes_ = 0;
 };
 
 class LeafIds : public Numbered {
@@ -294,6 +302,7 @@ PYBIND11_MODULE(_json_native, m) {
   m.doc() = "JSON values per row of Arrow string arrays, numbered, for detection (json_native.cpp)";
   py::class_<Numbered>(m, "Numbered")
       .def("__len__", &Numbered::size)
+      .def_property_readonly("bytes", &Numbered::bytes)
       .def("encode", &Numbered::encode, py::arg("offsets"), py::arg("data"), py::arg("validity"),
            py::arg("validity_offset"), py::arg("rows"),
            "([number per row; -1: refused, Python reads it; -2: no JSON object], [JSON array "

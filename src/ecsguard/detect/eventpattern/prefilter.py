@@ -36,6 +36,8 @@ LEAVES = load("ecsguard._json_native")  # the native leaf reader, or None
 #: distinct values remembered per path (a path of unique values, such as an ARN, would grow it
 #: without end: it is emptied when full)
 CACHE_LIMIT = 50_000
+#: bytes of distinct values the native reader keeps numbered per path before starting afresh
+BYTES_LIMIT = 16 << 20
 
 
 class RowView(Protocol):
@@ -240,7 +242,7 @@ class Prefilter:
         read by json_values, so they are judged as without the native reader."""
         assert LEAVES is not None  # the caller checked
         numbered = self._numbered.get((path, parts))
-        if numbered is None or len(numbered[1]) > CACHE_LIMIT:
+        if numbered is None or len(numbered[1]) > CACHE_LIMIT or numbered[0].bytes > BYTES_LIMIT:
             numbered = self._numbered[(path, parts)] = (LEAVES.LeafIds(list(parts)), [])
         leaf_ids, masks = numbered
         offsets, data = string_buffers(texts)
