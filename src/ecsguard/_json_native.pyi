@@ -1,3 +1,5 @@
+import builtins
+
 from typing_extensions import Buffer
 
 class Numbered:
@@ -11,7 +13,7 @@ class Numbered:
         validity: Buffer | None,
         validity_offset: int,
         rows: list[int],
-    ) -> tuple[list[int], list[bytes]]: ...
+    ) -> tuple[list[int], list[builtins.bytes]]: ...
 
 class LeafIds(Numbered):
     def __init__(self, parts: list[str]) -> None: ...
