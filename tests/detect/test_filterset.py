@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from ecsguard.detect.filterset import BatchMasks, _needed, masks
 from ecsguard.logs.query.filter_pattern import compile_pattern
 
+# every test twice: JSON fields read natively, and by Python (conftest.py)
+pytestmark = pytest.mark.usefixtures("json_readers")
+
 PATTERNS = [
     '"OutOfMemoryError"',
     '"Connection refused"',
@@ -56,18 +59,6 @@ MESSAGES = [
 FIELDS: list[str | None] = [None] * len(MESSAGES)
 FIELDS[1] = '{"level": "FATAL"}'  # a JSON pattern reads fields before the message
 FIELDS[16] = '{"latency_ms": 9000}'
-
-
-@pytest.fixture(autouse=True, params=["native", "python"])
-def json_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test twice: JSON selectors read by json_native.cpp (when built), and by Python."""
-    import ecsguard.detect.filterset as filterset
-
-    if request.param == "python":
-        monkeypatch.setattr(filterset, "JSON", None)
-    elif filterset.JSON is None:
-        pytest.skip("the native JSON reader is not built")
-    return str(request.param)
 
 
 def batch() -> pa.RecordBatch:

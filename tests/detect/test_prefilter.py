@@ -20,22 +20,13 @@ from ecsguard.detect.eventpattern.records import RowView, to_events
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import ReceiverOptions
 
+# every test twice: JSON fields read natively, and by Python (conftest.py)
+pytestmark = pytest.mark.usefixtures("json_readers")
+
 TESTDATA = Path(__file__).parents[2].parent / "shared" / "testdata"
 CASES = json.loads((TESTDATA / "eventbridge" / "cases.json").read_text())
 STRATUS = TESTDATA / "cloudtrail" / "stratus-red-team-detonation-logs"
 PACK = Path(__file__).parents[2] / "src" / "ecsguard" / "detect" / "pack" / "ecs-operations.yaml"
-
-
-@pytest.fixture(autouse=True, params=["native", "python"])
-def leaf_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test twice: JSON leaves read by json_native.cpp (when built), and by Python."""
-    import ecsguard.detect.eventpattern.prefilter as prefilter
-
-    if request.param == "python":
-        monkeypatch.setattr(prefilter, "LEAVES", None)
-    elif prefilter.LEAVES is None:
-        pytest.skip("the native leaf reader is not built")
-    return str(request.param)
 
 
 def store(receiver: str, data: bytes) -> pa.RecordBatch:
