@@ -10,23 +10,22 @@ them (optional=True) and ecsguard does that work in Python, with the same result
 from pybind11.setup_helpers import Pybind11Extension
 from setuptools import setup
 
+
+def native(module: str, source: str) -> Pybind11Extension:
+    """One optional module over simdjson; a machine without the compiler or headers skips it."""
+    return Pybind11Extension(
+        module,
+        [source],
+        libraries=["simdjson"],
+        cxx_std=17,
+        extra_compile_args=["-O2"],
+        optional=True,
+    )
+
+
 setup(
     ext_modules=[
-        Pybind11Extension(
-            "ecsguard._firelens_native",
-            ["src/ecsguard/logs/receivers/firelens_native.cpp"],
-            libraries=["simdjson"],
-            cxx_std=17,
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
-        Pybind11Extension(
-            "ecsguard._json_native",
-            ["src/ecsguard/detect/json_native.cpp"],
-            libraries=["simdjson"],
-            cxx_std=17,
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
+        native("ecsguard._firelens_native", "src/ecsguard/logs/receivers/firelens_native.cpp"),
+        native("ecsguard._json_native", "src/ecsguard/detect/json_native.cpp"),
     ]
 )

@@ -33,6 +33,12 @@ def test_a_matching_line_becomes_an_alert(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULE)
     with ServeProcess(tmp_path / "data", args=["--rules", str(rules)]) as server:
+        deadline = time.monotonic() + 10  # the start-up lines after "listening" come after it
+        while "detection JSON reader" not in (started := "".join(server.output)):
+            assert time.monotonic() < deadline, started
+            time.sleep(0.05)
+        assert "detection: 1 rules" in started
+        assert re.search(r"detection JSON reader: (native \(simdjson\)|Python \()", started)
         body = "starting\nERROR payment declined\nERROR again\n"
         sent = time.monotonic()
         reply = httpx.post(f"{server.url}/ingest/lines?service=api", content=body)

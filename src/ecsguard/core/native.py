@@ -45,3 +45,12 @@ def validity(texts: pa.Array) -> memoryview | None:
     """The array's validity bitmap (bit `texts.offset + row`), or None when no row is null."""
     bitmap = texts.buffers()[0]
     return memoryview(bitmap) if bitmap is not None and texts.null_count else None
+
+
+def note(what: str, module: ModuleType | None, gain: str) -> str:
+    """Which of the two paths `what` runs, for the server's start-up lines."""
+    if module is not None:
+        return f"{what}: native (simdjson)"
+    if os.environ.get("ECSGUARD_NATIVE") == "0":
+        return f"{what}: Python (ECSGUARD_NATIVE=0)"
+    return f"{what}: Python (for {gain}, install g++ and libsimdjson-dev, then reinstall ecsguard)"

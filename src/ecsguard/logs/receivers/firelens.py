@@ -18,7 +18,6 @@ per record for everything else.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -30,7 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecsguard.core.native import load
+from ecsguard.core.native import load, note
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
     Parsed,
@@ -58,14 +57,7 @@ _native = load("ecsguard._firelens_native")  # the native parser, or None
 
 def parser_note() -> str:
     """Which FireLens parser this process runs, for the server's start-up lines."""
-    if _native is not None:
-        return "FireLens parser: native (simdjson)"
-    if os.environ.get("ECSGUARD_NATIVE") == "0":
-        return "FireLens parser: Python (ECSGUARD_NATIVE=0)"
-    return (
-        "FireLens parser: Python (for about twice the ingest per core, install g++ and "
-        "libsimdjson-dev, then reinstall ecsguard)"
-    )
+    return note("FireLens parser", _native, "about twice the ingest per core")
 
 
 NAME = "firelens"
