@@ -132,6 +132,7 @@ def show_logs(
     --once waits there for Ctrl-C, so the console stays open)."""
     from ecsguard.demo import logs as log_demo
     from ecsguard.demo.logserver import ServeProcess
+    from ecsguard.detect.eventpattern.prefilter import reader_note
     from ecsguard.logs.receivers.firelens import parser_note as firelens_parser_note
     from ecsguard.logs.tail import render_line
 
@@ -149,7 +150,7 @@ def show_logs(
     with ServeProcess(folder, args=rules) as server:
         stdout.print(
             f"log server: ecsguard serve on {server.url} (FireLens posts to /ingest/firelens; "
-            f"rules: builtin:ecs-operations; {firelens_parser_note()})",
+            f"rules: builtin:ecs-operations; {firelens_parser_note()}; {reader_note()})",
             markup=False,
             highlight=False,
         )

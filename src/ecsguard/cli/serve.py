@@ -386,14 +386,13 @@ def serve(
     announce(f"  API: {base}/api/query, {base}/api/tail, {base}/api/stats, {base}/metrics")
     announce(f"  console: {base}/ ({_console_users_note(directory)})")
     if detection is not None:
-        from ecsguard.core.native import note
-        from ecsguard.detect.eventpattern.prefilter import LEAVES
+        from ecsguard.detect.eventpattern.prefilter import reader_note
 
         announce(
             f"  detection: {len(detection.rules)} rules (SIGHUP or `rules reload` reloads them); "
             "alerts: ecsguard rules alerts"
         )
-        announce(f"  {note('detection JSON reader', LEAVES, 'about 1.4x the detection rate')}")
+        announce(f"  {reader_note()}")
     if dispatcher is not None:
         announce(f"  notifications: {', '.join(dispatcher.config.channels)}")
     announce(f"  {cpus.describe(detection is not None)}")

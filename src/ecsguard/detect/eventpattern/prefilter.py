@@ -28,10 +28,16 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 
-from ecsguard.core.native import load, string_buffers, validity
+from ecsguard.core.native import load, note, string_buffers, validity
 from ecsguard.detect.eventpattern.pattern import Branch, FieldTest
 
 LEAVES = load("ecsguard._json_native")  # the native leaf reader, or None
+
+
+def reader_note() -> str:
+    """Which JSON reader detection runs (json_native.cpp or Python), for start-up lines."""
+    return note("detection JSON reader", LEAVES, "about 1.4x the detection rate")
+
 
 #: distinct values remembered per path (a path of unique values, such as an ARN, would grow it
 #: without end: it is emptied when full)
