@@ -8,7 +8,9 @@
 - JSON patterns parse a line once for all of them, and only lines that could match: where the
   text has no backslash (so every JSON string in it is written verbatim), a line lacking a key the
   selector needs (`"latency_ms"`) or the text an `=` string test needs cannot match; a selector
-  is resolved once per line and a test evaluated once per distinct value (`JsonRows`);
+  is resolved once per line and a test evaluated once per distinct value (`JsonRows`); with the
+  native reader (json_native.cpp), a selector without wildcards is resolved in C++ and a test
+  decided once per distinct value it reaches, across batches;
 - regular expressions and space-delimited patterns run `match` per line, as before.
 The last batch's work is kept per thread, so the rules after the first reuse it.
 """
@@ -226,6 +228,8 @@ class JsonRows:
         assert array is not None and JSON is not None  # the caller checked
         offsets, data = string_buffers(array)
         with _REACHED_LOCK:
+            if len(_REACHED) > _REACHED_SELECTORS:  # rules reloaded many times over
+                _REACHED.clear()
             reached = _REACHED.get(test.selector)
             if (
                 reached is None
@@ -360,6 +364,7 @@ _REACHED_LOCK = threading.Lock()
 #: distinct values remembered per selector (a request id would grow it without end)
 _REACHED_LIMIT = 50_000
 _REACHED_BYTES = 16 << 20  # and bytes of them
+_REACHED_SELECTORS = 1_000  # selectors remembered (those of rules since removed among them)
 
 
 def _holds(test: nodes.JsonTest, values: list[Any]) -> bool:
