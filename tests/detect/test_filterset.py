@@ -83,6 +83,19 @@ def test_masks_are_what_match_decides_per_line(text: str) -> None:
     assert got == per_line(text, data)
 
 
+def test_a_term_never_matches_across_two_lines() -> None:
+    # the native search reports a match spanning two texts for the first; the set checks it
+    data = pa.record_batch(
+        {
+            "message": pa.array(["dial Conn", "ection refused", "Connection refused"]),
+            "fields": pa.nulls(3, pa.string()),
+        }
+    )
+    shared = BatchMasks(data)
+    assert shared.mask(compile_pattern('"Connection refused"')).to_pylist() == [False, False, True]
+    assert shared.mask(compile_pattern("dial")).to_pylist() == [True, False, False]
+
+
 def test_all_patterns_share_one_batch_and_agree() -> None:
     data = batch()
     shared = BatchMasks(data)

@@ -4,7 +4,7 @@
 `TailFilter.mask` decides them, but per batch rather than per rule:
 - a pattern text is evaluated once per batch, however many rules use it;
 - terms (`"Connection refused" -"health"`) are substring tests: one search per distinct term
-  over the batch's texts joined, shared by every pattern naming it;
+  over the batch's texts (natively, or joined in Python), shared by every pattern naming it;
 - JSON patterns parse a line once for all of them, and only lines that could match: where the
   text has no backslash (so every JSON string in it is written verbatim), a line lacking a key the
   selector needs (`"latency_ms"`) or the text an `=` string test needs cannot match; a selector
@@ -31,6 +31,7 @@ from ecsguard.logs.query.filter_pattern import FilterPattern, evaluate
 from ecsguard.logs.query.filter_pattern import tree as nodes
 
 JSON = load("ecsguard._json_native")  # the native JSON reader, or None
+SEARCH = load("ecsguard._firelens_native")  # the native text search, or None
 
 
 class BatchMasks:
@@ -78,15 +79,23 @@ class BatchMasks:
         return found
 
     def _has(self, column: str, literal: str) -> set[int]:
-        """Rows whose text contains `literal`: str.find over all the texts joined (far faster
-        than Arrow's match_substring here), by a separator the literal does not hold, so no
-        find can span two rows."""
+        """Rows whose text contains `literal`: the native search where it is built, else
+        str.find over all the texts joined (far faster than Arrow's match_substring here), by a
+        separator the literal does not hold, so no find can span two rows."""
         found = self._contains.get((column, literal))
         if found is not None:
             return found
         texts = self._list(column)
+        needle = literal.encode()
         if not literal:
             found = {row for row, text in enumerate(texts) if text is not None}
+        elif SEARCH is not None and len(needle) >= 2 and self._text(column).type == pa.string():
+            # the native search over Arrow's buffer (firelens_native.cpp), 16 bytes at a time;
+            # it reports a match spanning two texts for the first, so each row is checked
+            array = self._text(column)
+            offsets, whole = string_buffers(array)
+            rows = SEARCH.rows_with(offsets, whole[offsets[0] : offsets[-1]], needle)
+            found = {row for row in rows if (text := texts[row]) is not None and literal in text}
         elif any(sep in literal for sep in _SEPARATORS) or (
             # a common text ("health" in every /healthz line): one test per line is cheaper
             # than a find and a bisection per occurrence
