@@ -129,6 +129,74 @@ def test_compaction_merges_into_one_sorted_file(tmp_path: Path) -> None:
     assert store.compact("logs", "dt=2024-05-01/hour=07") is None  # nothing left to merge
 
 
+HOUR7 = "dt=2024-05-01/hour=07"
+
+
+def three_small_files(store: Store, tag: str = "") -> list[str]:
+    for i in range(3):
+        store.write("logs", logs([(T, "c", "s", f"{tag}{i}-{j}") for j in range(200)]))
+    return store.live_files("logs")
+
+
+def test_two_workers_compacting_one_store_keep_every_row_once(tmp_path: Path) -> None:
+    # workers sharing a store (S3 at scale) compact the same partitions; before, both merged
+    # the same files and every row was stored twice
+    import threading
+
+    one, two = Store(tmp_path), Store(tmp_path)
+    for tag in "abc":
+        three_small_files(one, tag)
+    start = threading.Barrier(2)
+
+    def compact(store: Store) -> None:
+        start.wait()
+        store.compact("logs", HOUR7)
+
+    threads = [threading.Thread(target=compact, args=(s,)) for s in (one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rows = [row for f in one.live_files("logs") for row in one.read(f).column("id").to_pylist()]
+    assert len(rows) == len(set(rows)) == 9 * 200
+    assert not [p for p in one.fs.list("logs") if p.endswith(".compacting")]
+
+
+def test_a_compaction_gives_way_to_another_of_the_same_files(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    files = three_small_files(store)
+    other = f"logs/{HOUR7}/c-{dt.datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-other.compacting"
+    store.fs.write_atomic(other, b'["' + files[0].rsplit("/", 1)[1].encode() + b'"]')
+    assert store.compact("logs", HOUR7) is None  # the other one has a file it would merge
+    assert store.live_files("logs") == files
+    assert [p for p in store.fs.list("logs") if p.endswith(".compacting")] == [other]
+
+
+def test_a_crashed_compactions_intent_is_cleared_once_stale(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    files = three_small_files(store)
+    crashed = f"logs/{HOUR7}/c-20240501T070000000000Z-crashed.compacting"
+    store.fs.write_atomic(crashed, b'["' + files[0].rsplit("/", 1)[1].encode() + b'"]')
+    assert store.compact("logs", HOUR7) is not None  # hours old, its merged file never came
+    assert not [p for p in store.fs.list("logs") if p.endswith(".compacting")]
+    assert len(store.live_files("logs")) == 1
+
+
+def test_a_compaction_gives_way_when_its_files_went_meanwhile(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    files = three_small_files(store)
+    write_atomic = store.fs.write_atomic
+
+    def finished_elsewhere(path: str, data: bytes) -> None:
+        write_atomic(path, data)
+        if path.endswith(".compacting"):
+            store.fs.delete(files[1])  # another worker merged it after we read it
+
+    store.fs.write_atomic = finished_elsewhere  # type: ignore[method-assign]
+    assert store.compact("logs", HOUR7) is None
+    assert store.live_files("logs") == [files[0], files[2]]
+
+
 def test_compaction_reads_rows_only_up_to_its_memory_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 HOURLY = frozenset({"logs"})
 COMPRESSION = "zstd"
 _INTENT = ".compacting"
+#: an unfinished compaction this old crashed (a round reads at most MAX_COMPACTION_MEMORY)
+STALE_INTENT_SECONDS = 3600.0
 #: columns whose values are (nearly) unique per row
 UNIQUE_COLUMNS = frozenset(
     {
@@ -409,11 +411,35 @@ class Store:
         name = f"c-{stamp}-{uuid.uuid4().hex}"
         intent = f"{prefix}{name}{_INTENT}"
         self.fs.write_atomic(intent, json.dumps([p.rsplit("/", 1)[1] for p in old]).encode())
+        if self._contended(table, prefix, intent, old):
+            self.fs.delete(intent)  # the other compaction has them; the next round may merge
+            return None
         new = self._write_file(table, partition, merged, name, order)
         for path in old:
             self.fs.delete(path)
         self.fs.delete(intent)
         return new
+
+    def _contended(self, table: str, prefix: str, intent: str, old: list[str]) -> bool:
+        """Whether another compaction (another worker on the same store) has some of `old`:
+        an unfinished intent naming one of them, or one of them gone already. Called after our
+        own intent is written: of two compactions of the same files, at least the later to
+        write its intent sees the other's, or sees the files gone, so never do both merge them
+        (each would keep a copy of every row). An intent older than STALE_INTENT_SECONDS
+        whose merged file never came is a crashed compaction's: it is removed, not waited for."""
+        claimed = set(old)
+        listed = set(self.fs.list(prefix.rstrip("/")))
+        if not claimed <= listed:
+            return True
+        now = dt.datetime.now(dt.UTC)
+        for other, merged, replaced in self._intents(table):
+            if other == intent or not claimed.intersection(replaced):
+                continue
+            if merged not in listed and _intent_age(other, now) > STALE_INTENT_SECONDS:
+                self.fs.delete(other)
+                continue
+            return True
+        return False
 
     def retention(self, table: str, days: int, now: dt.datetime) -> list[str]:
         """Delete whole partitions whose every row is older than `now - days` (their day ended
@@ -449,6 +475,17 @@ def _indexed(table: str, data: pa.Table, written: pa.Schema) -> pa.Table:
     if table != "logs" or "request_id" in written.names or data.num_rows == 0:
         return data
     return with_request_ids(data)
+
+
+def _intent_age(intent: str, now: dt.datetime) -> float:
+    """Seconds since the compaction that wrote `intent` (`c-<UTC stamp>-<uuid>.compacting`)
+    started; 0 for a name without a stamp (never taken for stale)."""
+    stamp = intent.rsplit("/", 1)[-1].removeprefix("c-").split("-", 1)[0]
+    try:
+        started = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return 0.0
+    return (now - started).total_seconds()
 
 
 def _unique_ids(table: str, data: pa.Table) -> pa.Table:
