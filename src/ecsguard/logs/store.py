@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
@@ -327,13 +328,19 @@ class Store:
 
     def files(self, table: str) -> list[str]:
         """Every Parquet file of `table`, including ones a running compaction is replacing."""
-        table_schema(table)  # unknown names fail loudly
-        return [p for p in self.fs.list(table) if p.endswith(".parquet")]
+        return _parquet(self._listed(table))
 
-    def _intents(self, table: str) -> list[tuple[str, str, list[str]]]:
-        """(intent path, merged file path, replaced file paths) of unfinished compactions."""
+    def _listed(self, table: str) -> list[str]:
+        """Every object of `table`: one listing, which callers read both files and intents
+        from (on S3 each listing is requests)."""
+        table_schema(table)  # unknown names fail loudly
+        return self.fs.list(table)
+
+    def _intents(self, listed: Iterable[str]) -> list[tuple[str, str, list[str]]]:
+        """(intent path, merged file path, replaced file paths) of the unfinished compactions
+        among the listed objects."""
         found = []
-        for path in self.fs.list(table):
+        for path in listed:
             if path.endswith(_INTENT):
                 directory = path.rsplit("/", 1)[0]
                 try:
@@ -346,10 +353,11 @@ class Store:
 
     def live_files(self, table: str) -> list[str]:
         """The files a query reads: each record exactly once, even mid-compaction."""
-        files = self.files(table)
+        listed = self._listed(table)
+        files = _parquet(listed)
         present = set(files)
         hidden: set[str] = set()
-        for _, merged, replaced in self._intents(table):
+        for _, merged, replaced in self._intents(listed):
             if merged in present:
                 hidden.update(replaced)
             else:
@@ -360,8 +368,9 @@ class Store:
         """Finish compactions a crash interrupted: drop the replaced files if the merged one
         is durable, else drop the intent (the old files stay)."""
         for table in TABLES:
-            present = set(self.files(table))
-            for intent, merged, replaced in self._intents(table):
+            listed = self._listed(table)
+            present = set(_parquet(listed))
+            for intent, merged, replaced in self._intents(listed):
                 if merged in present:
                     for path in replaced:
                         self.fs.delete(path)
@@ -411,7 +420,7 @@ class Store:
         name = f"c-{stamp}-{uuid.uuid4().hex}"
         intent = f"{prefix}{name}{_INTENT}"
         self.fs.write_atomic(intent, json.dumps([p.rsplit("/", 1)[1] for p in old]).encode())
-        if self._contended(table, prefix, intent, old):
+        if self._contended(prefix, intent, old):
             self.fs.delete(intent)  # the other compaction has them; the next round may merge
             return None
         new = self._write_file(table, partition, merged, name, order)
@@ -420,7 +429,7 @@ class Store:
         self.fs.delete(intent)
         return new
 
-    def _contended(self, table: str, prefix: str, intent: str, old: list[str]) -> bool:
+    def _contended(self, prefix: str, intent: str, old: list[str]) -> bool:
         """Whether another compaction (another worker on the same store) has some of `old`:
         an unfinished intent naming one of them, or one of them gone already. Called after our
         own intent is written: of two compactions of the same files, at least the later to
@@ -428,14 +437,15 @@ class Store:
         (each would keep a copy of every row). An intent older than STALE_INTENT_SECONDS
         whose merged file never came is a crashed compaction's: it is removed, not waited for."""
         claimed = set(old)
-        listed = set(self.fs.list(prefix.rstrip("/")))
-        if not claimed <= listed:
+        listed = self.fs.list(prefix.rstrip("/"))  # other partitions' intents name none of them
+        present = set(listed)
+        if not claimed <= present:
             return True
         now = dt.datetime.now(dt.UTC)
-        for other, merged, replaced in self._intents(table):
+        for other, merged, replaced in self._intents(listed):
             if other == intent or not claimed.intersection(replaced):
                 continue
-            if merged not in listed and _intent_age(other, now) > STALE_INTENT_SECONDS:
+            if merged not in present and _intent_age(other, now) > STALE_INTENT_SECONDS:
                 self.fs.delete(other)
                 continue
             return True
@@ -475,6 +485,10 @@ def _indexed(table: str, data: pa.Table, written: pa.Schema) -> pa.Table:
     if table != "logs" or "request_id" in written.names or data.num_rows == 0:
         return data
     return with_request_ids(data)
+
+
+def _parquet(listed: Iterable[str]) -> list[str]:
+    return [p for p in listed if p.endswith(".parquet")]
 
 
 def _intent_age(intent: str, now: dt.datetime) -> float:
