@@ -2,7 +2,8 @@
 there, and handing them Arrow's buffers:
 
 - `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the FireLens body parser
-  and a text search over Arrow string arrays (users: the FireLens receiver, the EMF scan);
+  and a text search over Arrow string arrays (users: the FireLens receiver, the EMF scan, log
+  filter rules' terms);
 - `ecsguard._json_native` (detect/json_native.cpp): JSON values per row of Arrow string arrays,
   numbered by distinct value (users: the event-pattern prefilter, log filter rules' JSON
   selectors).
@@ -19,7 +20,9 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
+from typing import Any
 
+import orjson
 import pyarrow as pa
 
 
@@ -45,6 +48,22 @@ def validity(texts: pa.Array) -> memoryview | None:
     """The array's validity bitmap (bit `texts.offset + row`), or None when no row is null."""
     bitmap = texts.buffers()[0]
     return memoryview(bitmap) if bitmap is not None and texts.null_count else None
+
+
+def rows_with(search: ModuleType, texts: pa.Array, needle: bytes) -> list[int]:
+    """The rows of a string array whose bytes hold `needle` (two bytes or more), by
+    firelens_native.cpp's search over the array's data in place; a match spanning two texts is
+    reported for the first (callers that must not have it check the texts)."""
+    offsets, whole = string_buffers(texts)
+    return list(search.rows_with(offsets, whole[offsets[0] : offsets[-1]], needle))
+
+
+def numbered(reader: Any, texts: pa.Array, rows: list[int]) -> tuple[list[int], list[Any]]:
+    """`reader.encode` (a json_native.cpp numbering) over a string array's buffers: the number
+    per row of `rows`, and the values of the numbers new in this call, decoded."""
+    offsets, data = string_buffers(texts)
+    ids, fresh = reader.encode(offsets, data, validity(texts), texts.offset, rows)
+    return ids, [orjson.loads(text) for text in fresh]
 
 
 def note(what: str, module: ModuleType | None, gain: str) -> str:

@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecsguard.core.native import load, string_buffers, validity
+from ecsguard.core.native import load, numbered, rows_with
 from ecsguard.logs.query.filter_pattern import FilterPattern, evaluate
 from ecsguard.logs.query.filter_pattern import tree as nodes
 
@@ -92,9 +92,7 @@ class BatchMasks:
         elif SEARCH is not None and len(needle) >= 2 and self._text(column).type == pa.string():
             # the native search over Arrow's buffer (firelens_native.cpp), 16 bytes at a time;
             # it reports a match spanning two texts for the first, so each row is checked
-            array = self._text(column)
-            offsets, whole = string_buffers(array)
-            rows = SEARCH.rows_with(offsets, whole[offsets[0] : offsets[-1]], needle)
+            rows = rows_with(SEARCH, self._text(column), needle)
             found = {row for row in rows if (text := texts[row]) is not None and literal in text}
         elif any(sep in literal for sep in _SEPARATORS) or (
             # a common text ("health" in every /healthz line): one test per line is cheaper
@@ -235,7 +233,6 @@ class JsonRows:
         once per number. Lines simdjson refuses are left to _test_python."""
         array = self._array
         assert array is not None and JSON is not None  # the caller checked
-        offsets, data = string_buffers(array)
         with _REACHED_LOCK:
             if len(_REACHED) > _REACHED_SELECTORS:  # rules reloaded many times over
                 _REACHED.clear()
@@ -246,8 +243,8 @@ class JsonRows:
                 or reached.ids.bytes > _REACHED_BYTES
             ):
                 reached = _REACHED[test.selector] = _Reached(JSON.SelectorIds(list(test.selector)))
-            ids, fresh = reached.ids.encode(offsets, data, validity(array), array.offset, rows)
-            reached.values.extend(orjson.loads(text) for text in fresh)
+            ids, fresh = numbered(reached.ids, array, rows)
+            reached.values.extend(fresh)
             decided = reached.results.setdefault(test, [])
             for values in reached.values[len(decided) :]:
                 decided.append(_holds(test, values))

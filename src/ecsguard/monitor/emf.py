@@ -34,7 +34,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecsguard.core.native import load, string_buffers
+from ecsguard.core.native import load, rows_with, string_buffers
 from ecsguard.logs.records import (
     Parsed,
     Problem,
@@ -371,10 +371,10 @@ def _rows_with(texts: pa.Array, *needles: bytes) -> list[set[int]]:
     occurrence spanning two texts adds a row that is then parsed and found not to be EMF."""
     if texts.null_count == len(texts) or texts.buffers()[2] is None:
         return [set() for _ in needles]
+    if FIRELENS is not None:
+        return [set(rows_with(FIRELENS, texts, needle)) for needle in needles]
     offsets, whole = string_buffers(texts)
     data = whole[offsets[0] : offsets[-1]]
-    if FIRELENS is not None:
-        return [set(FIRELENS.rows_with(offsets, data, needle)) for needle in needles]
     base = offsets[0]
     found: list[set[int]] = []
     for needle in needles:

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 
-from ecsguard.core.native import load, note, string_buffers, validity
+from ecsguard.core.native import load, note, numbered
 from ecsguard.detect.eventpattern.pattern import Branch, FieldTest
 
 LEAVES = load("ecsguard._json_native")  # the native leaf reader, or None
@@ -250,13 +250,12 @@ class Prefilter:
         leaves is judged once, in Python, when it is first seen. Rows simdjson refuses are
         read by json_values, so they are judged as without the native reader."""
         assert LEAVES is not None  # the caller checked
-        numbered = self._numbered.get((path, parts))
-        if numbered is None or len(numbered[1]) > CACHE_LIMIT or numbered[0].bytes > BYTES_LIMIT:
-            numbered = self._numbered[(path, parts)] = (LEAVES.LeafIds(list(parts)), [])
-        leaf_ids, masks = numbered
-        offsets, data = string_buffers(texts)
-        ids, fresh = leaf_ids.encode(offsets, data, validity(texts), texts.offset, rows)
-        masks.extend(self.alive(path, orjson.loads(text)) for text in fresh)
+        state = self._numbered.get((path, parts))
+        if state is None or len(state[1]) > CACHE_LIMIT or state[0].bytes > BYTES_LIMIT:
+            state = self._numbered[(path, parts)] = (LEAVES.LeafIds(list(parts)), [])
+        leaf_ids, masks = state
+        ids, fresh = numbered(leaf_ids, texts, rows)
+        masks.extend(self.alive(path, leaves) for leaves in fresh)
         alives = [masks[i] for i in ids]
         if -1 in ids:
             refused = [i for i, number in enumerate(ids) if number < 0]

@@ -458,7 +458,7 @@ py::object parse(py::bytes data) {
   return std::move(columns);
 }
 
-// ---------------------------------------------------------------- rows holding a text (emf.py)
+// ------------------------------------ rows holding a text (emf.py, detect/filterset.py's terms)
 
 // The rows of an Arrow string array whose text holds `needle`, in order: `offsets` are the
 // array's rows + 1 offsets (int32), `data` its data buffer from offsets[0] to offsets[rows].
