@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from typing import Any
 
 import orjson
@@ -234,4 +235,93 @@ def test_the_prefilter_starts_a_new_numbering_past_its_byte_budget(
     index = found._index
     assert index is not None and index.prefilter is not None
     numbered = index.prefilter._numbered[("detail.s", ("s",))]
-    assert len(numbered[1]) == 1  # each batch found the last numbering over budget
+    # one mask in the table: each batch found the last numbering over budget
+    assert len(numbered[1]) == index.prefilter._stride
+
+
+# --- Narrowing: the prefilter's masks per live row, ANDed path after path --------------------
+
+
+def as_bytes(masks: list[int], words: int) -> bytes:
+    return b"".join(mask.to_bytes(8 * words, "little") for mask in masks)
+
+
+def masks_of(narrowing: Any, words: int) -> list[int]:
+    data = narrowing.masks()
+    return [
+        int.from_bytes(data[at : at + 8 * words], "little") for at in range(0, len(data), 8 * words)
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    words=st.integers(1, 3),
+    rows=st.integers(0, 12),
+    steps=st.lists(
+        st.tuples(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=4), st.data()),
+        max_size=4,
+    ),
+    data=st.data(),
+)
+def test_narrowing_ands_masks_as_python_does(
+    words: int, rows: int, steps: list[Any], data: Any
+) -> None:
+    """Path after path, each live row's mask ANDed with its number's, rows left with none
+    dropped: the same rows and masks as the Python loop (_survive without the native reader)."""
+    top = (1 << (64 * words)) - 1
+    start = data.draw(st.integers(1, top))
+    narrowing = NATIVE.Narrowing(rows, start.to_bytes(8 * words, "little"))
+    live, masks = list(range(rows)), [start] * rows
+    for entries, draw in steps:
+        table = [draw.draw(st.integers(0, top)) for _ in entries]
+        by_row = draw.draw(st.booleans())
+        count = rows if by_row else len(live)
+        numbers = [draw.draw(st.integers(-1, len(table) - 1)) for _ in range(count)]
+        expected_masks = [
+            mask & table[numbers[row if by_row else i]]
+            if numbers[row if by_row else i] >= 0
+            else mask
+            for i, (row, mask) in enumerate(zip(live, masks, strict=True))
+        ]
+        dropped = narrowing.apply(as_bytes(table, words), array("i", numbers), by_row)
+        kept = [(row, mask) for row, mask in zip(live, expected_masks, strict=True) if mask]
+        assert dropped == len(live) - len(kept)
+        live, masks = [row for row, _ in kept], [mask for _, mask in kept]
+        assert narrowing.live() == live and len(narrowing) == len(live)
+        assert masks_of(narrowing, words) == masks
+
+
+def test_narrowing_takes_the_numbers_encode_live_gave_and_those_set() -> None:
+    texts = pa.array(['{"s": "A"}', '{"s": "B"}', "{bad", None, '{"s": "A"}'])
+    narrowing = NATIVE.Narrowing(5, (0b111).to_bytes(8, "little"))
+    leaf_ids = NATIVE.LeafIds(["s"])
+    offsets, data = string_buffers(texts)
+    fresh, refused = leaf_ids.encode_live(narrowing, offsets, data, validity(texts), texts.offset)
+    assert [orjson.loads(text) for text in fresh] == [["A"], ["B"], []]
+    assert refused == [2]  # simdjson refused it: Python decides its mask
+    narrowing.set(2, 3)
+    table = as_bytes([0b001, 0b010, 0b000, 0b100], 1)  # A, B, no leaves, the refused row's
+    assert narrowing.apply(table) == 1  # row 3 (null: no leaves) left with no branch
+    assert narrowing.live() == [0, 1, 2, 4]
+    assert masks_of(narrowing, 1) == [0b001, 0b010, 0b100, 0b001]
+
+
+def test_narrowing_refuses_what_it_cannot_read() -> None:
+    one = (1).to_bytes(8, "little")
+    with pytest.raises(ValueError, match="whole 64-bit words"):
+        NATIVE.Narrowing(3, b"\x01\x02")
+    narrowing = NATIVE.Narrowing(3, one)
+    with pytest.raises(ValueError, match="encode_live first"):
+        narrowing.apply(one)
+    with pytest.raises(ValueError, match="whole masks"):
+        narrowing.apply(b"\x01\x02\x03", array("i", [0, 0, 0]))
+    with pytest.raises(ValueError, match="fewer numbers"):
+        narrowing.apply(one, array("i", [0, 0]))
+    with pytest.raises(ValueError, match="int32"):
+        narrowing.apply(one, array("q", [0, 0, 0]))
+    with pytest.raises(IndexError, match="beyond the table"):
+        narrowing.apply(as_bytes([0], 1), array("i", [0, 1, 0]))
+    with pytest.raises(IndexError, match="no such live row"):
+        narrowing.set(0, 0)
+    assert narrowing.live() == [0, 1, 2]  # nothing refused changed a mask
+    assert NATIVE.Narrowing(4, bytes(8)).live() == []  # no branch at all: no row

@@ -144,6 +144,37 @@ def test_the_view_gives_the_leaves_flatten_finds(table: str, trail_batch: pa.Rec
     assert checked > len(events) * len(EXTRA) // 2
 
 
+@pytest.mark.parametrize("table", ["events", "cloudtrail", "odd"])
+@pytest.mark.parametrize("sliced", [False, True])
+def test_column_codes_number_the_column_values(
+    table: str, sliced: bool, trail_batch: pa.RecordBatch
+) -> None:
+    """`codes` (what the native narrowing reads a column path by) gives every row the value
+    `column` gives it, from store columns (Arrow's dictionaries, nulls included) and derived
+    ones alike, on a slice too."""
+    batch, name = (
+        (trail_batch, "cloudtrail")
+        if table == "cloudtrail"
+        else (odd_events(), "events")
+        if table == "odd"
+        else (store("ecs_events", json.dumps([case["event"] for case in CASES]).encode()), "events")
+    )
+    if sliced:
+        batch = batch.slice(1, batch.num_rows - 2)
+    checked = 0
+    for path in sorted(
+        {p for event in to_events(name, batch) for p in all_paths(event)} | set(EXTRA)
+    ):
+        view = RowView(name, batch)
+        if view.kind(path) != "column":
+            continue
+        values, codes = view.codes(path)
+        assert [values[code] for code in codes] == view.column(path), path
+        assert view.codes(path) == (values, codes)  # kept for the batch
+        checked += 1
+    assert checked >= 5
+
+
 def test_the_view_refuses_other_tables() -> None:
     with pytest.raises(ValueError, match="no EventBridge shape"):
         RowView("logs", pa.record_batch({"message": ["x"]}))

@@ -25,13 +25,14 @@ rows hold it (`_leaf_masks`).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
 
-from ecsguard.core.native import load, note, numbered
+from ecsguard.core.native import load, note, string_buffers, validity
 from ecsguard.detect.eventpattern.pattern import Branch, FieldTest
 
 LEAVES = load("ecsguard._json_native")  # the native leaf reader, or None
@@ -61,6 +62,11 @@ class RowView(Protocol):
 
     def column(self, path: str) -> list[Any]:
         """One value per row, None when the event has no such field."""
+        ...
+
+    def codes(self, path: str) -> tuple[list[Any], memoryview]:
+        """`column(path)` numbered: its distinct values and each row's number among them
+        (int32)."""
         ...
 
     def leaves(self, path: str, row: int) -> list[Any]:
@@ -106,8 +112,9 @@ class Prefilter:
         self._unread: dict[tuple[tuple[str, str], ...], int] = {}
         self._cache: dict[tuple[str, str], dict[Any, int]] = {}
         #: (path, keys below the JSON root) -> (the native numbering of its leaf lists, the
-        #: branches each number leaves alive)
-        self._numbered: dict[tuple[str, tuple[str, ...]], tuple[Any, list[int]]] = {}
+        #: branches each number leaves alive, as a table of masks for a Narrowing)
+        self._numbered: dict[tuple[str, tuple[str, ...]], tuple[Any, bytearray]] = {}
+        self._stride = 8 * max(1, (len(branches) + 63) // 64)  # bytes of one mask's words
         self._order: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
         #: (path, kind) -> rows tried, rows dropped
         self._stats: dict[tuple[str, str], tuple[int, int]] = {}
@@ -195,40 +202,14 @@ class Prefilter:
         masks = [self.all] * view.rows
         if not self.tests:
             return live, masks
+        if LEAVES is not None:
+            return self._narrowed(view)
         stats = self._stats
         for item in self.order(view):
             if not live:
                 break
-            path, kind = item
-            cache = self._cache.setdefault(item, {})
-            if len(cache) > CACHE_LIMIT:
-                cache.clear()
-            if kind == "absent":
-                alive = cache.get(None)
-                if alive is None:
-                    alive = cache[None] = self.alive(path, [])
-                masks = [mask & alive for mask in masks]
-            else:
-                get = cache.get
-                if kind == "column":
-                    column = view.column(path)
-                    values = [column[row] for row in live]
-                    alives: list[Any] = [get(value) for value in values]
-                elif LEAVES is not None and (source := view.json_column(path)) is not None:
-                    alives = self._leaf_masks(path, *source, live, view)
-                else:
-                    # one value per row: a string (the one leaf, the common case, cached as
-                    # it is) or the list of leaves (cached by their JSON, never equal to a str)
-                    values = view.json_values(path, live)
-                    try:
-                        alives = [
-                            get(value) if type(value) is str else get(_dumps(value))
-                            for value in values
-                        ]
-                    except TypeError:  # an integer beyond 64 bits: the misses say why
-                        alives = [get(value) if type(value) is str else None for value in values]
-                known = self._fill(path, kind, cache, values, alives) if None in alives else alives
-                masks = [mask & alive for mask, alive in zip(masks, known, strict=True)]
+            alives = self._alives(item, view, live)
+            masks = [mask & alive for mask, alive in zip(masks, alives, strict=True)]
             kept = [row for row, mask in zip(live, masks, strict=True) if mask]
             tried, dropped = stats.get(item, (0, 0))
             stats[item] = (tried + len(live), dropped + len(live) - len(kept))
@@ -237,32 +218,122 @@ class Prefilter:
             live = kept
         return live, masks
 
-    def _leaf_masks(
-        self,
-        path: str,
-        texts: pa.Array,
-        parts: tuple[str, ...],
-        rows: list[int],
-        view: RowView,
-    ) -> list[int]:
-        """The branches each of `rows` leaves alive on `path`, its leaves read natively
-        (json_native.cpp): the texts are parsed and walked in C++, and each distinct list of
-        leaves is judged once, in Python, when it is first seen. Rows simdjson refuses are
-        read by json_values, so they are judged as without the native reader."""
+    def _narrowed(self, view: RowView) -> tuple[list[int], list[int]]:
+        """_survive with the live rows and their masks held in json_native.cpp (a Narrowing):
+        each path gives a table of masks, one per number, and a number per live row; a path
+        inside one JSON column is read and numbered there too (`_narrow_json`), the others by
+        their masks, worked out in Python as without the native reader."""
+        assert LEAVES is not None  # the caller checked
+        narrowing = LEAVES.Narrowing(view.rows, self._words(self.all))
+        stats = self._stats
+        for item in self.order(view):
+            before = len(narrowing)
+            if not before:
+                break
+            path, kind = item
+            source = view.json_column(path) if kind == "json" else None
+            if source is not None:
+                dropped = self._narrow_json(path, *source, narrowing, view)
+            elif kind == "column":
+                values, codes = view.codes(path)
+                cache = self._cache_of(item)
+                masks = [self._value_mask(cache, path, value) for value in values]
+                dropped = narrowing.apply(b"".join(map(self._words, masks)), codes, by_row=True)
+            elif kind == "absent":
+                every = array("i", bytes(4 * before))  # number 0 for every live row
+                alive = self._value_mask(self._cache_of(item), path, None)
+                dropped = narrowing.apply(self._words(alive), every)
+            else:
+                alives = self._alives(item, view, narrowing.live())
+                numbers: dict[int, int] = {}  # a row's mask -> its number in the table
+                ids = array("i", [numbers.setdefault(alive, len(numbers)) for alive in alives])
+                dropped = narrowing.apply(b"".join(map(self._words, numbers)), ids)
+            tried, was = stats.get(item, (0, 0))
+            stats[item] = (tried + before, was + dropped)
+        data, stride = narrowing.masks(), self._stride
+        starts = range(0, len(data), stride)
+        masks = [int.from_bytes(data[at : at + stride], "little") for at in starts]
+        return narrowing.live(), masks
+
+    def _narrow_json(
+        self, path: str, texts: pa.Array, parts: tuple[str, ...], narrowing: Any, view: RowView
+    ) -> int:
+        """Narrow by `path`, its leaves read natively from `texts` (json_native.cpp): each
+        distinct list of leaves is numbered across batches and its mask worked out in Python
+        when first seen. Rows simdjson refuses are read by json_values, so they are judged as
+        without the native reader. The rows dropped."""
         assert LEAVES is not None  # the caller checked
         state = self._numbered.get((path, parts))
-        if state is None or len(state[1]) > CACHE_LIMIT or state[0].bytes > BYTES_LIMIT:
-            state = self._numbered[(path, parts)] = (LEAVES.LeafIds(list(parts)), [])
-        leaf_ids, masks = state
-        ids, fresh = numbered(leaf_ids, texts, rows)
-        masks.extend(self.alive(path, leaves) for leaves in fresh)
-        alives = [masks[i] for i in ids]
-        if -1 in ids:
-            refused = [i for i, number in enumerate(ids) if number < 0]
-            values = view.json_values(path, [rows[i] for i in refused])
-            for i, value in zip(refused, values, strict=True):
-                alives[i] = self.alive(path, [value] if type(value) is str else value)
-        return alives
+        if (
+            state is None
+            or len(state[1]) > CACHE_LIMIT * self._stride
+            or state[0].bytes > BYTES_LIMIT
+        ):
+            state = self._numbered[(path, parts)] = (LEAVES.LeafIds(list(parts)), bytearray())
+        leaf_ids, table = state
+        offsets, data = string_buffers(texts)
+        fresh, refused = leaf_ids.encode_live(
+            narrowing, offsets, data, validity(texts), texts.offset
+        )
+        for text in fresh:
+            table += self._words(self.alive(path, orjson.loads(text)))
+        if not refused:
+            return int(narrowing.apply(table))
+        # each refused row's mask goes at the table's end for this call only
+        known = len(table) // self._stride
+        live = narrowing.live()
+        values = view.json_values(path, [live[at] for at in refused])
+        for number, (at, value) in enumerate(zip(refused, values, strict=True), known):
+            table += self._words(self.alive(path, [value] if type(value) is str else value))
+            narrowing.set(at, number)
+        try:
+            return int(narrowing.apply(table))
+        finally:
+            del table[known * self._stride :]
+
+    def _alives(self, item: tuple[str, str], view: RowView, live: list[int]) -> list[int]:
+        """The branches each of the `live` rows leaves alive on the path (its kind 'column',
+        'absent', or 'json' read by json_values), from the cache of masks per value."""
+        path, kind = item
+        cache = self._cache_of(item)
+        if kind == "absent":
+            return [self._value_mask(cache, path, None)] * len(live)
+        get = cache.get
+        if kind == "column":
+            column = view.column(path)
+            values = [column[row] for row in live]
+            alives: list[Any] = [get(value) for value in values]
+        else:
+            # one value per row: a string (the one leaf, the common case, cached as it is) or
+            # the list of leaves (cached by their JSON, never equal to a str)
+            values = view.json_values(path, live)
+            try:
+                alives = [
+                    get(value) if type(value) is str else get(_dumps(value)) for value in values
+                ]
+            except TypeError:  # an integer beyond 64 bits: the misses say why
+                alives = [get(value) if type(value) is str else None for value in values]
+        return self._fill(path, kind, cache, values, alives) if None in alives else alives
+
+    def _cache_of(self, item: tuple[str, str]) -> dict[Any, int]:
+        """The masks per value of (path, kind), emptied when full (a path of unique values,
+        such as an ARN, would grow it without end)."""
+        cache = self._cache.setdefault(item, {})
+        if len(cache) > CACHE_LIMIT:
+            cache.clear()
+        return cache
+
+    def _value_mask(self, cache: dict[Any, int], path: str, value: Any) -> int:
+        """The branches one value of a column path leaves alive (None: no value; an absent
+        path has none), through `cache`."""
+        alive = cache.get(value)
+        if alive is None:
+            alive = cache[value] = self.alive(path, [] if value is None else [value])
+        return alive
+
+    def _words(self, mask: int) -> bytes:
+        """`mask` as the Narrowing holds it: whole 64-bit words, little-endian."""
+        return mask.to_bytes(self._stride, "little")
 
     def _fill(
         self,

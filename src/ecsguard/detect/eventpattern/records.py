@@ -17,6 +17,7 @@ any row is turned into a dict (PatternSet.top_level_requirements says what to ke
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -309,6 +310,7 @@ class RowView:
         self.batch = batch
         self.rows = batch.num_rows
         self._columns: dict[str, list[Any]] = {}
+        self._codes: dict[str, tuple[list[Any], memoryview]] = {}
         self._roots: dict[str, list[Any]] = {}  # JSON parsed per row, on first use
         self._plans: dict[str, tuple[str, list[str], int]] = {}
 
@@ -341,21 +343,17 @@ class RowView:
 
     def _column(self, path: str) -> list[Any]:
         batch, n = self.batch, self.rows
+        raw = self._raw(path)
+        if raw is not None:
+            return _column(batch, raw)
         if path == "version":
             return ["0"] * n
         if path == "time" or (self.table == "cloudtrail" and path == "detail.eventTime"):
             return _iso_times(batch)
-        if path.startswith("~"):  # a raw column
-            return _column(batch, path[1:])
-        if self.table == "events":
-            name = _EVENT_COLUMNS.get(path)
-            return _column(batch, name) if name else [None] * n
-        if path in _TRAIL_DETAIL_COLUMNS:
-            return _column(batch, _TRAIL_DETAIL_COLUMNS[path])
-        if path == "detail-type":
+        if self.table == "cloudtrail" and path == "detail-type":
             sources, names = self.column("~event_source"), self.column("~event_name")
             return [detail_type(s, e) for s, e in zip(sources, names, strict=True)]
-        if path == "source":
+        if self.table == "cloudtrail" and path == "source":
             cache: dict[Any, str | None] = {}
             out = []
             for value in self.column("~event_source"):
@@ -363,8 +361,42 @@ class RowView:
                     cache[value] = service_source(value)
                 out.append(cache[value])
             return out
-        name = {"id": "event_id", "account": "account", "region": "aws_region"}.get(path)
-        return _column(batch, name) if name else [None] * n
+        return [None] * n
+
+    def _raw(self, path: str) -> str | None:
+        """The store column that holds `path`'s values as they are, if one does."""
+        if path.startswith("~"):  # a raw column by name
+            return path[1:]
+        if self.table == "events":
+            return _EVENT_COLUMNS.get(path)
+        if path in _TRAIL_DETAIL_COLUMNS:
+            return _TRAIL_DETAIL_COLUMNS[path]
+        return {"id": "event_id", "account": "account", "region": "aws_region"}.get(path)
+
+    def codes(self, path: str) -> tuple[list[Any], memoryview]:
+        """`column(path)` numbered: its distinct values, and each row's number among them (int32,
+        the buffer a Narrowing reads). A store column is dictionary-encoded by Arrow; a derived
+        one (times, CloudTrail's source and detail-type) numbered from its values."""
+        found = self._codes.get(path)
+        if found is not None:
+            return found
+        raw = self._raw(path)
+        if raw is not None and path not in self._columns:
+            encoded = pc.dictionary_encode(self.batch.column(raw))
+            values: list[Any] = encoded.dictionary.to_pylist()
+            indices = encoded.indices.cast(pa.int32())
+            if indices.null_count:
+                values.append(None)  # null takes the last number
+                indices = indices.fill_null(len(values) - 1)
+            codes = memoryview(indices.buffers()[1]).cast("i")[indices.offset :][: self.rows]
+        else:
+            numbers: dict[Any, int] = {}
+            codes = memoryview(
+                array("i", [numbers.setdefault(value, len(numbers)) for value in self.column(path)])
+            )
+            values = list(numbers)
+        found = self._codes[path] = (values, codes)
+        return found
 
     def leaves(self, path: str, row: int) -> list[Any]:
         name, parts, start = self._plan(path)
