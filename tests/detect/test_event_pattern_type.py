@@ -224,3 +224,68 @@ def test_a_release_inside_a_locked_section_does_not_deadlock() -> None:
     with SHARED._lock:
         SHARED.release(key)  # would block for ever if it took the lock itself
     assert len(SHARED) >= 0 and key not in SHARED._set
+
+
+ENGINE_RULES = """
+rules:
+  - id: deploy
+    title: Deployments
+    type: event_pattern
+    event_pattern: {pattern: {source: [aws.ecs], detail-type: [ECS Deployment State Change]}}
+  - id: errors
+    title: Deployment errors
+    type: event_pattern
+    event_pattern: {pattern: {source: [aws.ecs], detail: {eventType: [ERROR]}}}
+  - id: never
+    title: Nothing in the batch
+    type: event_pattern
+    event_pattern: {pattern: {source: [aws.nothing]}}
+"""
+
+
+def test_the_engine_calls_only_the_rules_whose_pattern_the_batch_matched(
+    ecs_batch: pa.RecordBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared pass says which patterns matched; a rule whose pattern matched nothing is not
+    called (it would have found nothing), and the alerts are those of calling every rule."""
+    from ecsguard.detect.engine import AlertStore, Engine
+    from ecsguard.detect.loader import load_text
+
+    rules = load_text(ENGINE_RULES, "r.yaml").rules
+    called: list[str] = []
+    original = event_pattern_type.EventPatternRule.on_batch
+
+    def counting(self: Any, table: str, batch: pa.RecordBatch) -> Any:
+        called.append(self.rule.id)
+        return original(self, table, batch)
+
+    monkeypatch.setattr(event_pattern_type.EventPatternRule, "on_batch", counting)
+    grouped = Engine(rules, AlertStore(tmp_path / "a.db"))
+    grouped.process("events", ecs_batch)
+    assert sorted(called) == ["deploy", "errors"]
+    # the same rules called one by one, as without the group
+    called.clear()
+    alone = Engine(rules, AlertStore(tmp_path / "b.db"))
+    alone.groups.clear()
+    alone.process("events", ecs_batch)
+    assert sorted(called) == ["deploy", "errors", "never"]
+
+    def counts(engine: Engine) -> dict[str, int]:
+        return {a.rule_id: a.count for a in engine.store.alerts()}
+
+    assert counts(grouped) == counts(alone) == {"deploy": 4, "errors": 3}
+
+
+def test_a_failing_group_lets_each_rule_run_and_report(
+    ecs_batch: pa.RecordBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ecsguard.detect.engine import AlertStore, Engine
+    from ecsguard.detect.loader import load_text
+
+    def broken(self: Any, table: str, batch: pa.RecordBatch) -> Any:
+        raise RuntimeError("the shared pass failed")
+
+    engine = Engine(load_text(ENGINE_RULES, "r.yaml").rules, AlertStore(tmp_path / "a.db"))
+    monkeypatch.setattr(SharedPatterns, "result", broken)
+    engine.process("events", ecs_batch)
+    assert engine.errors == dict.fromkeys(["deploy", "errors", "never"], "the shared pass failed")

@@ -21,7 +21,7 @@ Arrow batches as the pipeline stores them (`on_batch`) and, for windowed rules, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -61,6 +61,17 @@ class Match:
     key: tuple[Any, ...] = ()  # values of the rule's group_by fields, for de-duplication
     state: str | None = None  # alarm types: ALARM / OK / INSUFFICIENT_DATA transitions
     count: int = 1  # how many records this one match stands for
+
+
+class BatchGroup(Protocol):
+    """Rules of one type evaluated together, once per batch (event_pattern's SharedPatterns).
+    An evaluator in one names it in `batch_group` and its key there in `batch_key`; the engine
+    asks the group once per batch which keys matched, and calls on_batch of those rules only
+    (the others' would find nothing)."""
+
+    def matched(self, table: str, batch: pa.RecordBatch) -> Collection[str]:
+        """The keys of the group's rules that match some row of `batch`."""
+        ...
 
 
 class Evaluator(Protocol):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -127,6 +128,10 @@ class SharedPatterns:
             self._apply_releases()
             return len(self._set)
 
+    def matched(self, table: str, batch: pa.RecordBatch) -> Collection[str]:
+        """The keys of the patterns that match some row of `batch` (rules.BatchGroup)."""
+        return self.result(table, batch).rows.keys() if table in TABLES else ()
+
     def match(self, table: str, batch: pa.RecordBatch) -> dict[str, list[int]]:
         """Row numbers of `batch` per registered pattern key (patterns with no rows left out)."""
         return self.result(table, batch).rows
@@ -173,6 +178,8 @@ class EventPatternRule(Stateless):
         self.pattern = compile_pattern(settings.pattern)
         self.key = SHARED.register(self.pattern)
         weakref.finalize(self, SHARED.release, self.key)
+        self.batch_group = SHARED  # rules.BatchGroup: skipped in a batch its key does not match
+        self.batch_key = self.key
 
     def on_batch(self, table: str, batch: pa.RecordBatch) -> list[Match]:
         if table not in TABLES:
