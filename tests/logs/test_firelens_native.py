@@ -24,7 +24,7 @@ from ecsguard.logs.receivers import firelens
 from ecsguard.logs.records import REQUEST_ID_KEYS
 from ecsguard.monitor import emf
 
-if firelens._native is None:
+if firelens.NATIVE is None:
     if os.environ.get("CI"):
         pytest.fail("the native FireLens parser was not built: .ci/run installs libsimdjson-dev")
     pytest.skip("the native FireLens parser was not built", allow_module_level=True)
@@ -189,7 +189,7 @@ def test_unicode_spaces_around_a_log_object_are_stripped_as_python_does() -> Non
 
 
 def test_ecsguard_native_0_turns_it_off() -> None:
-    code = "from ecsguard.logs.receivers import firelens; print(firelens._native is None)"
+    code = "from ecsguard.logs.receivers import firelens; print(firelens.NATIVE is None)"
     for value, off in (("0", "True"), ("1", "False")):
         env = dict(os.environ, ECSGUARD_NATIVE=value)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -208,7 +208,7 @@ def test_every_user_gets_its_module_whatever_is_imported_first(first: str) -> No
         "from ecsguard.monitor import emf\n"
         "from ecsguard.detect.eventpattern import prefilter\n"
         "RECEIVERS.get('lines')\n"
-        "print(firelens._native is not None, emf.FIRELENS is not None, "
+        "print(firelens.NATIVE is not None, emf.FIRELENS is not None, "
         "prefilter.LEAVES is not None)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -223,11 +223,11 @@ def test_a_body_beyond_the_kept_buffers_then_a_usual_one() -> None:
 
 
 def test_the_start_up_note_names_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert firelens.parser_note() == "FireLens parser: native (simdjson)"
-    monkeypatch.setattr(firelens, "_native", None)
+    assert firelens.parser_note() == "FireLens and lines parser: native (simdjson)"
+    monkeypatch.setattr(firelens, "NATIVE", None)
     assert "install g++ and libsimdjson-dev" in firelens.parser_note()
     monkeypatch.setenv("ECSGUARD_NATIVE", "0")
-    assert firelens.parser_note() == "FireLens parser: Python (ECSGUARD_NATIVE=0)"
+    assert firelens.parser_note() == "FireLens and lines parser: Python (ECSGUARD_NATIVE=0)"
 
 
 # ------------------------------------------------------- the text search emf.py's scan runs on
@@ -251,7 +251,7 @@ def test_native_rows_with_equals_the_python_search(
 
 
 def test_native_rows_with_refuses_what_it_cannot_search() -> None:
-    rows_with = firelens._native.rows_with
+    rows_with = firelens.NATIVE.rows_with
     offsets = memoryview(pa.array([0, 3], pa.int32()).buffers()[1]).cast("i")
     assert rows_with(offsets, b"xab", b"ab") == [0]
     with pytest.raises(ValueError, match="two bytes or more"):

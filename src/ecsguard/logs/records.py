@@ -188,6 +188,18 @@ def leading_time(line: str) -> int | None:
     return parse_time(text)
 
 
+#: _LEADING_TIME for RE2 in Arrow, anchored (re.match anchors it)
+_LEADING_TIME_RE2 = "^" + _LEADING_TIME.pattern.replace("(", "(?P<time>", 1)
+
+
+def leading_times(texts: pa.Array) -> pa.Array:
+    """`leading_time` of each text of a string array, as an int64 array (null: none): found by
+    RE2 in Arrow and converted in bulk (text_times). Python's `\\d` takes any digit where RE2's
+    takes ASCII ones, but parse_time reads no other (none of Unicode's 650 in any place of a
+    time), and it reads fractions beyond microseconds as leading_time's cut does."""
+    return text_times(pc.struct_field(pc.extract_regex(texts, _LEADING_TIME_RE2), "time"))
+
+
 # --------------------------------------------------------------------------------------- levels
 
 _CANONICAL = {

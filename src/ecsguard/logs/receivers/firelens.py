@@ -52,12 +52,12 @@ from ecsguard.logs.records import (
 )
 from ecsguard.logs.schema import LOGS
 
-_native = load("ecsguard._firelens_native")  # the native parser, or None
+NATIVE = load("ecsguard._firelens_native")  # the native parser, or None
 
 
 def parser_note() -> str:
-    """Which FireLens parser this process runs, for the server's start-up lines."""
-    return note("FireLens parser", _native, "about twice the ingest per core")
+    """Which parser of FireLens and text-line bodies this process runs, for start-up lines."""
+    return note("FireLens and lines parser", NATIVE, "about twice the ingest per core")
 
 
 NAME = "firelens"
@@ -242,7 +242,7 @@ def _parse_common(lines: list[_Line], options: ReceiverOptions, body: bytes) -> 
 _LEVEL_FROM_TEXT = 0
 
 
-def _strings(built: tuple[int, bytes, bytes, bytes | None, int]) -> pa.Array:
+def native_strings(built: tuple[int, bytes, bytes, bytes | None, int]) -> pa.Array:
     """A string array from the native parser's (rows, offsets, data, validity, nulls)."""
     rows, offsets, data, validity, nulls = built
     valid = None if validity is None else pa.py_buffer(validity)
@@ -257,14 +257,14 @@ def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
     message, fields, request id, date and metadata as `_batch` defines them, and for rows whose
     `log` holds a JSON object the first time and level texts; times and levels are worked out
     here in Arrow, as `json_rows` does, with no Python object per row."""
-    built = None if _native is None else _native.parse(data)
+    built = None if NATIVE is None else NATIVE.parse(data)
     if built is None:
         return None
-    messages, fields = _strings(built["message"]), _strings(built["fields"])
+    messages, fields = native_strings(built["message"]), native_strings(built["fields"])
     n = len(messages)
     level_from = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["level_from"])])
-    own, levels, messages = _times_and_levels(
-        _strings(built["time"]), _strings(built["level"]), level_from, messages, fields
+    own, levels, messages = times_and_levels(
+        native_strings(built["time"]), native_strings(built["level"]), level_from, messages, fields
     )
     dates = pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(built["date"])])
     codes = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(built["meta_codes"])])
@@ -276,14 +276,14 @@ def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
         "message": messages,
         "fields": fields,
         "id": body_ids(options.id_context(source), data, n),
-        "request_id": _strings(built["request_id"]),
+        "request_id": native_strings(built["request_id"]),
     }
     columns.update(_metadata_columns(codes, built["metas"], options))
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     return Parsed("logs", build_batch(LOGS, columns, constants, n), [], whole=True)
 
 
-def _times_and_levels(
+def times_and_levels(
     time_texts: pa.Array,
     level_texts: pa.Array,
     level_from: pa.Array,

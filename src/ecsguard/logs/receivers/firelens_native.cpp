@@ -1,5 +1,5 @@
 // The FireLens fast path in C++: a Fluent Bit `json_lines` body to Arrow buffers, no Python
-// object per line. Optional: firelens.py uses it when it was built, and falls back to its own
+// object per line; the same for a body of NDJSON or text lines (`parse_text`, lines.py). Optional: firelens.py uses it when it was built, and falls back to its own
 // msgspec path for any body this code does not answer (it returns None).
 //
 // It answers only what it can answer exactly as the Python path does (a hypothesis test holds
@@ -422,6 +422,48 @@ bool parse_lines(std::string_view body, Result& out, Buffers& buffers) {
   return out.message.data.size() < INT32_MAX && out.fields.data.size() < INT32_MAX;
 }
 
+// lines.py's parse of a body of NDJSON or text lines, without joined lines: the same columns as
+// a FireLens body whose `log`s are the lines (no metadata, no date). A line whose stripped text
+// starts with `{` but is not one JSON object (Python reports it), a body that is not UTF-8
+// (Python replaces the bytes) or a log object only Python decides: false.
+bool parse_text_lines(std::string_view body, Result& out, Buffers& buffers) {
+  if (!simdjson::validate_utf8(body.data(), body.size())) return false;
+  auto& inner_buffer = buffers.inner_buffer;
+  size_t start = 0;
+  while (start <= body.size()) {
+    size_t stop = body.find('\n', start);
+    if (stop == std::string_view::npos) stop = body.size();
+    std::string_view line = body.substr(start, stop - start);
+    start = stop + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // only the one
+    std::string_view text = py_strip(line);
+    if (text.empty()) continue;  // blank lines are dropped
+    if (text[0] != '{') {  // a text line: its time and level come from its text, in Python
+      out.message.add(line);
+      out.fields.add_null();
+      out.time.add_null();
+      out.level.add_null();
+      out.request.add(std::string_view());
+      out.level_from.push_back(kTextOfMessage);
+      continue;
+    }
+    inner_buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
+    std::memcpy(inner_buffer.data(), text.data(), text.size());
+    simdjson::dom::object object;
+    if (buffers.inner.parse(inner_buffer.data(), text.size(), false).get_object().get(object))
+      return false;
+    Head head;
+    if (!read_head(object, text, head)) return false;
+    out.message.add(head.message ? *head.message : text);
+    out.fields.add(text);
+    out.time.add(head.time);
+    out.level.add(head.level);
+    out.request.add(head.request);
+    out.level_from.push_back(head.level ? kLevelValue : head.message ? kTextOfMessage : kNoLevel);
+  }
+  return out.message.data.size() < INT32_MAX && out.fields.data.size() < INT32_MAX;
+}
+
 py::object meta_tuple(const Meta& meta) {
   py::tuple t(meta.size());
   for (size_t i = 0; i < meta.size(); ++i)
@@ -434,15 +476,8 @@ py::bytes raw_bytes(const std::vector<T>& values) {
   return py::bytes(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
 }
 
-py::object parse(py::bytes data) {
-  std::string_view body = data;  // the bytes object stays alive and unchanged meanwhile
-  Result out;
-  bool ok;
-  {
-    py::gil_scoped_release unlocked;  // other threads (the WAL's fsync, HTTP) run meanwhile
-    ok = parse_body(body, out);
-  }
-  if (!ok) return py::none();
+// The columns of a parsed body for Python (firelens.py's _parse_native, lines.py's).
+py::dict columns_of(const Result& out) {
   py::list metas;
   for (const auto& meta : out.metas.metas) metas.append(meta_tuple(meta));
   py::dict columns;
@@ -455,7 +490,33 @@ py::object parse(py::bytes data) {
   columns["level"] = out.level.out();
   columns["message"] = out.message.out();
   columns["request_id"] = out.request.out();
-  return std::move(columns);
+  return columns;
+}
+
+py::object parse(py::bytes data) {
+  std::string_view body = data;  // the bytes object stays alive and unchanged meanwhile
+  Result out;
+  bool ok;
+  {
+    py::gil_scoped_release unlocked;  // other threads (the WAL's fsync, HTTP) run meanwhile
+    ok = parse_body(body, out);
+  }
+  if (!ok) return py::none();
+  return columns_of(out);
+}
+
+py::object parse_text(py::bytes data) {
+  std::string_view body = data;
+  Result out;
+  bool ok;
+  {
+    py::gil_scoped_release unlocked;
+    thread_local Buffers buffers;
+    ok = parse_text_lines(body, out, buffers);
+    buffers.trim();
+  }
+  if (!ok) return py::none();
+  return columns_of(out);
 }
 
 // ------------------------------------ rows holding a text (emf.py, detect/filterset.py's terms)
@@ -497,9 +558,14 @@ py::list rows_with(py::buffer offsets_buffer, py::buffer data_buffer, py::bytes 
 }  // namespace
 
 PYBIND11_MODULE(_firelens_native, m) {
-  m.doc() = "FireLens json_lines bodies to Arrow buffers, and a text search (firelens_native.cpp)";
+  m.doc() =
+      "FireLens json_lines bodies and NDJSON or text lines to Arrow buffers, and a text search "
+      "(firelens_native.cpp)";
   m.def("parse", &parse, py::arg("body"),
         "The columns of a common-shape body as Arrow buffers, or None for the Python path.");
+  m.def("parse_text", &parse_text, py::arg("body"),
+        "The columns of a body of NDJSON or text lines (lines.py) as Arrow buffers, or None for "
+        "the Python path.");
   m.def("rows_with", &rows_with, py::arg("offsets"), py::arg("data"), py::arg("needle"),
         "The rows of an Arrow string array (int32 offsets, data) whose text holds needle.");
 }

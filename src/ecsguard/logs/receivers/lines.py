@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecsguard.logs.multiline import MultilineJoiner
 from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.receivers.firelens import NATIVE, native_strings, times_and_levels
 from ecsguard.logs.records import (
     LogRows,
     Parsed,
@@ -22,6 +25,7 @@ from ecsguard.logs.records import (
     body_ids,
     json_rows,
     leading_time,
+    leading_times,
     levels_from_texts,
     record_ids,
 )
@@ -50,8 +54,43 @@ def _records(lines: list[str], options: ReceiverOptions) -> Iterable[str]:
 @RECEIVERS.register(NAME)
 def parse(data: bytes, options: ReceiverOptions) -> Parsed:
     """Parse a whole payload; invalid UTF-8 is replaced (U+FFFD), never refused."""
+    parsed = None if options.joins_lines else _parse_native(data, options)
+    if parsed is not None:
+        return parsed
     text = data.decode("utf-8", "replace")
     return parse_text(text, options, body=data)
+
+
+def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
+    """`parse` by firelens_native.cpp's parser of text lines, or None for a body it leaves to
+    Python (not UTF-8, a line that starts like JSON but is not, a log object only Python
+    decides) or when it was not built. The JSON lines come back as FireLens logs do, their
+    times and levels worked out in Arrow (firelens.times_and_levels); a text line's time is
+    the one it starts with, as below."""
+    built = None if NATIVE is None else NATIVE.parse_text(data)
+    if built is None:
+        return None
+    messages, fields = native_strings(built["message"]), native_strings(built["fields"])
+    n = len(messages)
+    level_from = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["level_from"])])
+    own, levels, messages = times_and_levels(
+        native_strings(built["time"]), native_strings(built["level"]), level_from, messages, fields
+    )
+    text_rows = pc.is_null(fields)
+    if pc.any(text_rows).as_py():
+        own = pc.replace_with_mask(own, text_rows, leading_times(messages.filter(text_rows)))
+    source = options.source or DEFAULT_SOURCE
+    ingest_us = options.ingest_us()
+    rows = LogRows(("time", "level", "message", "fields", "id", "request_id"))
+    rows.columns.update(
+        time=pc.fill_null(own, ingest_us),
+        level=levels,
+        message=messages,
+        fields=fields,
+        id=body_ids(options.id_context(source), data, n),
+        request_id=native_strings(built["request_id"]),
+    )
+    return Parsed("logs", rows.batch(options, source, ingest_us), [], whole=True)
 
 
 def parse_text(
