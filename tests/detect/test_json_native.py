@@ -325,3 +325,29 @@ def test_narrowing_refuses_what_it_cannot_read() -> None:
         narrowing.set(0, 0)
     assert narrowing.live() == [0, 1, 2]  # nothing refused changed a mask
     assert NATIVE.Narrowing(4, bytes(8)).live() == []  # no branch at all: no row
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(DOCUMENTS, st.none(), st.just("not json")), min_size=1, max_size=8),
+    st.lists(PATHS, min_size=1, max_size=4),
+    st.integers(0, 200),
+)
+def test_a_parse_kept_for_the_batch_numbers_rows_as_a_parse_of_their_own(
+    texts: list[str | None], paths: list[list[str]], kept: int
+) -> None:
+    """A Narrowing keeps each row's parse for the batch's next paths, up to `kept_bytes` of
+    text (then it parses again): whatever it kept, each path numbers every row as `encode`,
+    which parses the row for itself (and is held to the Python walk above)."""
+    array = pa.array(texts, pa.string())
+    offsets, data = string_buffers(array)
+    narrowing = NATIVE.Narrowing(len(texts), (1).to_bytes(8, "little"), kept)
+    for parts in paths:
+        leaf_ids = NATIVE.LeafIds(parts)
+        leaf_ids.encode_live(narrowing, offsets, data, validity(array), 0)
+        numbers = narrowing.pending()
+        alone, fresh = leaf_ids.encode(offsets, data, validity(array), 0, narrowing.live())
+        assert numbers == alone and fresh == []
+        narrowing.apply((1).to_bytes(8, "little") * len(leaf_ids))  # every row stays
+    assert narrowing.live() == list(range(len(texts)))
+    assert narrowing.kept_bytes <= kept

@@ -33,6 +33,7 @@
 #include <charconv>
 #include <cstring>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -92,11 +93,13 @@ struct Buffers {
 // `words` 64-bit words of mask per row, narrowed by `apply` with a table of masks.
 class Narrowing {
  public:
-  Narrowing(int64_t rows, py::bytes all) {
+  Narrowing(int64_t rows, py::bytes all, size_t kept_bytes = size_t(64) << 20)
+      : kept_limit_(kept_bytes) {
     const std::string mask = all;
     if (mask.empty() || mask.size() % 8) throw py::value_error("a mask is whole 64-bit words");
     words_ = mask.size() / 8;
-    rows_.resize(size_t(std::max<int64_t>(rows, 0)));
+    batch_rows_ = std::max<int64_t>(rows, 0);
+    rows_.resize(size_t(batch_rows_));
     masks_.resize(rows_.size() * words_);
     for (size_t i = 0; i < rows_.size(); ++i) {
       rows_[i] = int64_t(i);
@@ -106,6 +109,7 @@ class Narrowing {
   }
 
   size_t size() const { return rows_.size(); }
+  size_t kept_bytes() const { return kept_bytes_; }
   const std::vector<int64_t>& rows() const { return rows_; }
   std::vector<int32_t>& pending() { return pending_; }
 
@@ -163,7 +167,39 @@ class Narrowing {
     return drop_empty();
   }
 
+  // The parsed JSON of row `row` of a column (`column`: its buffers' addresses), parsed on the
+  // first path that reads it and kept for the others: a batch's event-pattern paths read the
+  // same few columns a dozen times. False: simdjson refused the text. Past `kept_bytes` of
+  // text a row is parsed each time (a replayed batch can hold far more rows than a posted one).
+  bool root(std::pair<const void*, const void*> column, int64_t row, std::string_view text,
+            element& out) {
+    auto& kept = documents_[column];
+    if (kept.empty()) kept.resize(size_t(batch_rows_));
+    Kept& doc = kept[size_t(row)];
+    if (doc.state == Kept::kUnread) {
+      if (kept_bytes_ + text.size() > kept_limit_)
+        return scratch_.parse(text.data(), text.size(), true).get(out) == simdjson::SUCCESS;
+      kept_bytes_ += text.size();
+      doc.document = std::make_unique<simdjson::dom::document>();
+      auto parsed = parser_.parse_into_document(*doc.document, text.data(), text.size(), true);
+      doc.state = parsed.get(doc.root) == simdjson::SUCCESS ? Kept::kParsed : Kept::kRefused;
+    }
+    out = doc.root;
+    return doc.state == Kept::kParsed;
+  }
+
  private:
+  struct Kept {
+    enum State : uint8_t { kUnread, kParsed, kRefused } state = kUnread;
+    std::unique_ptr<simdjson::dom::document> document;
+    element root;
+  };
+  struct PairHash {
+    size_t operator()(const std::pair<const void*, const void*>& p) const {
+      return std::hash<const void*>()(p.first) * 31 + std::hash<const void*>()(p.second);
+    }
+  };
+
   size_t drop_empty() {
     size_t kept = 0;
     for (size_t i = 0; i < rows_.size(); ++i) {
@@ -184,7 +220,11 @@ class Narrowing {
   }
 
   size_t words_ = 1;
+  int64_t batch_rows_ = 0;
   std::vector<int64_t> rows_;
+  std::unordered_map<std::pair<const void*, const void*>, std::vector<Kept>, PairHash> documents_;
+  size_t kept_limit_, kept_bytes_ = 0;
+  simdjson::dom::parser parser_, scratch_;
   std::vector<uint64_t> masks_;
   std::vector<int32_t> pending_;
 };
@@ -217,7 +257,7 @@ class Numbered {
     const Buffers in(offsets_buffer, data_buffer, validity, validity_offset);
     in.check(narrowing.rows());
     const size_t known = ids_.size();
-    number_rows(in, narrowing.rows(), narrowing.pending());
+    number_rows(in, narrowing.rows(), narrowing.pending(), &narrowing);
     py::list refused;
     const std::vector<int32_t>& out = narrowing.pending();
     for (size_t i = 0; i < out.size(); ++i)
@@ -227,17 +267,32 @@ class Numbered {
 
  protected:
   // the numbers of `rows` (checked) into `out`
-  void number_rows(const Buffers& in, const std::vector<int64_t>& rows, std::vector<int32_t>& out) {
+  // the numbers of `rows` (checked) into `out`; with `documents`, a numbering that reads
+  // parsed roots takes them from it (parsed once per batch for every path)
+  void number_rows(const Buffers& in, const std::vector<int64_t>& rows, std::vector<int32_t>& out,
+                   Narrowing* documents = nullptr) {
     out.resize(rows.size());
+    const bool shared = documents != nullptr && reads_roots();
+    const std::pair<const void*, const void*> column{in.offsets, in.data};
     // the GIL stays held: the numbering is this object's state, and one thread at a time uses it
     for (size_t i = 0; i < rows.size(); ++i) {
       const int64_t row = rows[i];
       const int32_t start = in.offsets[row], end = in.offsets[row + 1];
-      out[i] = in.present(row) && end > start
-                   ? id_of(std::string_view(in.data + start, size_t(end - start)))
-                   : id_of_nothing();
+      if (!in.present(row) || end <= start) {
+        out[i] = id_of_nothing();
+        continue;
+      }
+      const std::string_view text(in.data + start, size_t(end - start));
+      element root;
+      out[i] = !shared                                ? id_of(text)
+               : documents->root(column, row, text, root) ? id_of_root(root)
+                                                          : kRefused;
     }
   }
+
+  // whether id_of is a parse then id_of_root (so a parse may be shared between numberings)
+  virtual bool reads_roots() const { return false; }
+  virtual int32_t id_of_root(element) { return kRefused; }
 
   // the texts of the numbers given since there were `known`
   py::list fresh_since(size_t known) const {
@@ -360,7 +415,12 @@ class LeafIds : public Numbered {
 
   int32_t id_of(std::string_view text) override {
     element root;
-    if (!parse(text, root)) return kRefused;
+    return parse(text, root) ? id_of_root(root) : kRefused;
+  }
+
+  bool reads_roots() const override { return true; }
+
+  int32_t id_of_root(element root) override {
     leaves_.clear();
     collect(root, 0);
     return number_of(leaves_);
@@ -468,11 +528,17 @@ PYBIND11_MODULE(_json_native, m) {
            "encode the narrowing's live rows, their numbers kept for its apply: ([JSON array "
            "of each new number's values], [positions among the live rows numbered -1])");
   py::class_<Narrowing>(m, "Narrowing")
-      .def(py::init<int64_t, py::bytes>(), py::arg("rows"), py::arg("all"))
+      .def(py::init<int64_t, py::bytes, size_t>(), py::arg("rows"), py::arg("all"),
+           py::arg("kept_bytes") = size_t(64) << 20,
+           "`kept_bytes`: the JSON text whose parse is kept for the batch's next paths")
+      .def_property_readonly("kept_bytes", &Narrowing::kept_bytes)
       .def("__len__", &Narrowing::size)
       .def("live", &Narrowing::live, "the live rows, in order")
       .def("masks", &Narrowing::masks, "the live rows' masks, whole 64-bit words, little-endian")
       .def("set", &Narrowing::set, py::arg("position"), py::arg("number"))
+      .def(
+          "pending", [](Narrowing& n) { return n.pending(); },
+          "the numbers encode_live gave the live rows, for the next apply")
       .def("apply", &Narrowing::apply, py::arg("table"), py::arg("numbers") = py::none(),
            py::arg("by_row") = false,
            "AND each live row's mask with its number's in `table` and drop the rows left with "
