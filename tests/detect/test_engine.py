@@ -252,3 +252,43 @@ def test_rule_state_is_written_when_it_changes(tmp_path: Path) -> None:
     store.save_state("r", {"n": 3})
     assert store.state("r") == {"n": 3}
     store.close()
+
+
+SCOPED = """
+rules:
+  - id: api-errors
+    title: Errors of the api service
+    type: log_filter
+    log_filter: {pattern: ERROR, service: api}
+  - id: ok-api-prod
+    title: OK lines of the api service in cluster prod
+    type: log_filter
+    log_filter: {pattern: ok, cluster: prod, service: api}
+"""
+
+
+@pytest.mark.parametrize(
+    "services",
+    [["api", "web", "api", "web"], ["api"] * 4, ["web"] * 4],
+    ids=["mixed", "all in", "all out"],
+)
+def test_cluster_and_service_scope_the_rows_a_filter_counts(
+    tmp_path: Path, services: list[str]
+) -> None:
+    eng = Engine(load_text(SCOPED, "r.yaml").rules, AlertStore(tmp_path / "detect.db"))
+    data = batch(
+        *((service, f"ERROR {i}" if i % 2 == 0 else "ok") for i, service in enumerate(services))
+    )
+    clusters = ["prod", "dev", "prod", "prod"]
+    data = data.set_column(
+        data.schema.get_field_index("cluster"), "cluster", pa.array(clusters, pa.string())
+    )
+    eng.process("logs", data)
+    counts = {a.rule_id: a.count for a in eng.store.alerts()}
+    errors = sum(s == "api" and i % 2 == 0 for i, s in enumerate(services))
+    ok_in_prod = sum(
+        s == "api" and c == "prod" and i % 2 == 1
+        for i, (s, c) in enumerate(zip(services, clusters, strict=True))
+    )
+    expected = {rule: n for rule, n in (("api-errors", errors), ("ok-api-prod", ok_in_prod)) if n}
+    assert counts == expected

@@ -117,7 +117,12 @@ class LogFilter(Stateless):
         ):
             if value is not None:
                 same = shared.equal(column, value)
-                keep = same if keep is None else pc.and_(keep, same)
+                # a body of lines comes from one service: its rows are all in, or all out
+                count = same.true_count
+                if not count:
+                    return batch.slice(0, 0)
+                if count < len(same):
+                    keep = same if keep is None else pc.and_(keep, same)
         return batch if keep is None else batch.filter(keep)
 
     def _due(self, key: tuple[Any, ...], now: datetime, count: int) -> bool:
