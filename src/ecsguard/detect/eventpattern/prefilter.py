@@ -235,10 +235,7 @@ class Prefilter:
             if source is not None:
                 dropped = self._narrow_json(path, *source, narrowing, view)
             elif kind == "column":
-                values, codes = view.codes(path)
-                cache = self._cache_of(item)
-                masks = [self._value_mask(cache, path, value) for value in values]
-                dropped = narrowing.apply(b"".join(map(self._words, masks)), codes, by_row=True)
+                dropped = self._narrow_column(item, view, narrowing)
             elif kind == "absent":
                 every = array("i", bytes(4 * before))  # number 0 for every live row
                 alive = self._value_mask(self._cache_of(item), path, None)
@@ -254,6 +251,24 @@ class Prefilter:
         starts = range(0, len(data), stride)
         masks = [int.from_bytes(data[at : at + stride], "little") for at in starts]
         return narrowing.live(), masks
+
+    def _narrow_column(self, item: tuple[str, str], view: RowView, narrowing: Any) -> int:
+        """Narrow by a column path, through its codes: the mask of each distinct value the live
+        rows hold (a column of unique values, such as ids, would otherwise ask a mask for every
+        row of the batch, however few are still live). The rows dropped."""
+        path = item[0]
+        values, codes = view.codes(path)
+        cache = self._cache_of(item)
+        if len(values) * 4 <= len(narrowing):  # few values: each, without reading the rows
+            wanted: Iterable[int] = range(len(values))
+        else:
+            wanted = {codes[row] for row in narrowing.live()}
+        stride = self._stride
+        table = bytearray(stride * len(values))  # a code no live row holds is never read
+        for code in wanted:
+            mask = self._words(self._value_mask(cache, path, values[code]))
+            table[code * stride : (code + 1) * stride] = mask
+        return int(narrowing.apply(table, codes, by_row=True))
 
     def _narrow_json(
         self, path: str, texts: pa.Array, parts: tuple[str, ...], narrowing: Any, view: RowView
