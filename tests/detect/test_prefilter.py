@@ -123,15 +123,19 @@ EXTRA = (
 )
 
 
+def view_batch(table: str, trail_batch: pa.RecordBatch) -> tuple[pa.RecordBatch, str]:
+    """A batch to read views over, and its table: the EventBridge cases' events, CloudTrail
+    records, or events with odd values."""
+    if table == "cloudtrail":
+        return trail_batch, "cloudtrail"
+    if table == "odd":
+        return odd_events(), "events"
+    return store("ecs_events", json.dumps([case["event"] for case in CASES]).encode()), "events"
+
+
 @pytest.mark.parametrize("table", ["events", "cloudtrail", "odd"])
 def test_the_view_gives_the_leaves_flatten_finds(table: str, trail_batch: pa.RecordBatch) -> None:
-    batch, name = (
-        (trail_batch, "cloudtrail")
-        if table == "cloudtrail"
-        else (odd_events(), "events")
-        if table == "odd"
-        else (store("ecs_events", json.dumps([case["event"] for case in CASES]).encode()), "events")
-    )
+    batch, name = view_batch(table, trail_batch)
     events = to_events(name, batch)
     view = RowView(name, batch)
     checked = 0
@@ -152,13 +156,7 @@ def test_column_codes_number_the_column_values(
     """`codes` (what the native narrowing reads a column path by) gives every row the value
     `column` gives it, from store columns (Arrow's dictionaries, nulls included) and derived
     ones alike, on a slice too."""
-    batch, name = (
-        (trail_batch, "cloudtrail")
-        if table == "cloudtrail"
-        else (odd_events(), "events")
-        if table == "odd"
-        else (store("ecs_events", json.dumps([case["event"] for case in CASES]).encode()), "events")
-    )
+    batch, name = view_batch(table, trail_batch)
     if sliced:
         batch = batch.slice(1, batch.num_rows - 2)
     checked = 0

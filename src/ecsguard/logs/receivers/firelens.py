@@ -260,12 +260,8 @@ def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
     built = None if NATIVE is None else NATIVE.parse(data)
     if built is None:
         return None
-    messages, fields = native_strings(built["message"]), native_strings(built["fields"])
+    own, levels, messages, fields = native_logs(built)
     n = len(messages)
-    level_from = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["level_from"])])
-    own, levels, messages = times_and_levels(
-        native_strings(built["time"]), native_strings(built["level"]), level_from, messages, fields
-    )
     dates = pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(built["date"])])
     codes = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(built["meta_codes"])])
     source = options.source or NAME
@@ -281,6 +277,19 @@ def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
     columns.update(_metadata_columns(codes, built["metas"], options))
     constants = {"ingest_time": ingest_us, "source": source, "service": options.service}
     return Parsed("logs", build_batch(LOGS, columns, constants, n), [], whole=True)
+
+
+def native_logs(built: dict[str, Any]) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """(own times, levels, messages, fields) of the rows the native parser built: their log
+    object's first time and level worked out in Arrow (`times_and_levels`); null times for text
+    lines, whose time each receiver finds its own way."""
+    messages, fields = native_strings(built["message"]), native_strings(built["fields"])
+    n = len(messages)
+    level_from = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["level_from"])])
+    own, levels, messages = times_and_levels(
+        native_strings(built["time"]), native_strings(built["level"]), level_from, messages, fields
+    )
+    return own, levels, messages, fields
 
 
 def times_and_levels(

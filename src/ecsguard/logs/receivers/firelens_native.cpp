@@ -348,9 +348,40 @@ bool parse_body(std::string_view body, Result& out) {
   return answered;
 }
 
+// One log's columns, `text` being the log stripped as Python strips it: a text line (no fields,
+// no request id to find; its time and level come from its text, in Python), or a JSON log
+// object, parsed from a padded copy (a FireLens log's text is unescaped). False: not one JSON
+// object, or one whose head only Python decides (see the file's comment).
+bool add_log(std::string_view log, std::string_view text, Result& out, Buffers& buffers) {
+  if (text.empty() || text[0] != '{') {
+    out.message.add(log);
+    out.fields.add_null();
+    out.time.add_null();
+    out.level.add_null();
+    out.request.add(std::string_view());
+    out.level_from.push_back(kTextOfMessage);
+    return true;
+  }
+  buffers.inner_buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(buffers.inner_buffer.data(), text.data(), text.size());
+  simdjson::dom::object object;
+  if (buffers.inner.parse(buffers.inner_buffer.data(), text.size(), false).get_object().get(object))
+    return false;
+  Head head;
+  if (!read_head(object, text, head)) return false;
+  out.message.add(head.message ? *head.message : text);
+  out.fields.add(text);
+  out.time.add(head.time);
+  out.level.add(head.level);
+  out.request.add(head.request);
+  out.level_from.push_back(head.level ? kLevelValue : head.message ? kTextOfMessage : kNoLevel);
+  return true;
+}
+
 bool parse_lines(std::string_view body, Result& out, Buffers& buffers) {
   if (body.empty() || body[0] != '{') return false;  // `format json` or another layout: no copy
-  auto& [lines, inner, padded, inner_buffer] = buffers;
+  auto& lines = buffers.lines;
+  auto& padded = buffers.padded;
   padded.resize(body.size() + simdjson::SIMDJSON_PADDING);
   std::memcpy(padded.data(), body.data(), body.size());
   std::memset(padded.data() + body.size(), 0, simdjson::SIMDJSON_PADDING);
@@ -393,30 +424,7 @@ bool parse_lines(std::string_view body, Result& out, Buffers& buffers) {
     if (!log || !date) return false;
     out.meta_codes.push_back(out.metas.code(meta));
     out.dates.push_back(*date);
-    std::string_view text = py_strip(*log);
-    if (text.empty() || text[0] != '{') {  // a text line: no fields, no request id to find
-      out.message.add(*log);
-      out.fields.add_null();
-      out.time.add_null();
-      out.level.add_null();
-      out.request.add(std::string_view());
-      out.level_from.push_back(kTextOfMessage);
-      continue;
-    }
-    // a JSON log object: parsed from a padded copy (the log's text is unescaped)
-    inner_buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(inner_buffer.data(), text.data(), text.size());
-    simdjson::dom::object object;
-    if (inner.parse(inner_buffer.data(), text.size(), false).get_object().get(object))
-      return false;  // not one JSON object: Python's verdict decides what it is
-    Head head;
-    if (!read_head(object, text, head)) return false;
-    out.message.add(head.message ? *head.message : text);
-    out.fields.add(text);
-    out.time.add(head.time);
-    out.level.add(head.level);
-    out.request.add(head.request);
-    out.level_from.push_back(head.level ? kLevelValue : head.message ? kTextOfMessage : kNoLevel);
+    if (!add_log(*log, py_strip(*log), out, buffers)) return false;
   }
   // 32-bit Arrow offsets
   return out.message.data.size() < INT32_MAX && out.fields.data.size() < INT32_MAX;
@@ -428,7 +436,6 @@ bool parse_lines(std::string_view body, Result& out, Buffers& buffers) {
 // (Python replaces the bytes) or a log object only Python decides: false.
 bool parse_text_lines(std::string_view body, Result& out, Buffers& buffers) {
   if (!simdjson::validate_utf8(body.data(), body.size())) return false;
-  auto& inner_buffer = buffers.inner_buffer;
   size_t start = 0;
   while (start <= body.size()) {
     size_t stop = body.find('\n', start);
@@ -438,28 +445,7 @@ bool parse_text_lines(std::string_view body, Result& out, Buffers& buffers) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // only the one
     std::string_view text = py_strip(line);
     if (text.empty()) continue;  // blank lines are dropped
-    if (text[0] != '{') {  // a text line: its time and level come from its text, in Python
-      out.message.add(line);
-      out.fields.add_null();
-      out.time.add_null();
-      out.level.add_null();
-      out.request.add(std::string_view());
-      out.level_from.push_back(kTextOfMessage);
-      continue;
-    }
-    inner_buffer.resize(text.size() + simdjson::SIMDJSON_PADDING);
-    std::memcpy(inner_buffer.data(), text.data(), text.size());
-    simdjson::dom::object object;
-    if (buffers.inner.parse(inner_buffer.data(), text.size(), false).get_object().get(object))
-      return false;
-    Head head;
-    if (!read_head(object, text, head)) return false;
-    out.message.add(head.message ? *head.message : text);
-    out.fields.add(text);
-    out.time.add(head.time);
-    out.level.add(head.level);
-    out.request.add(head.request);
-    out.level_from.push_back(head.level ? kLevelValue : head.message ? kTextOfMessage : kNoLevel);
+    if (!add_log(line, text, out, buffers)) return false;
   }
   return out.message.data.size() < INT32_MAX && out.fields.data.size() < INT32_MAX;
 }

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import orjson
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.logs.multiline import MultilineJoiner
 from ecsguard.logs.receivers import RECEIVERS
-from ecsguard.logs.receivers.firelens import NATIVE, native_strings, times_and_levels
+from ecsguard.logs.receivers.firelens import NATIVE, native_logs, native_strings
 from ecsguard.logs.records import (
     LogRows,
     Parsed,
@@ -70,12 +69,7 @@ def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
     built = None if NATIVE is None else NATIVE.parse_text(data)
     if built is None:
         return None
-    messages, fields = native_strings(built["message"]), native_strings(built["fields"])
-    n = len(messages)
-    level_from = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(built["level_from"])])
-    own, levels, messages = times_and_levels(
-        native_strings(built["time"]), native_strings(built["level"]), level_from, messages, fields
-    )
+    own, levels, messages, fields = native_logs(built)
     text_rows = pc.is_null(fields)
     if pc.any(text_rows).as_py():
         own = pc.replace_with_mask(own, text_rows, leading_times(messages.filter(text_rows)))
@@ -87,7 +81,7 @@ def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:
         level=levels,
         message=messages,
         fields=fields,
-        id=body_ids(options.id_context(source), data, n),
+        id=body_ids(options.id_context(source), data, len(messages)),
         request_id=native_strings(built["request_id"]),
     )
     return Parsed("logs", rows.batch(options, source, ingest_us), [], whole=True)
