@@ -1,12 +1,12 @@
 """Loading the optional native helpers, built by setup.py when a C++ compiler and simdjson are
 there, and handing them Arrow's buffers:
 
-- `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the FireLens body parser
-  and a text search over Arrow string arrays (users: the FireLens receiver, the EMF scan, log
-  filter rules' terms);
+- `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the parser of FireLens
+  bodies and of text lines, and a text search over Arrow string arrays (users: the FireLens
+  and lines receivers, the EMF scan, log filter rules' terms);
 - `ecsguard._json_native` (detect/json_native.cpp): JSON values per row of Arrow string arrays,
-  numbered by distinct value (users: the event-pattern prefilter, log filter rules' JSON
-  selectors).
+  numbered by distinct value, and the prefilter's per-row masks (users: the event-pattern
+  prefilter, log filter rules' JSON selectors).
 
 The sources sit in the rooms of their users; the modules are built at the top of the package,
 whose `__init__` imports nothing: a module inside `logs.receivers` made loading it import that

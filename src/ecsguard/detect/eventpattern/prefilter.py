@@ -18,9 +18,10 @@ a branch is still alive are built into events and matched exactly (index.Pattern
 
 Values come from a `RowView` (records.py): store columns where the EventBridge field is a column,
 parsed JSON text where it is inside one; paths a table cannot say anything cheap about are skipped.
-Where the native reader is built (json_native.cpp), a path inside one JSON column is read in C++
-and its distinct lists of leaves numbered across batches, so a value is judged once however many
-rows hold it (`_leaf_masks`).
+Where the native reader is built (json_native.cpp), the live rows and their masks are held there
+(`_narrowed`): a path inside one JSON column is read in C++ and its distinct lists of leaves
+numbered across batches, so a value is judged once however many rows hold it, and each path's
+masks are ANDed into the rows' in C++.
 """
 
 from __future__ import annotations
