@@ -31,8 +31,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -266,7 +266,6 @@ class Numbered {
   }
 
  protected:
-  // the numbers of `rows` (checked) into `out`
   // the numbers of `rows` (checked) into `out`; with `documents`, a numbering that reads
   // parsed roots takes them from it (parsed once per batch for every path)
   void number_rows(const Buffers& in, const std::vector<int64_t>& rows, std::vector<int32_t>& out,

@@ -340,8 +340,8 @@ class Prefilter:
         return cache
 
     def _value_mask(self, cache: dict[Any, int], path: str, value: Any) -> int:
-        """The branches one value of a column path leaves alive (None: no value; an absent
-        path has none), through `cache`."""
+        """The branches one value leaves alive (None: no value; an absent path has none),
+        through `cache`: a column's value, or a JSON path's one string leaf."""
         alive = cache.get(value)
         if alive is None:
             alive = cache[value] = self.alive(path, [] if value is None else [value])
@@ -365,21 +365,15 @@ class Prefilter:
         for i, value in enumerate(values):
             if alives[i] is not None:
                 continue
-            if kind == "column":
-                alive = cache.get(value)
-                if alive is None:
-                    alive = cache[value] = self.alive(path, [] if value is None else [value])
-            elif type(value) is str:
-                alive = cache.get(value)
-                if alive is None:
-                    alive = cache[value] = self.alive(path, [value])
-            else:
-                key = _key(value)
-                alive = cache.get(key) if key is not None else None
-                if alive is None:
-                    alive = self.alive(path, value)
-                    if key is not None:
-                        cache[key] = alive
+            if kind == "column" or type(value) is str:
+                alives[i] = self._value_mask(cache, path, value)
+                continue
+            key = _key(value)
+            alive = cache.get(key) if key is not None else None
+            if alive is None:
+                alive = self.alive(path, value)
+                if key is not None:
+                    cache[key] = alive
             alives[i] = alive
         return alives
 
