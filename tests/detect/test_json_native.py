@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ecsguard.core.native import load, string_buffers, validity
 from ecsguard.detect.eventpattern.records import _collect
+from ecsguard.detect.sigma.fields import _walk
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import ReceiverOptions
 
@@ -205,6 +206,84 @@ def test_a_selector_reaches_what_load_object_and_resolve_reach() -> None:
     assert selector_values(['{"t": ["x"]}', '{"t": {"1": 3}}'], ["t", 1]) == [[], []]
     with pytest.raises(ValueError, match="at least one step"):
         NATIVE.SelectorIds([])
+
+
+# --- FieldIds: a Sigma field inside JSON, as sigma/fields.py's _walk ---------------------------
+
+
+def python_fields(text: str | None, parts: list[str]) -> list[Any] | None:
+    """What Record.values finds (None: it reaches an object or array, whose JSON text Sigma
+    compares, so the native reader must refuse the row)."""
+    if text is None:
+        return []
+    try:
+        root = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    found = _walk(root, tuple(parts))
+    return None if any(isinstance(v, dict | list) for v in found) else found
+
+
+def native_fields(texts: list[str | None], parts: list[str]) -> list[Any]:
+    """Per row the values the native reader numbered (None where it refused the row)."""
+    ids_of = NATIVE.FieldIds(parts)
+    array = pa.array(texts, pa.string())
+    offsets, data = string_buffers(array)
+    rows = list(range(len(texts)))
+    ids, fresh = ids_of.encode(offsets, data, validity(array), array.offset, rows)
+    lists = [orjson.loads(text) for text in fresh]
+    return [None if i < 0 else lists[i] for i in ids]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(DOCUMENTS, st.none(), st.just(""), st.just("not json")), max_size=8), PATHS
+)
+def test_the_native_fields_are_the_python_ones(texts: list[str | None], parts: list[str]) -> None:
+    for text, values in zip(texts, native_fields(texts, parts), strict=True):
+        expected = python_fields(text, parts)
+        if values is None:  # refused: Python reads the row; only rows it must read are refused
+            assert expected is None or not _parses(text), (text, parts)
+            continue
+        assert expected is not None, (text, parts, values)
+        assert same(values, expected), (text, parts, values, expected)
+
+
+def _parses(text: str | None) -> bool:
+    try:
+        orjson.loads(text or "null")
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def test_the_cases_the_field_walk_must_get_right() -> None:
+    texts = [
+        '{"a": {"b": 1}, "a": {"b": "last"}}',  # the last of two keys, as a dict keeps
+        '{"a.b": 1, "a": {"b": 2}}',  # the rest of the path as one key wins, alone
+        '[{"a": {"b": true}}, {"a": [{"b": null}]}]',  # arrays are walked on the way
+        '{"a": {"b": ["x", 2.5, null]}}',  # a list at the end gives its items
+        '{"a": {"b": {"c": 1}}}',  # an object reached: refused, Python compares its text
+        '{"a": {"b": ["x", ["y"]]}}',  # a list inside the list at the end: refused
+        '{"a": {"c": 1}}',
+        None,
+        "",
+        "text",
+    ]
+    assert native_fields(texts, ["a", "b"]) == [
+        ["last"],
+        [1],
+        [True, None],
+        ["x", 2.5, None],
+        None,
+        None,
+        [],
+        [],
+        [],
+        None,
+    ]
+    with pytest.raises(ValueError, match="at least one key"):
+        NATIVE.FieldIds([])
 
 
 def test_large_values_are_left_to_python_and_the_numbering_is_bounded() -> None:

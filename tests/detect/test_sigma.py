@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecsguard.detect.sigma import SigmaProblem, SigmaSpec, compile_document, load_sigma
+from ecsguard.detect.sigma import SigmaProblem, SigmaSpec, compile_document, evaluate, load_sigma
 from ecsguard.detect.sigma.fields import Record
 from ecsguard.logs.receivers.cloudtrail import parse
 from ecsguard.logs.records import ReceiverOptions, build_batch
@@ -634,3 +635,95 @@ def test_the_batch_path_agrees_with_the_test_per_record(
         for spec in all_specs:
             expected = [i for i, row in enumerate(rows) if spec.compiled.test(Record(row))]
             assert spec.matcher.rows(batch) == expected, spec.name
+
+
+# -- fields inside JSON, decided once per combination of values (_Whole) ----------------------
+
+JSON_RULES = {
+    "assumed": {
+        "selection": {
+            "userIdentity.type": "AssumedRole",
+            "userIdentity.sessionContext.sessionIssuer.type": "Role",
+        },
+        "condition": "selection",
+    },
+    "kinds": {  # 1, 1.0, true and "1" are one key to Python, not to Sigma
+        "one": {"requestParameters.v": 1},
+        "truth": {"requestParameters.v": True},
+        "text": {"requestParameters.v|contains": "1."},
+        "condition": "(one and not truth) or text",
+    },
+    "mixed": {
+        "selection": {"eventName|startswith": "Create", "requestParameters.userName|re": "^adm"},
+        "gone": {"requestParameters.userName|exists": False, "eventName": "CreateUser"},
+        "same": {"userIdentity.arn|fieldref|endswith": "requestParameters.userName"},
+        "condition": "selection or gone or same",
+    },
+}
+_VALUES = st.sampled_from(
+    [1, 1.0, True, "1", "1.5", None, "admin", "bob", {"n": 1}, [1, [2]], ["bob", "Role", "admin"]]
+)
+_JSON_RECORDS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "eventName": st.sampled_from(["CreateUser", "CreateRole", "DeleteUser"]),
+            "userIdentity": st.fixed_dictionaries(
+                {"type": st.sampled_from(["AssumedRole", "IAMUser"])},
+                optional={
+                    "arn": st.sampled_from(["arn:aws:iam::1:user/admin", "arn:x/bob"]),
+                    "sessionContext": st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "sessionIssuer": st.fixed_dictionaries(
+                                {}, optional={"type": _VALUES | st.just("Role")}
+                            )
+                        },
+                    ),
+                },
+            ),
+            "requestParameters": st.none()
+            | st.fixed_dictionaries({}, optional={"v": _VALUES, "userName": _VALUES}),
+        }
+    ),
+    min_size=1,
+    max_size=16,
+)
+
+
+@pytest.fixture(scope="module")
+def json_specs() -> list[SigmaSpec]:
+    return [rule(detection, title=name) for name, detection in JSON_RULES.items()]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(_JSON_RECORDS, min_size=1, max_size=3))
+def test_fields_inside_json_decided_per_combination_agree_with_the_test_per_record(
+    json_specs: list[SigmaSpec], batches: list[list[dict[str, Any]]]
+) -> None:
+    # every candidate set is numbered, however small; answers carry from batch to batch
+    with mock.patch.object(evaluate, "_FEW", 0):
+        for records in batches:
+            shaped = [event(**record) for record in records]
+            batch = parse(orjson.dumps(shaped), ReceiverOptions()).batch
+            rows = batch.to_pylist()
+            for spec in json_specs:
+                expected = [i for i, row in enumerate(rows) if spec.compiled.test(Record(row))]
+                assert spec.matcher.rows(batch) == expected, spec.name
+
+
+def test_a_rule_reading_json_decides_repeated_rows_once() -> None:
+    if evaluate.FIELDS is None:
+        pytest.skip("the native reader was not built")
+    spec = rule(JSON_RULES["assumed"])
+    role = {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"type": "Role"}}}
+    user = {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"type": "User"}}}
+    odd = {"type": "AssumedRole", "sessionContext": {"sessionIssuer": {"type": {"x": 1}}}}
+    records = [event(userIdentity=role), event(userIdentity=user), event(userIdentity=odd)] * 20
+    calls: list[Any] = []
+    test = spec.compiled.test
+    with mock.patch.object(spec.matcher._whole._memo, "test", lambda r: calls.append(r) or test(r)):
+        assert fired(spec, *records) == list(range(0, 60, 3))
+        assert fired(spec, *records) == list(range(0, 60, 3))
+    # one test per new combination; the row whose value is an object was left to the test
+    # per row (Python compares its JSON text), and was never a combination
+    assert len(calls) == 2

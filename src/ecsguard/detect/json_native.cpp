@@ -6,6 +6,9 @@
 //   ["containers", "exitCode"]; the leaves are those records.py's `_collect` finds: arrays are
 //   transparent, a key may itself hold dots, the last of duplicate keys wins (as in a dict built
 //   from the text).
+// - `FieldIds(parts)`: a Sigma field's values below a JSON root (userIdentity.sessionContext.
+//   sessionIssuer.type over the user_identity column), for Sigma rules (sigma/evaluate.py), as
+//   sigma/fields.py's `_walk` finds them; a row reaching an object or array is refused.
 // - `SelectorIds(steps)`: what a CloudWatch filter pattern's JSON selector without wildcards
 //   ($.a.b[0]) reaches in a log line, for log filter rules (filterset.py), as
 //   `evaluate.load_object` + `evaluate.resolve` decide it: the line must hold one JSON object,
@@ -462,6 +465,84 @@ class LeafIds : public Numbered {
   std::vector<element> leaves_;
 };
 
+// A Sigma field's values below a JSON root, as sigma/fields.py's `_walk` finds them: arrays are
+// walked item by item on the way, a list at the end gives its items (one level), the rest of
+// the path joined by dots is tried as one key first and then alone, the last of duplicate keys
+// wins. Where a value reached is an object or an array, Sigma compares its JSON text: the row
+// is refused and Python reads it.
+class FieldIds : public Numbered {
+ public:
+  explicit FieldIds(std::vector<std::string> parts) : parts_(std::move(parts)) {
+    if (parts_.empty()) throw py::value_error("a field path needs at least one key");
+  }
+
+ protected:
+  int32_t id_of_nothing() override { return number("[]"); }
+
+  int32_t id_of(std::string_view text) override {
+    element root;
+    return parse(text, root) ? id_of_root(root) : kRefused;
+  }
+
+  bool reads_roots() const override { return true; }
+
+  int32_t id_of_root(element root) override {
+    values_.clear();
+    return walk(root, 0) ? number_of(values_) : kRefused;
+  }
+
+ private:
+  static bool scalar(element node) {
+    return node.type() != element_type::OBJECT && node.type() != element_type::ARRAY;
+  }
+
+  // false: a value reached is an object or an array
+  bool walk(element node, size_t i) {
+    if (i == parts_.size()) {
+      if (node.type() != element_type::ARRAY) {
+        values_.push_back(node);
+        return scalar(node);
+      }
+      simdjson::dom::array items = node.get_array().value_unsafe();
+      for (element item : items) {
+        if (!scalar(item)) return false;
+        values_.push_back(item);
+      }
+      return true;
+    }
+    if (node.type() == element_type::ARRAY) {
+      simdjson::dom::array items = node.get_array().value_unsafe();
+      for (element item : items)
+        if (!walk(item, i)) return false;
+      return true;
+    }
+    if (node.type() != element_type::OBJECT) return true;
+    simdjson::dom::object fields = node.get_object().value_unsafe();
+    if (parts_.size() - i > 1) {  // a key that itself holds dots is taken first, and alone
+      std::string joined = parts_[i];
+      for (size_t j = i + 1; j < parts_.size(); ++j) joined += '.' + parts_[j];
+      if (element child; last(fields, joined, child)) return walk(child, parts_.size());
+    }
+    element child;
+    return last(fields, parts_[i], child) ? walk(child, i + 1) : true;
+  }
+
+  // the value of the last `key` in `fields` (as in a dict built from the text)
+  static bool last(simdjson::dom::object fields, std::string_view key, element& out) {
+    bool found = false;
+    for (auto field : fields) {
+      if (field.key == key) {
+        out = field.value;
+        found = true;
+      }
+    }
+    return found;
+  }
+
+  std::vector<std::string> parts_;
+  std::vector<element> values_;
+};
+
 class SelectorIds : public Numbered {
  public:
   using Step = std::variant<std::string, int64_t>;
@@ -543,6 +624,8 @@ PYBIND11_MODULE(_json_native, m) {
            "AND each live row's mask with its number's in `table` and drop the rows left with "
            "none; the number of rows dropped");
   py::class_<LeafIds, Numbered>(m, "LeafIds")
+      .def(py::init<std::vector<std::string>>(), py::arg("parts"));
+  py::class_<FieldIds, Numbered>(m, "FieldIds")
       .def(py::init<std::vector<std::string>>(), py::arg("parts"));
   py::class_<SelectorIds, Numbered>(m, "SelectorIds")
       .def(py::init<std::vector<SelectorIds::Step>>(), py::arg("steps"));

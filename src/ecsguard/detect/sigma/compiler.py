@@ -41,7 +41,7 @@ from sigma.types import (
 )
 
 from ecsguard.detect.sigma import fields
-from ecsguard.detect.sigma.fields import FieldRef, Record
+from ecsguard.detect.sigma.fields import FieldRef, Place, Record
 from ecsguard.detect.sigma.values import Unsupported, text_of, value_test
 
 Test = Callable[[Record], bool]
@@ -85,24 +85,33 @@ class Compiled:
     names_events: Test | None = None
     # per other column of the prefilter, the condition's demands on that column alone
     single_columns: tuple[tuple[str, Test], ...] = ()
+    # the places the whole condition reads (sorted), when it reads no keyword: its answer is
+    # the same for rows holding the same values there
+    places: tuple[Place, ...] | None = None
 
 
-def _leaf_fields(node: Any) -> set[str] | None:
-    """The columns a condition sub-tree reads; None when it holds a keyword (reads everything)."""
+def _leaf_places(node: Any) -> set[Place] | None:
+    """The places a condition sub-tree reads; None when it holds a keyword (reads everything)."""
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        columns = {fields.resolve(node.field).column}
+        places = {fields.resolve(node.field).place}
         if isinstance(node.value, SigmaFieldReference):
-            columns.add(fields.resolve(node.value.field).column)
-        return columns
+            places.add(fields.resolve(node.value.field).place)
+        return places
     if isinstance(node, ConditionValueExpression):
         return None
-    found: set[str] = set()
+    found: set[Place] = set()
     for arg in node.args:
-        sub = _leaf_fields(arg)
+        sub = _leaf_places(arg)
         if sub is None:
             return None
         found |= sub
     return found
+
+
+def _leaf_fields(node: Any) -> set[str] | None:
+    """The columns a condition sub-tree reads; None when it holds a keyword (reads everything)."""
+    places = _leaf_places(node)
+    return None if places is None else {column for column, _ in places}
 
 
 def _any_value(ref: FieldRef, test: Callable[[Any], bool]) -> Test:
@@ -278,7 +287,8 @@ def compile_rule(rule: SigmaRule) -> Compiled:
     if not trees:
         raise Unsupported("the condition selects nothing", "condition")
     root: Any = trees[0] if len(trees) == 1 else ConditionOR(trees)  # several conditions: any
-    columns = _leaf_fields(root)
+    places = _leaf_places(root)
+    columns = None if places is None else {column for column, _ in places}
     found = pin_of(root)
     pin = None
     if found is not None:
@@ -294,6 +304,7 @@ def compile_rule(rule: SigmaRule) -> Compiled:
         columns=fields.ALL_COLUMNS if columns is None else frozenset(columns),
         names_events=(named[0] if (named := pin_of(root, EVENT_COLUMNS)) else None),
         single_columns=tuple(single),
+        places=None if places is None else tuple(sorted(places)),
     )
 
 

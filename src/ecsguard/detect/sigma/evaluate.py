@@ -21,14 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ecsguard.core.native import load, string_buffers, validity
 from ecsguard.detect.sigma.compiler import Compiled
-from ecsguard.detect.sigma.fields import Record
+from ecsguard.detect.sigma.fields import Place, Record
+
+FIELDS = load("ecsguard._json_native")  # the native reader of fields inside JSON, or None
 
 Key = tuple[Any, ...]
 _MEMO_LIMIT = 8192  # combinations remembered per rule before its memo starts afresh
+_FIELD_BYTES = 1 << 20  # numbered text per place and rule before its numbering starts afresh
+_FEW = 48  # candidate rows below which testing each costs less than numbering them (_Whole)
 
 
 @dataclass(frozen=True)
@@ -58,20 +64,27 @@ def key_index(
     encoded = {} if encoded is None else encoded
     for name in columns:
         if name not in encoded:
-            present = name in batch.schema.names  # a batch from before the column existed
-            column = batch.column(name) if present else pa.nulls(batch.num_rows, pa.string())
-            encoded[name] = _codes(column)
-    values, codes = encoded[columns[0]]
+            encoded[name] = _codes(_column(batch, name))
+    return combined([encoded[name] for name in columns])
+
+
+def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
+    if name in batch.schema.names:
+        return batch.column(name)
+    return pa.nulls(batch.num_rows, pa.string())  # a batch from before the column existed
+
+
+def combined(parts: list[Codes]) -> KeyIndex:
+    """The distinct combinations of several encoded columns of the same rows."""
+    values, codes = parts[0]
     keys: list[Key] = [(v,) for v in values]
-    for name in columns[1:]:
-        values, more = encoded[name]
+    for values, more in parts[1:]:
         # codes stay below the row count, so the product of two fits in 64 bits
-        combined = pc.dictionary_encode(pc.add(pc.multiply(codes, len(values)), more))
+        pairs = pc.dictionary_encode(pc.add(pc.multiply(codes, len(values)), more))
         keys = [
-            (*keys[c // len(values)], values[c % len(values)])
-            for c in combined.dictionary.to_pylist()
+            (*keys[c // len(values)], values[c % len(values)]) for c in pairs.dictionary.to_pylist()
         ]
-        codes = pc.cast(combined.indices, pa.int64())
+        codes = pc.cast(pairs.indices, pa.int64())
     return KeyIndex(keys, codes)
 
 
@@ -104,11 +117,18 @@ _EVENT_KEY = ("event_name", "event_source")  # sorted, as pins list their column
 
 
 class _Memo:
-    """A test's answers per combination of column values, bounded."""
+    """A test's answers per combination of column values, bounded (`record`: the Record a
+    combination stands for; by default the columns' values)."""
 
-    def __init__(self, test: Callable[[Record], bool], columns: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        test: Callable[[Record], bool],
+        columns: tuple[str, ...],
+        record: Callable[[Key], Record] | None = None,
+    ) -> None:
         self.test = test
         self.columns = columns
+        self.record = record or (lambda key: Record(dict(zip(columns, key, strict=True))))
         self.known: dict[Key, bool] = {}
 
     def admitted(self, keys: list[Key]) -> list[bool]:
@@ -125,11 +145,83 @@ class _Memo:
     def _admits(self, key: Key) -> bool:
         known = self.known.get(key)
         if known is None:
-            known = self.test(Record(dict(zip(self.columns, key, strict=True))))
+            known = self.test(self.record(key))
             if len(self.known) >= _MEMO_LIMIT:
                 self.known.clear()
             self.known[key] = known
         return known
+
+
+_REFUSED = object()  # a row the native reader left to Python (see json_native.cpp's FieldIds)
+
+
+class _Whole:
+    """The whole condition decided once per combination of the values at the places it reads,
+    for a rule that reads fields inside JSON (`userIdentity.sessionContext.sessionIssuer.type`):
+    the native reader numbers what each row holds there, so rows holding combinations seen
+    before are neither parsed nor tested in Python. The JSON text of a place's values stands
+    for them in a combination (`true` and `1` are equal in Python, not in Sigma)."""
+
+    def __init__(self, test: Callable[[Record], bool], places: tuple[Place, ...]) -> None:
+        assert FIELDS is not None  # the caller checked
+        self.places = places
+        self._json = [i for i, (_, path) in enumerate(places) if path]
+        self._readers = {place: FIELDS.FieldIds(list(place[1])) for place in places if place[1]}
+        self._texts: dict[Place, list[bytes]] = {place: [] for place in self._readers}
+        self._memo = _Memo(test, (), self._record)
+        self._lock = threading.Lock()  # the numberings and their texts change together
+
+    def _record(self, key: Key) -> Record:
+        row: dict[str, Any] = {}
+        found: dict[Place, list[Any]] = {}
+        for place, value in zip(self.places, key, strict=True):
+            if place[1]:
+                found[place] = orjson.loads(value)
+            else:
+                row[place[0]] = value
+        return Record(row, found)
+
+    def rows(self, batch: pa.RecordBatch, chosen: list[int]) -> tuple[list[int], list[int]]:
+        """(the rows of `chosen` the condition holds on, those left to the test per row)"""
+        taken = pa.array(chosen, pa.int64())
+        parts: list[Codes] = []
+        with self._lock:
+            for place in self.places:
+                column = _column(batch, place[0])
+                if not place[1]:
+                    parts.append(_codes(column.take(taken)))
+                elif pa.types.is_string(column.type):
+                    parts.append(self._numbered(place, column, chosen))
+                else:  # not text: Python reads it
+                    parts.append(([_REFUSED], pa.array([0] * len(chosen), pa.int64())))
+        index = combined(parts)
+        refused = [_REFUSED in key for key in index.keys]
+        if True not in refused:
+            return self._take(chosen, index, self._memo.admitted(index.keys)), []
+        readable = [key for key, left in zip(index.keys, refused, strict=True) if not left]
+        decided = iter(self._memo.admitted(readable))
+        answers = [False if r else next(decided) for r in refused]
+        return self._take(chosen, index, answers), self._take(chosen, index, refused)
+
+    @staticmethod
+    def _take(chosen: list[int], index: KeyIndex, wanted: list[bool]) -> list[int]:
+        if True not in wanted:
+            return []
+        positions = pc.indices_nonzero(pc.take(pa.array(wanted, pa.bool_()), index.inverse))
+        return [chosen[i] for i in positions.to_pylist()]
+
+    def _numbered(self, place: Place, column: pa.Array, chosen: list[int]) -> Codes:
+        assert FIELDS is not None  # _Whole is made only with the native reader
+        reader = self._readers[place]
+        if reader.bytes > _FIELD_BYTES:  # past its budget the numbering starts afresh
+            reader = self._readers[place] = FIELDS.FieldIds(list(place[1]))
+            self._texts[place] = []
+        texts = self._texts[place]
+        offsets, data = string_buffers(column)
+        ids, fresh = reader.encode(offsets, data, validity(column), column.offset, chosen)
+        texts.extend(fresh)
+        numbers, codes = _codes(pa.array(ids, pa.int64()))
+        return [_REFUSED if n is None or n < 0 else texts[n] for n in numbers], codes
 
 
 class BatchMatcher:
@@ -139,6 +231,13 @@ class BatchMatcher:
         self.compiled = compiled
         pin = compiled.pin
         self._pin = None if pin is None else _Memo(pin.test, pin.columns)
+        places = compiled.places
+        exact = pin is not None and pin.exact
+        self._whole = (
+            _Whole(compiled.test, places)
+            if FIELDS is not None and places and not exact and any(p for _, p in places)
+            else None
+        )
         # a prefilter reading scattered values is narrowed first by what the condition asks
         # of eventSource/eventName, and of each other column alone (answers per value)
         self._narrowing: list[_Memo] = []
@@ -206,10 +305,19 @@ class BatchMatcher:
             return list(range(batch.num_rows)) if chosen is None else chosen
         if chosen is not None and not chosen:
             return []
-        part = batch.select([c for c in batch.schema.names if c in self.compiled.columns])
         if chosen is None:
             chosen = list(range(batch.num_rows))
-        else:
+        if self._whole is None or len(chosen) < _FEW:
+            return self._tested(batch, chosen)
+        found, left = self._whole.rows(batch, chosen)
+        return sorted(found + self._tested(batch, left)) if left else found
+
+    def _tested(self, batch: pa.RecordBatch, chosen: list[int]) -> list[int]:
+        """The rows of `chosen` the whole condition holds on, tested one by one."""
+        if not chosen:
+            return []
+        part = batch.select([c for c in batch.schema.names if c in self.compiled.columns])
+        if len(chosen) < batch.num_rows:
             part = part.take(pa.array(chosen, pa.int64()))
         test = self.compiled.test
         return [i for i, row in zip(chosen, part.to_pylist(), strict=True) if test(Record(row))]

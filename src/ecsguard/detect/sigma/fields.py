@@ -69,6 +69,9 @@ ALL_COLUMNS = frozenset(COLUMNS.values()) | frozenset(JSON_COLUMNS.values())
 MISSING: list[Any] = []
 
 
+Place = tuple[str, tuple[str, ...]]  # a column, and a path inside its JSON ((): the column)
+
+
 @dataclass(frozen=True)
 class FieldRef:
     """A column, and a path inside it when the column holds JSON text."""
@@ -76,6 +79,11 @@ class FieldRef:
     name: str  # as the rule wrote it
     column: str
     path: tuple[str, ...] = ()
+
+    @property
+    def place(self) -> Place:
+        """Where the value is, whatever the spelling (`userIdentity.arn` and `identity_arn`)."""
+        return self.column, self.path
 
 
 class UnknownField(Exception):
@@ -114,12 +122,14 @@ def _walk(value: Any, path: tuple[str, ...]) -> list[Any]:
 
 
 class Record:
-    """One row of the cloudtrail table, as Sigma fields."""
+    """One row of the cloudtrail table, as Sigma fields; `found`: the values of fields inside
+    JSON already read (by the native reader), which the row then need not hold."""
 
-    __slots__ = ("_parsed", "row")
+    __slots__ = ("_parsed", "found", "row")
 
-    def __init__(self, row: dict[str, Any]) -> None:
+    def __init__(self, row: dict[str, Any], found: dict[Place, list[Any]] | None = None) -> None:
         self.row = row
+        self.found = found
         self._parsed: dict[str, Any] = {}
 
     def _json(self, column: str) -> Any:
@@ -134,6 +144,8 @@ class Record:
     def values(self, ref: FieldRef) -> list[Any]:
         """The field's values: MISSING (empty) when absent, `[None]` when null, several when the
         field holds a list."""
+        if self.found is not None and ref.path and ref.place in self.found:
+            return self.found[ref.place]
         value = self.row.get(ref.column)
         if not ref.path:
             return MISSING if value is None else [value]
