@@ -6,7 +6,7 @@ there, and handing them Arrow's buffers:
   and lines receivers, the EMF scan, log filter rules' terms);
 - `ecsguard._json_native` (detect/json_native.cpp): JSON values per row of Arrow string arrays,
   numbered by distinct value, and the prefilter's per-row masks (users: the event-pattern
-  prefilter, log filter rules' JSON selectors).
+  prefilter, log filter rules' JSON selectors, Sigma rules' fields inside JSON).
 
 The sources sit in the rooms of their users; the modules are built at the top of the package,
 whose `__init__` imports nothing: a module inside `logs.receivers` made loading it import that
