@@ -12,6 +12,12 @@ A prefilter reading a column of scattered values (userAgent, userIdentity.arn, s
 would meet new combinations in every batch; such a rule first applies its demands on
 eventSource/eventName alone (shared combinations) and on each other column alone (its distinct
 values), answers remembered, then its prefilter on the few rows left.
+
+A condition that reads fields inside JSON (`userIdentity.sessionContext.sessionIssuer.type`) and
+no keyword is decided the same way, per combination of the values at every place it reads, where
+the native reader is built: json_native.cpp's FieldIds numbers each candidate row's values, so
+repeated rows are neither parsed nor tested in Python (_Whole). Rows whose values it cannot
+stand for (an object, whose JSON text Sigma compares) are tested one by one, as without it.
 """
 
 from __future__ import annotations
