@@ -25,6 +25,9 @@ PATTERNS = [
     '"a\\nb"',
     "",
     "%upstream timed out after [0-9]+ms%",
+    "%b$|^x%",  # `$` is the very end in both engines (regex.py), not before a final newline
+    "%x\\sy%",  # \s: no vertical tab in either
+    "%^[0-9]{2}\\.[0-9]%",
     "{ $.latency_ms > 2000 }",
     '{ $.status = 503 && $.path = "/api/pay" }',
     '{ $.level = "FATAL" }',
@@ -55,6 +58,9 @@ MESSAGES = [
     "",
     None,
     "OutOfMemoryError\x00Connection refused",
+    "ab\n",
+    "x\x0by",
+    "x\ty 10.0.0.1 日本 ab",
 ]
 FIELDS: list[str | None] = [None] * len(MESSAGES)
 FIELDS[1] = '{"level": "FATAL"}'  # a JSON pattern reads fields before the message

@@ -11,7 +11,8 @@
   is resolved once per line and a test evaluated once per distinct value (`JsonRows`); with the
   native reader (json_native.cpp), a selector without wildcards is resolved in C++ and a test
   decided once per distinct value it reaches, across batches;
-- regular expressions and space-delimited patterns run `match` per line, as before.
+- regular expressions run in RE2 over the whole column (Arrow's match_substring_regex);
+- space-delimited patterns run `match` per line, as before.
 The last batch's work is kept per thread, so the rules after the first reuse it.
 """
 
@@ -150,6 +151,11 @@ class BatchMasks:
             return _mask(keep & valid, len(texts))
         if isinstance(tree, nodes.JsonPattern):
             return self._json(tree, column, valid)
+        if isinstance(tree, nodes.RegexPattern):
+            # RE2 over the whole column: regex.py compiles each expression so that RE2 and
+            # Python's `re` (what `match` runs) read it alike
+            found = pc.match_substring_regex(self._text(column), pattern=tree.regex.re2)
+            return pc.fill_null(found, False)
         return pa.array([t is not None and pattern.match(t) is not None for t in texts], pa.bool_())
 
     def _json(self, tree: nodes.JsonPattern, column: str, valid: set[int]) -> pa.BooleanArray:
