@@ -16,7 +16,7 @@ from unittest import mock
 
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tests.logs.test_receivers_firelens import OPTS, _common_records, _general, _meta_values
 
@@ -239,6 +239,7 @@ def test_the_start_up_note_names_the_parser(monkeypatch: pytest.MonkeyPatch) -> 
     start=st.integers(0, 6),
     needle=st.sampled_from([b"_aws", b'"Type"', b"ws", b"_aws_aws_aws_aws_aws"]),
 )
+@example(texts=["x_aw", "s", "ws"], start=0, needle=b"ws")  # one across two texts, then one in
 def test_native_rows_with_equals_the_python_search(
     texts: list[str | None], start: int, needle: bytes
 ) -> None:
@@ -248,6 +249,9 @@ def test_native_rows_with_equals_the_python_search(
     native = emf._rows_with(array, needle)
     with mock.patch.object(emf, "FIRELENS", None):
         assert native == emf._rows_with(array, needle)
+    # exactly the texts holding it: an occurrence across two texts is in neither
+    held = {i for i, text in enumerate(array.to_pylist()) if text and needle.decode() in text}
+    assert native == [held]
 
 
 def test_native_rows_with_refuses_what_it_cannot_search() -> None:

@@ -52,8 +52,8 @@ def validity(texts: pa.Array) -> memoryview | None:
 
 def rows_with(search: ModuleType, texts: pa.Array, needle: bytes) -> list[int]:
     """The rows of a string array whose bytes hold `needle` (two bytes or more), by
-    firelens_native.cpp's search over the array's data in place; a match spanning two texts is
-    reported for the first (callers that must not have it check the texts)."""
+    firelens_native.cpp's search over the array's data in place (an occurrence spanning two
+    texts is in neither)."""
     offsets, whole = string_buffers(texts)
     return list(search.rows_with(offsets, whole[offsets[0] : offsets[-1]], needle))
 

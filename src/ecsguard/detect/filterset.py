@@ -86,20 +86,21 @@ class BatchMasks:
         found = self._contains.get((column, literal))
         if found is not None:
             return found
-        texts = self._list(column)
         needle = literal.encode()
         if not literal:
-            found = {row for row, text in enumerate(texts) if text is not None}
+            found = self._valid_rows(column)
         elif SEARCH is not None and len(needle) >= 2 and self._text(column).type == pa.string():
-            # the native search over Arrow's buffer (firelens_native.cpp), 16 bytes at a time;
-            # it reports a match spanning two texts for the first, so each row is checked
-            rows = rows_with(SEARCH, self._text(column), needle)
-            found = {row for row in rows if (text := texts[row]) is not None and literal in text}
+            # the native search over Arrow's buffer (firelens_native.cpp), 16 bytes at a time,
+            # without a Python string per text (a null's slot may hold bytes: it is no match)
+            found = set(rows_with(SEARCH, self._text(column), needle))
+            if self._text(column).null_count:
+                found &= self._valid_rows(column)
         elif any(sep in literal for sep in _SEPARATORS) or (
             # a common text ("health" in every /healthz line): one test per line is cheaper
             # than a find and a bisection per occurrence
-            self._joined(column)[0].count(literal) * 8 > len(texts)
+            self._joined(column)[0].count(literal) * 8 > len(self._text(column))
         ):
+            texts = self._list(column)
             found = {row for row, text in enumerate(texts) if text is not None and literal in text}
         else:
             joined, starts = self._joined(column)
@@ -128,17 +129,25 @@ class BatchMasks:
             found = self._joins[column] = (_SEPARATORS[0].join(texts), starts)
         return found
 
+    def _valid_rows(self, column: str) -> set[int]:
+        """The rows whose text is not null."""
+        valid = self._valid.get(column)
+        if valid is None:
+            array = self._text(column)
+            valid = self._valid[column] = (
+                set(pc.indices_nonzero(pc.is_valid(array)).to_pylist())
+                if array.null_count
+                else set(range(len(array)))
+            )
+        return valid
+
     def _compute(self, pattern: FilterPattern) -> pa.BooleanArray:
         tree = pattern.tree
         column = "json" if pattern.kind == "json" else "message"
-        texts = self._list(column)
-        valid = self._valid.get(column)
-        if valid is None:
-            valid = self._valid[column] = {
-                row for row, text in enumerate(texts) if text is not None
-            }
+        rows = len(self._text(column))
+        valid = self._valid_rows(column)
         if isinstance(tree, nodes.MatchAll):
-            return _mask(valid, len(texts))
+            return _mask(valid, rows)
         if isinstance(tree, nodes.Terms):
             if tree.alternatives:
                 keep = set[int]().union(*(self._has(column, t) for t in tree.alternatives))
@@ -148,7 +157,7 @@ class BatchMasks:
                     keep = keep & self._has(column, term)
                 for term in tree.excluded:
                     keep = keep - self._has(column, term)
-            return _mask(keep & valid, len(texts))
+            return _mask(keep & valid, rows)
         if isinstance(tree, nodes.JsonPattern):
             return self._json(tree, column, valid)
         if isinstance(tree, nodes.RegexPattern):
@@ -156,6 +165,7 @@ class BatchMasks:
             # Python's `re` (what `match` runs) read it alike
             found = pc.match_substring_regex(self._text(column), pattern=tree.regex.re2)
             return pc.fill_null(found, False)
+        texts = self._list(column)
         return pa.array([t is not None and pattern.match(t) is not None for t in texts], pa.bool_())
 
     def _json(self, tree: nodes.JsonPattern, column: str, valid: set[int]) -> pa.BooleanArray:
@@ -437,10 +447,14 @@ def _value_key(value: Any) -> Any:
 
 
 def _mask(rows: set[int], size: int) -> pa.BooleanArray:
-    out = [False] * size
+    """`size` booleans, true at `rows`: the bitmap written directly (a list of `size` Python
+    booleans converted by Arrow cost more than the search that found the rows)."""
+    bits = bytearray((size + 7) // 8)
     for row in rows:
-        out[row] = True
-    return pa.array(out, pa.bool_())
+        bits[row >> 3] |= 1 << (row & 7)
+    mask = pa.BooleanArray.from_buffers(pa.bool_(), size, [None, pa.py_buffer(bits)])
+    assert isinstance(mask, pa.BooleanArray)
+    return mask
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:

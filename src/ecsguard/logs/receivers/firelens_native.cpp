@@ -509,8 +509,8 @@ py::object parse_text(py::bytes data) {
 
 // The rows of an Arrow string array whose text holds `needle`, in order: `offsets` are the
 // array's rows + 1 offsets (int32), `data` its data buffer from offsets[0] to offsets[rows].
-// As emf.py's Python search: a needle spanning two texts counts for the first, and the search
-// goes on from the next row's start.
+// As emf.py's Python search: an occurrence spanning two texts counts for neither, and the
+// search goes on from the next row's start.
 py::list rows_with(py::buffer offsets_buffer, py::buffer data_buffer, py::bytes needle_bytes) {
   std::string_view needle = needle_bytes;
   py::buffer_info offsets_info = offsets_buffer.request(), data_info = data_buffer.request();
@@ -530,10 +530,14 @@ py::list rows_with(py::buffer offsets_buffer, py::buffer data_buffer, py::bytes 
   std::vector<int64_t> rows;
   {
     py::gil_scoped_release unlocked;
-    for (const char* hit = find(data, data_end, needle); hit != nullptr;
-         hit = find(data + (offsets[rows.back() + 1] - base), data_end, needle)) {
+    for (const char* hit = find(data, data_end, needle); hit != nullptr;) {
       const int32_t at = int32_t(hit - data) + base;
-      rows.push_back(std::upper_bound(offsets, offsets_end, at) - offsets - 1);
+      const int64_t row = std::upper_bound(offsets, offsets_end, at) - offsets - 1;
+      const int32_t row_end = offsets[row + 1];
+      // an occurrence running into the next text is in neither; none later in this text can
+      // end inside it either, so the search goes on from the next text's start
+      if (int64_t(at) + int64_t(needle.size()) <= row_end) rows.push_back(row);
+      hit = find(data + (row_end - base), data_end, needle);
     }
   }
   py::list out(rows.size());
