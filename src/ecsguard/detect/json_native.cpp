@@ -383,18 +383,22 @@ class Numbered {
   static void quote(std::string_view text, std::string& out) {
     static const char hex[] = "0123456789abcdef";
     out.push_back('"');
-    for (unsigned char c : text) {
+    size_t plain = 0;  // the start of the run of characters written as they are
+    for (size_t i = 0; i < text.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(text[i]);
+      if (c != '"' && c != '\\' && c >= 0x20) continue;
+      out.append(text.data() + plain, i - plain);  // a run at a time, not a byte at a time
+      plain = i + 1;
       if (c == '"' || c == '\\') {
         out.push_back('\\');
         out.push_back(char(c));
-      } else if (c < 0x20) {
+      } else {
         out.append("\\u00");
         out.push_back(hex[c >> 4]);
         out.push_back(hex[c & 15]);
-      } else {
-        out.push_back(char(c));
       }
     }
+    out.append(text.data() + plain, text.size() - plain);
     out.push_back('"');
   }
 
