@@ -223,11 +223,12 @@ def test_a_body_beyond_the_kept_buffers_then_a_usual_one() -> None:
 
 
 def test_the_start_up_note_names_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert firelens.parser_note() == "FireLens and lines parser: native (simdjson)"
+    assert firelens.parser_note() == "FireLens, lines and CloudTrail parser: native (simdjson)"
     monkeypatch.setattr(firelens, "NATIVE", None)
     assert "install g++ and libsimdjson-dev" in firelens.parser_note()
     monkeypatch.setenv("ECSGUARD_NATIVE", "0")
-    assert firelens.parser_note() == "FireLens and lines parser: Python (ECSGUARD_NATIVE=0)"
+    note = "FireLens, lines and CloudTrail parser: Python (ECSGUARD_NATIVE=0)"
+    assert firelens.parser_note() == note
 
 
 # ------------------------------------------------------- the text search emf.py's scan runs on

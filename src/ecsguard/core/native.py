@@ -2,8 +2,8 @@
 there, and handing them Arrow's buffers:
 
 - `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the parser of FireLens
-  bodies and of text lines, and a text search over Arrow string arrays (users: the FireLens
-  and lines receivers, the EMF scan, log filter rules' terms);
+  bodies, of text lines and of CloudTrail files, and a text search over Arrow string arrays
+  (users: the FireLens, lines and CloudTrail receivers, the EMF scan, log filter rules' terms);
 - `ecsguard._json_native` (detect/json_native.cpp): JSON values per row of Arrow string arrays,
   numbered by distinct value, and the prefilter's per-row masks (users: the event-pattern
   prefilter, log filter rules' JSON selectors, Sigma rules' fields inside JSON).

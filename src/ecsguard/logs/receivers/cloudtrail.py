@@ -18,9 +18,12 @@ from typing import Any
 
 import msgspec
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecsguard.core.files import is_gzip
 from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.receivers.firelens import NATIVE, native_strings
 from ecsguard.logs.records import (
     RAW_NULL,
     Parsed,
@@ -32,6 +35,7 @@ from ecsguard.logs.records import (
     parse_times,
     raw_json_column,
     record_id,
+    text_times,
     to_json_text,
     valid_utf8,
 )
@@ -139,11 +143,15 @@ _NO_IDENTITY = _Identity()
 
 def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
     """The batch of a file whose every record is a well-formed event, as `_general` makes it;
-    None for any other file."""
+    None for any other file. The native reader (firelens_native.cpp) answers the files it can
+    answer exactly so; msgspec the others."""
     if not valid_utf8(data):  # orjson refuses such a file; msgspec would skip what it keeps raw
         return None
     try:
         body = compact_json(data)
+        built = None if NATIVE is None else NATIVE.parse_cloudtrail(body)
+        if built is not None:
+            return _from_native(built)
         records = _FILE.decode(body).Records if body[:1] == b"{" else _LIST.decode(body)
         # one call for all the identities: a call per record cost more than its decoding
         found = _IDENTITIES.decode(b"[" + b",".join(r.userIdentity for r in records) + b"]")
@@ -183,6 +191,40 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
         "user_identity": raw_json_column([r.userIdentity for r in records]),
     }
     return Parsed(NAME, build_batch(CLOUDTRAIL, columns, rows=len(records)), [])
+
+
+_RAW_COLUMNS = (
+    "request_parameters",
+    "response_elements",
+    "resources",
+    "additional_event_data",
+    "user_identity",
+)
+
+
+def _from_native(built: dict[str, Any]) -> Parsed | None:
+    """The batch of the native reader's columns; None when a time does not read (the general
+    path reports it)."""
+    rows, values, valid, nulls = built.pop("read_only")
+    validity = pa.py_buffer(valid) if nulls else None
+    columns: dict[str, Sequence[Any]] = {
+        name: native_strings(column) for name, column in built.items()
+    }
+    for name in _RAW_COLUMNS:  # a text with an escape, as raw_json_column writes it
+        texts = columns[name]
+        assert isinstance(texts, pa.StringArray)
+        if pc.any(pc.match_substring(texts, "\\")).as_py():
+            columns[name] = raw_json_column([msgspec.Raw(t or "null") for t in texts.to_pylist()])
+    columns["read_only"] = pa.BooleanArray.from_buffers(
+        pa.bool_(), rows, [validity, pa.py_buffer(values)], nulls
+    )
+    # a file's records share a handful of whole-second times: each read once
+    texts = pc.dictionary_encode(columns.pop("time"))
+    times = text_times(texts.dictionary).take(texts.indices)
+    if times.null_count:
+        return None
+    columns["time"] = times
+    return Parsed(NAME, build_batch(CLOUDTRAIL, columns, rows=rows), [])
 
 
 def _arn_of(identity: _Identity) -> str | None:

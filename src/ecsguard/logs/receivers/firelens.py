@@ -56,8 +56,9 @@ NATIVE = load("ecsguard._firelens_native")  # the native parser, or None
 
 
 def parser_note() -> str:
-    """Which parser of FireLens and text-line bodies this process runs, for start-up lines."""
-    return note("FireLens and lines parser", NATIVE, "about twice the ingest per core")
+    """Which parser of FireLens, text-line and CloudTrail bodies this process runs, for
+    start-up lines."""
+    return note("FireLens, lines and CloudTrail parser", NATIVE, "about twice the ingest per core")
 
 
 NAME = "firelens"

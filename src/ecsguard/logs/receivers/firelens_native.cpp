@@ -1,6 +1,8 @@
 // The FireLens fast path in C++: a Fluent Bit `json_lines` body to Arrow buffers, no Python
-// object per line; the same for a body of NDJSON or text lines (`parse_text`, lines.py). Optional: firelens.py uses it when it was built, and falls back to its own
-// msgspec path for any body this code does not answer (it returns None).
+// object per line; the same for a body of NDJSON or text lines (`parse_text`, lines.py) and for
+// a CloudTrail file (`parse_cloudtrail`, cloudtrail.py). Optional: the receivers use it when it
+// was built, and fall back to their own msgspec path for any body this code does not answer (it
+// returns None).
 //
 // It answers only what it can answer exactly as the Python path does (a hypothesis test holds
 // the two equal, column by column): every line one flat FireLens record with a float `date`,
@@ -505,6 +507,254 @@ py::object parse_text(py::bytes data) {
   return columns_of(out);
 }
 
+// ------------------------------------------------------------- CloudTrail (cloudtrail.py)
+
+// What cloudtrail.py's `_fast` reads of a file, as Arrow buffers: the texts it keeps (empty read
+// as null), the identity's, `readOnly`, and the JSON-valued keys as their text as sent. It
+// answers only files `_fast` answers, and returns None for any other (a key holding another type,
+// a repeated key, a record without id, time or name), so Python decides those as before.
+constexpr std::array<std::string_view, 12> kTrailTexts{
+    "eventID",         "eventTime", "eventSource", "eventName",  "awsRegion", "sourceIPAddress",
+    "userAgent",       "errorCode", "eventType",   "errorMessage", "recipientAccountId",
+    "readOnly"};
+constexpr std::array<std::string_view, 5> kTrailRaw{
+    "requestParameters", "responseElements", "resources", "additionalEventData", "userIdentity"};
+constexpr size_t kReadOnly = 11, kAccount = 10, kId = 0, kTime = 1, kSource = 2, kName = 3;
+
+// The index of `key` among kTrailTexts then kTrailRaw, else the count of both. A record has
+// twenty-odd keys: their lengths rule out most names at once.
+size_t trail_key(std::string_view key) {
+  static const auto by_length = [] {
+    std::array<std::vector<std::pair<std::string_view, size_t>>, 20> out;
+    size_t i = 0;
+    for (auto k : kTrailTexts) out[k.size()].emplace_back(k, i++);
+    for (auto k : kTrailRaw) out[k.size()].emplace_back(k, i++);
+    return out;
+  }();
+  if (key.size() < by_length.size())
+    for (const auto& [name, i] : by_length[key.size()])
+      if (name == key) return i;
+  return kTrailTexts.size() + kTrailRaw.size();
+}
+
+struct Trail {
+  std::array<Column, 10> texts;  // kTrailTexts up to errorMessage, in order
+  Column identity_type, identity_arn, access_key_id, account;
+  std::array<Column, 5> raw;
+  std::vector<uint8_t> read_only, read_only_valid;
+  int64_t rows = 0, read_only_nulls = 0;
+};
+
+std::optional<std::string_view> nonempty(std::optional<std::string_view> v) {
+  return v && !v->empty() ? v : std::nullopt;
+}
+
+// A text or null of an identity object (false: another type).
+bool identity_text(element value, std::optional<std::string_view>& out) {
+  if (value.is_null()) return true;
+  if (!value.is_string()) return false;
+  out = std::string_view(value);
+  return true;
+}
+
+// `_Identity`'s fields of a userIdentity object (false: what msgspec would refuse, or a
+// repeated key).
+bool read_identity(element node, std::optional<std::string_view>& type,
+                   std::optional<std::string_view>& arn, std::optional<std::string_view>& key,
+                   std::optional<std::string_view>& account,
+                   std::optional<std::string_view>& issuer_arn) {
+  if (node.is_null()) return true;
+  if (node.type() != element_type::OBJECT) return false;
+  std::array<bool, 5> seen{};
+  for (auto field : simdjson::dom::object(node)) {
+    const std::string_view k = field.key;
+    size_t i = k == "type" ? 0 : k == "arn" ? 1 : k == "accessKeyId" ? 2 : k == "accountId" ? 3
+             : k == "sessionContext" ? 4 : 5;
+    if (i == 5) continue;
+    if (seen[i]) return false;
+    seen[i] = true;
+    std::optional<std::string_view>* text[] = {&type, &arn, &key, &account};
+    if (i < 4) {
+      if (!identity_text(field.value, *text[i])) return false;
+      continue;
+    }
+    element context = field.value;
+    if (context.is_null()) continue;
+    if (context.type() != element_type::OBJECT) return false;
+    bool issuer_seen = false;
+    for (auto inner : simdjson::dom::object(context)) {
+      if (inner.key != "sessionIssuer") continue;
+      if (issuer_seen) return false;
+      issuer_seen = true;
+      element issuer = inner.value;
+      if (issuer.is_null()) continue;
+      if (issuer.type() != element_type::OBJECT) return false;
+      bool arn_seen = false;
+      for (auto leaf : simdjson::dom::object(issuer)) {
+        if (leaf.key != "arn") continue;
+        if (arn_seen || !identity_text(leaf.value, issuer_arn)) return false;
+        arn_seen = true;
+      }
+    }
+  }
+  return true;
+}
+
+bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser& identities,
+                       Trail& out) {
+  std::array<std::optional<std::string_view>, kTrailTexts.size()> texts{};
+  std::array<bool, kTrailTexts.size() + kTrailRaw.size()> seen{};
+  std::array<std::string_view, kTrailRaw.size()> raw{};
+  std::optional<bool> read_only;
+  for (auto field : record) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    const size_t i = trail_key(key);
+    if (i >= kTrailTexts.size()) {
+      const size_t j = i - kTrailTexts.size();
+      if (j == kTrailRaw.size()) continue;  // a key the table does not keep
+      if (seen[i]) return false;
+      seen[i] = true;
+      simdjson::ondemand::value value;
+      simdjson::ondemand::json_type type;
+      if (field.value().get(value) || value.type().get(type)) return false;
+      std::string_view text;
+      if (type == simdjson::ondemand::json_type::object) {
+        simdjson::ondemand::object object;
+        if (value.get_object().get(object) || object.raw_json().get(text)) return false;
+      } else if (type == simdjson::ondemand::json_type::array) {
+        simdjson::ondemand::array array;
+        if (value.get_array().get(array) || array.raw_json().get(text)) return false;
+      } else {
+        text = value.raw_json_token();
+        while (!text.empty() && std::strchr(" \t\n\r", text.back())) text.remove_suffix(1);
+      }
+      raw[j] = text;  // as sent; one with an escape is rewritten by Python (_from_native)
+      continue;
+    }
+    if (seen[i]) return false;
+    seen[i] = true;
+    simdjson::ondemand::value value;
+    simdjson::ondemand::json_type type;
+    if (field.value().get(value) || value.type().get(type)) return false;
+    if (type == simdjson::ondemand::json_type::null) continue;
+    if (i == kReadOnly && type == simdjson::ondemand::json_type::boolean) {
+      bool flag;
+      if (value.get_bool().get(flag)) return false;
+      read_only = flag;
+      continue;
+    }
+    if (type != simdjson::ondemand::json_type::string) return false;
+    std::string_view text;
+    if (value.get_string().get(text)) return false;
+    texts[i] = text;
+  }
+  // the identity: its text is kept, and its fields read from it
+  std::optional<std::string_view> type, arn, key, account, issuer_arn;
+  const std::string_view identity = raw[4];
+  if (!identity.empty()) {
+    element node;
+    if (identities.parse(identity.data(), identity.size(), true).get(node)) return false;
+    if (!read_identity(node, type, arn, key, account, issuer_arn)) return false;
+  }
+  if (!nonempty(texts[kId]) || !texts[kTime]) return false;  // hashed or reported by Python
+  if (!nonempty(texts[kName]) && !nonempty(texts[kSource])) return false;
+  for (size_t i = 0; i < out.texts.size(); ++i)
+    out.texts[i].add(i == kTime ? texts[i] : nonempty(texts[i]));
+  out.identity_type.add(nonempty(type));
+  out.identity_arn.add(nonempty(arn) ? arn : nonempty(issuer_arn));
+  out.access_key_id.add(nonempty(key));
+  out.account.add(nonempty(texts[kAccount]) ? texts[kAccount] : nonempty(account));
+  for (size_t j = 0; j < kTrailRaw.size(); ++j)
+    out.raw[j].add(raw[j].empty() || raw[j] == "null" ? std::nullopt
+                                                      : std::optional<std::string_view>(raw[j]));
+  if (texts[kReadOnly]) {  // a text: "true" or "false" in any case, else null
+    std::string lower(*texts[kReadOnly]);
+    for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "true" || lower == "false") read_only = lower == "true";
+  }
+  if ((out.rows & 7) == 0) {
+    out.read_only.push_back(0);
+    out.read_only_valid.push_back(0);
+  }
+  if (read_only) {
+    out.read_only_valid.back() |= uint8_t(1u << (out.rows & 7));
+    if (*read_only) out.read_only.back() |= uint8_t(1u << (out.rows & 7));
+  } else {
+    ++out.read_only_nulls;
+  }
+  ++out.rows;
+  return true;
+}
+
+bool read_trail(std::string_view body, Trail& out) {
+  // validated whole first: the reader below skips what it does not keep unread
+  thread_local simdjson::dom::parser check, identities;
+  const simdjson::padded_string padded(body);  // one padded copy for both readers
+  element root;
+  if (check.parse(padded).get(root)) return false;
+  thread_local simdjson::ondemand::parser reader;
+  simdjson::ondemand::document document;
+  if (reader.iterate(padded).get(document)) return false;
+  simdjson::ondemand::array records;
+  if (!body.empty() && body[0] == '{') {  // {"Records": [...]}, as `_fast` tells them apart
+    simdjson::ondemand::object envelope;
+    if (document.get_object().get(envelope)) return false;
+    bool found = false;
+    for (auto field : envelope) {
+      std::string_view key;
+      if (field.unescaped_key().get(key)) return false;
+      if (key != "Records") continue;
+      if (found) return false;
+      found = true;
+      if (field.value().get_array().get(records)) return false;
+      for (auto item : records) {
+        simdjson::ondemand::object record;
+        if (item.get_object().get(record) || !read_trail_record(record, identities, out))
+          return false;
+      }
+    }
+    return found;
+  }
+  if (document.get_array().get(records)) return false;
+  for (auto item : records) {
+    simdjson::ondemand::object record;
+    if (item.get_object().get(record) || !read_trail_record(record, identities, out))
+      return false;
+  }
+  return true;
+}
+
+py::object parse_cloudtrail(py::bytes data) {
+  std::string_view body = data;
+  Trail out;
+  bool ok;
+  {
+    py::gil_scoped_release unlocked;
+    ok = read_trail(body, out);
+  }
+  if (!ok) return py::none();
+  py::dict columns;
+  const char* names[] = {"event_id",   "time",      "event_source", "event_name",
+                         "aws_region", "source_ip", "user_agent",   "error_code",
+                         "event_type", "error_message"};
+  for (size_t i = 0; i < out.texts.size(); ++i) columns[names[i]] = out.texts[i].out();
+  columns["identity_type"] = out.identity_type.out();
+  columns["identity_arn"] = out.identity_arn.out();
+  columns["access_key_id"] = out.access_key_id.out();
+  columns["account"] = out.account.out();
+  const char* raw_names[] = {"request_parameters", "response_elements", "resources",
+                             "additional_event_data", "user_identity"};
+  for (size_t j = 0; j < out.raw.size(); ++j) columns[raw_names[j]] = out.raw[j].out();
+  columns["read_only"] = py::make_tuple(
+      out.rows,
+      py::bytes(reinterpret_cast<const char*>(out.read_only.data()), out.read_only.size()),
+      py::bytes(reinterpret_cast<const char*>(out.read_only_valid.data()),
+                out.read_only_valid.size()),
+      out.read_only_nulls);
+  return columns;
+}
+
 // ------------------------------------ rows holding a text (emf.py, detect/filterset.py's terms)
 
 // The rows of an Arrow string array whose text holds `needle`, in order: `offsets` are the
@@ -556,6 +806,9 @@ PYBIND11_MODULE(_firelens_native, m) {
   m.def("parse_text", &parse_text, py::arg("body"),
         "The columns of a body of NDJSON or text lines (lines.py) as Arrow buffers, or None for "
         "the Python path.");
+  m.def("parse_cloudtrail", &parse_cloudtrail, py::arg("body"),
+        "The columns of a CloudTrail file as `_fast` reads it (cloudtrail.py), as Arrow "
+        "buffers, or None for the Python path.");
   m.def("rows_with", &rows_with, py::arg("offsets"), py::arg("data"), py::arg("needle"),
         "The rows of an Arrow string array (int32 offsets, data) whose text holds needle.");
 }
