@@ -98,7 +98,7 @@ def test_serve_acknowledges_tails_and_flushes_everything_on_sigterm(tmp_path: Pa
         tail_lines = lines_of(tail.stdout)
         wait_for(output, "ready", out)
         assert any("token is required" in line for line in out)
-        assert any("FireLens, lines and CloudTrail parser: " in line for line in out)
+        assert any("ingest parser (FireLens, lines, CloudTrail, events): " in line for line in out)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
             acknowledged = post_load(client)
             assert acknowledged == 4 * 5 * 40 + 2

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
+from unittest import mock
 
 import orjson
 import pyarrow as pa
 from hypothesis import strategies as st
+
+from ecsguard.logs.records import ReceiverOptions
 
 TEXTS = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
 SCALARS = (
@@ -57,3 +61,23 @@ def same_batches(
                 assert mine == theirs, name
         else:
             assert mine == theirs, name
+
+
+def same_with_and_without_native(
+    module: Any, data: bytes, options: ReceiverOptions
+) -> pa.RecordBatch | None:
+    """A receiver module's `_fast` answers the same with its native reader (firelens_native.cpp)
+    as with msgspec alone, column for column; the batch, or None."""
+    expected = None
+    with mock.patch.object(module, "NATIVE", None):
+        expected = module._fast(data, options)
+    got = module._fast(data, options)
+    if expected is None:
+        assert got is None
+        return None
+    assert got is not None and got.problems == expected.problems == []
+    assert got.batch.schema == expected.batch.schema
+    for name in expected.batch.schema.names:
+        assert got.batch.column(name).equals(expected.batch.column(name)), name
+    batch: pa.RecordBatch = got.batch
+    return batch

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from unittest import mock
 
 import orjson
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.logs.raw_json_promise import LAYOUTS, NESTED, TEXTS
+from tests.logs.raw_json_promise import LAYOUTS, NESTED, TEXTS, same_with_and_without_native
 from tests.logs.test_receivers_cloudtrail import EVENT, OPTS, files
 
 from ecsguard.logs.receivers import cloudtrail
@@ -24,26 +23,12 @@ if cloudtrail.NATIVE is None:
     pytest.skip("the native parser was not built", allow_module_level=True)
 
 
-def msgspec_fast(data: bytes) -> Any:
-    with mock.patch.object(cloudtrail, "NATIVE", None):
-        return cloudtrail._fast(data, OPTS)
-
-
 def native(data: bytes) -> Any:
     return cloudtrail.NATIVE.parse_cloudtrail(compact_json(data))
 
 
 def same(data: bytes) -> pa.RecordBatch | None:
-    """`_fast` with the native reader equals it without; the batch, or None."""
-    expected, got = msgspec_fast(data), cloudtrail._fast(data, OPTS)
-    if expected is None:
-        assert got is None
-        return None
-    assert got is not None and got.problems == expected.problems == []
-    assert got.batch.schema == expected.batch.schema
-    for name in expected.batch.schema.names:
-        assert got.batch.column(name).equals(expected.batch.column(name)), name
-    return got.batch
+    return same_with_and_without_native(cloudtrail, data, OPTS)
 
 
 ODD = st.sampled_from(

@@ -223,11 +223,14 @@ def test_a_body_beyond_the_kept_buffers_then_a_usual_one() -> None:
 
 
 def test_the_start_up_note_names_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert firelens.parser_note() == "FireLens, lines and CloudTrail parser: native (simdjson)"
+    assert (
+        firelens.parser_note()
+        == "ingest parser (FireLens, lines, CloudTrail, events): native (simdjson)"
+    )
     monkeypatch.setattr(firelens, "NATIVE", None)
     assert "install g++ and libsimdjson-dev" in firelens.parser_note()
     monkeypatch.setenv("ECSGUARD_NATIVE", "0")
-    note = "FireLens, lines and CloudTrail parser: Python (ECSGUARD_NATIVE=0)"
+    note = "ingest parser (FireLens, lines, CloudTrail, events): Python (ECSGUARD_NATIVE=0)"
     assert firelens.parser_note() == note
 
 

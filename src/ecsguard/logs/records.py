@@ -362,6 +362,15 @@ def raw_json_column(raws: Sequence[msgspec.Raw]) -> pa.Array:
     return pc.if_else(pc.equal(texts, "null"), pa.scalar(None, pa.string()), texts)
 
 
+def native_raw_json(texts: pa.StringArray) -> pa.Array:
+    """A native reader's column of JSON texts as sent, as `raw_json_column` gives it: a text
+    holding an escape is rewritten (the column through raw_json_column, in the rare body that
+    has one)."""
+    if not pc.any(pc.match_substring(texts, "\\")).as_py():
+        return texts
+    return raw_json_column([msgspec.Raw(text or "null") for text in texts.to_pylist()])
+
+
 def _unescaped(text: bytes) -> str:
     """A JSON text with an escape as `to_json_text` writes it; as sent if orjson refuses it (a
     number beyond a double's range, which msgspec skips)."""
@@ -553,6 +562,13 @@ def _iso_to_us(texts: pa.Array) -> pa.Array | None:
     in_range = pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US))
     # a matching text out of range is None either way; a non-matching one is decided per value
     return pc.if_else(pc.or_(pc.invert(matching), in_range), us, None)
+
+
+def repeated_text_times(texts: pa.Array) -> pa.Array:
+    """`text_times` of a column holding a handful of distinct texts (the whole-second times of a
+    CloudTrail file or a body of events): each distinct text read once."""
+    encoded = pc.dictionary_encode(texts)
+    return text_times(encoded.dictionary).take(encoded.indices)
 
 
 def text_times(texts: pa.Array) -> pa.Array:

@@ -19,7 +19,6 @@ from typing import Any
 import msgspec
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ecsguard.core.files import is_gzip
 from ecsguard.logs.receivers import RECEIVERS
@@ -31,11 +30,12 @@ from ecsguard.logs.records import (
     ReceiverOptions,
     build_batch,
     compact_json,
+    native_raw_json,
     parse_time,
     parse_times,
     raw_json_column,
     record_id,
-    text_times,
+    repeated_text_times,
     to_json_text,
     valid_utf8,
 )
@@ -210,17 +210,14 @@ def _from_native(built: dict[str, Any]) -> Parsed | None:
     columns: dict[str, Sequence[Any]] = {
         name: native_strings(column) for name, column in built.items()
     }
-    for name in _RAW_COLUMNS:  # a text with an escape, as raw_json_column writes it
+    for name in _RAW_COLUMNS:
         texts = columns[name]
         assert isinstance(texts, pa.StringArray)
-        if pc.any(pc.match_substring(texts, "\\")).as_py():
-            columns[name] = raw_json_column([msgspec.Raw(t or "null") for t in texts.to_pylist()])
+        columns[name] = native_raw_json(texts)
     columns["read_only"] = pa.BooleanArray.from_buffers(
         pa.bool_(), rows, [validity, pa.py_buffer(values)], nulls
     )
-    # a file's records share a handful of whole-second times: each read once
-    texts = pc.dictionary_encode(columns.pop("time"))
-    times = text_times(texts.dictionary).take(texts.indices)
+    times = repeated_text_times(columns.pop("time"))  # pa.Array: a list in `columns`
     if times.null_count:
         return None
     columns["time"] = times

@@ -4,9 +4,9 @@
 time (and a problem); one without an `id` gets a content hash, so a re-sent batch keeps its ids.
 
 A batch of well-formed events (an object or a list, every event with an id and a time) is
-decoded by msgspec into flat structs whose `detail` and `resources` stay undecoded text
-(`_fast`): no dict is built for any event. Anything else goes the general path, which reports
-what is wrong.
+read by the native reader (firelens_native.cpp's parse_events) where it was built, else decoded
+by msgspec into flat structs, `detail` and `resources` staying undecoded text (`_fast`): no dict
+is built for any event. Anything else goes the general path, which reports what is wrong.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from typing import Any
 
 import msgspec
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecsguard.logs.receivers import RECEIVERS
+from ecsguard.logs.receivers.firelens import NATIVE, native_strings
 from ecsguard.logs.records import (
     RAW_NULL,
     Parsed,
@@ -25,10 +28,12 @@ from ecsguard.logs.records import (
     ReceiverOptions,
     build_batch,
     compact_json,
+    native_raw_json,
     parse_time,
     parse_times,
     raw_json_column,
     record_id,
+    repeated_text_times,
     to_json_text,
     valid_utf8,
 )
@@ -93,6 +98,9 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
         return None
     try:
         body = compact_json(data.strip())
+        built = None if NATIVE is None else NATIVE.parse_events(body)
+        if built is not None:
+            return _from_native(built, options)
         events = _EVENTS.decode(body) if body[:1] == b"[" else [_EVENT.decode(body)]
     except (msgspec.DecodeError, ValueError):
         return None
@@ -111,6 +119,25 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
         "detail": raw_json_column([e.detail for e in events]),
     }
     return Parsed("events", build_batch(EVENTS, columns, rows=len(events)), [])
+
+
+def _from_native(built: dict[str, Any], options: ReceiverOptions) -> Parsed | None:
+    """The batch of the native reader's columns (firelens_native.cpp's parse_events); None when
+    a time does not read (the general path reports it)."""
+    columns: dict[str, pa.Array] = {name: native_strings(column) for name, column in built.items()}
+    rows = len(columns["id"])
+    times = repeated_text_times(columns["time"])
+    if times.null_count:
+        return None
+    columns["time"] = times
+    for name, default in (("account", options.account), ("region", options.region)):
+        if default is not None:
+            columns[name] = pc.fill_null(columns[name], default)
+    for name in ("resources", "detail"):
+        texts = columns[name]
+        assert isinstance(texts, pa.StringArray)
+        columns[name] = native_raw_json(texts)
+    return Parsed("events", build_batch(EVENTS, columns, rows=rows), [])
 
 
 def _general(data: bytes, options: ReceiverOptions) -> Parsed:

@@ -56,9 +56,13 @@ NATIVE = load("ecsguard._firelens_native")  # the native parser, or None
 
 
 def parser_note() -> str:
-    """Which parser of FireLens, text-line and CloudTrail bodies this process runs, for
+    """Which parser of FireLens, text-line, CloudTrail and events bodies this process runs, for
     start-up lines."""
-    return note("FireLens, lines and CloudTrail parser", NATIVE, "about twice the ingest per core")
+    return note(
+        "ingest parser (FireLens, lines, CloudTrail, events)",
+        NATIVE,
+        "about twice the ingest per core",
+    )
 
 
 NAME = "firelens"

@@ -1,8 +1,8 @@
 // The FireLens fast path in C++: a Fluent Bit `json_lines` body to Arrow buffers, no Python
-// object per line; the same for a body of NDJSON or text lines (`parse_text`, lines.py) and for
-// a CloudTrail file (`parse_cloudtrail`, cloudtrail.py). Optional: the receivers use it when it
-// was built, and fall back to their own msgspec path for any body this code does not answer (it
-// returns None).
+// object per line; the same for a body of NDJSON or text lines (`parse_text`, lines.py), a
+// CloudTrail file (`parse_cloudtrail`) and a body of ECS events (`parse_events`). Optional: the
+// receivers use it when it was built, and fall back to their own msgspec path for any body this
+// code does not answer (it returns None).
 //
 // It answers only what it can answer exactly as the Python path does (a hypothesis test holds
 // the two equal, column by column): every line one flat FireLens record with a float `date`,
@@ -521,6 +521,35 @@ constexpr std::array<std::string_view, 5> kTrailRaw{
     "requestParameters", "responseElements", "resources", "additionalEventData", "userIdentity"};
 constexpr size_t kReadOnly = 11, kAccount = 10, kId = 0, kTime = 1, kSource = 2, kName = 3;
 
+// The text of a value as sent: an object or array whole, a scalar's token.
+bool raw_text(simdjson::simdjson_result<simdjson::ondemand::value> result, std::string_view& text) {
+  simdjson::ondemand::value value;
+  simdjson::ondemand::json_type type;
+  if (result.get(value) || value.type().get(type)) return false;
+  if (type == simdjson::ondemand::json_type::object) {
+    simdjson::ondemand::object object;
+    return !value.get_object().get(object) && !object.raw_json().get(text);
+  }
+  if (type == simdjson::ondemand::json_type::array) {
+    simdjson::ondemand::array array;
+    return !value.get_array().get(array) && !array.raw_json().get(text);
+  }
+  text = value.raw_json_token();
+  while (!text.empty() && std::strchr(" \t\n\r", text.back())) text.remove_suffix(1);
+  return true;
+}
+
+// A text, or nothing for null (false: another type, which msgspec refuses).
+bool text_or_null(simdjson::ondemand::value value, simdjson::ondemand::json_type type,
+                  std::optional<std::string_view>& out) {
+  if (type == simdjson::ondemand::json_type::null) return true;
+  if (type != simdjson::ondemand::json_type::string) return false;
+  std::string_view text;
+  if (value.get_string().get(text)) return false;
+  out = text;
+  return true;
+}
+
 // The index of `key` among kTrailTexts then kTrailRaw, else the count of both. A record has
 // twenty-odd keys: their lengths rule out most names at once.
 size_t trail_key(std::string_view key) {
@@ -615,21 +644,8 @@ bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser&
       if (j == kTrailRaw.size()) continue;  // a key the table does not keep
       if (seen[i]) return false;
       seen[i] = true;
-      simdjson::ondemand::value value;
-      simdjson::ondemand::json_type type;
-      if (field.value().get(value) || value.type().get(type)) return false;
-      std::string_view text;
-      if (type == simdjson::ondemand::json_type::object) {
-        simdjson::ondemand::object object;
-        if (value.get_object().get(object) || object.raw_json().get(text)) return false;
-      } else if (type == simdjson::ondemand::json_type::array) {
-        simdjson::ondemand::array array;
-        if (value.get_array().get(array) || array.raw_json().get(text)) return false;
-      } else {
-        text = value.raw_json_token();
-        while (!text.empty() && std::strchr(" \t\n\r", text.back())) text.remove_suffix(1);
-      }
-      raw[j] = text;  // as sent; one with an escape is rewritten by Python (_from_native)
+      // as sent; one with an escape is rewritten by Python (cloudtrail.py's _from_native)
+      if (!raw_text(field.value(), raw[j])) return false;
       continue;
     }
     if (seen[i]) return false;
@@ -637,17 +653,13 @@ bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser&
     simdjson::ondemand::value value;
     simdjson::ondemand::json_type type;
     if (field.value().get(value) || value.type().get(type)) return false;
-    if (type == simdjson::ondemand::json_type::null) continue;
     if (i == kReadOnly && type == simdjson::ondemand::json_type::boolean) {
       bool flag;
       if (value.get_bool().get(flag)) return false;
       read_only = flag;
       continue;
     }
-    if (type != simdjson::ondemand::json_type::string) return false;
-    std::string_view text;
-    if (value.get_string().get(text)) return false;
-    texts[i] = text;
+    if (!text_or_null(value, type, texts[i])) return false;
   }
   // the identity: its text is kept, and its fields read from it
   std::optional<std::string_view> type, arn, key, account, issuer_arn;
@@ -723,6 +735,82 @@ bool read_trail(std::string_view body, Trail& out) {
       return false;
   }
   return true;
+}
+
+// ECS and EventBridge events (ecs_events.py's `_fast`): one event object or a list of them,
+// the texts the table keeps (empty read as null) and `resources` and `detail` as sent; None for
+// what `_fast` does not answer, or a repeated key (msgspec's to decide).
+constexpr std::array<std::string_view, 8> kEventKeys{
+    "id", "time", "source", "detail-type", "account", "region", "resources", "detail"};
+constexpr size_t kEventTexts = 6;
+
+struct Events {
+  std::array<Column, kEventKeys.size()> columns;
+};
+
+bool read_event(simdjson::ondemand::object event, Events& out) {
+  std::array<std::optional<std::string_view>, kEventKeys.size()> values{};
+  std::array<bool, kEventKeys.size()> seen{};
+  for (auto field : event) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    size_t i = 0;
+    while (i < kEventKeys.size() && kEventKeys[i] != key) ++i;
+    if (i == kEventKeys.size()) continue;  // a key the table does not keep
+    if (seen[i]) return false;
+    seen[i] = true;
+    if (i >= kEventTexts) {
+      std::string_view text;
+      if (!raw_text(field.value(), text)) return false;
+      if (text != "null") values[i] = text;
+      continue;
+    }
+    simdjson::ondemand::value value;
+    simdjson::ondemand::json_type type;
+    if (field.value().get(value) || value.type().get(type)) return false;
+    if (!text_or_null(value, type, values[i])) return false;
+  }
+  if (!nonempty(values[0]) || !values[1]) return false;  // hashed or reported by Python
+  for (size_t i = 0; i < kEventKeys.size(); ++i)
+    out.columns[i].add(i == 1 || i >= kEventTexts ? values[i] : nonempty(values[i]));
+  return true;
+}
+
+bool read_events(std::string_view body, Events& out) {
+  thread_local simdjson::dom::parser check;
+  const simdjson::padded_string padded(body);
+  element root;
+  if (check.parse(padded).get(root)) return false;  // validated whole: unread keys too
+  thread_local simdjson::ondemand::parser reader;
+  simdjson::ondemand::document document;
+  if (reader.iterate(padded).get(document)) return false;
+  if (!body.empty() && body[0] == '[') {  // a list, as `_fast` tells them apart
+    simdjson::ondemand::array events;
+    if (document.get_array().get(events)) return false;
+    for (auto item : events) {
+      simdjson::ondemand::object event;
+      if (item.get_object().get(event) || !read_event(event, out)) return false;
+    }
+    return true;
+  }
+  simdjson::ondemand::object event;
+  return !document.get_object().get(event) && read_event(event, out);
+}
+
+py::object parse_events(py::bytes data) {
+  std::string_view body = data;
+  Events out;
+  bool ok;
+  {
+    py::gil_scoped_release unlocked;
+    ok = read_events(body, out);
+  }
+  if (!ok) return py::none();
+  py::dict columns;
+  const char* names[] = {"id",      "time",   "source",    "detail_type",
+                         "account", "region", "resources", "detail"};
+  for (size_t i = 0; i < out.columns.size(); ++i) columns[names[i]] = out.columns[i].out();
+  return columns;
 }
 
 py::object parse_cloudtrail(py::bytes data) {
@@ -806,6 +894,9 @@ PYBIND11_MODULE(_firelens_native, m) {
   m.def("parse_text", &parse_text, py::arg("body"),
         "The columns of a body of NDJSON or text lines (lines.py) as Arrow buffers, or None for "
         "the Python path.");
+  m.def("parse_events", &parse_events, py::arg("body"),
+        "The columns of a body of ECS or EventBridge events as `_fast` reads it "
+        "(ecs_events.py), as Arrow buffers, or None for the Python path.");
   m.def("parse_cloudtrail", &parse_cloudtrail, py::arg("body"),
         "The columns of a CloudTrail file as `_fast` reads it (cloudtrail.py), as Arrow "
         "buffers, or None for the Python path.");
