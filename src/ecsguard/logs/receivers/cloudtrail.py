@@ -193,26 +193,18 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
     return Parsed(NAME, build_batch(CLOUDTRAIL, columns, rows=len(records)), [])
 
 
-_RAW_COLUMNS = (
-    "request_parameters",
-    "response_elements",
-    "resources",
-    "additional_event_data",
-    "user_identity",
-)
-
-
 def _from_native(built: dict[str, Any]) -> Parsed | None:
     """The batch of the native reader's columns; None when a time does not read (the general
     path reports it)."""
     rows, values, valid, nulls = built.pop("read_only")
+    escaped = built.pop("escaped")
     validity = pa.py_buffer(valid) if nulls else None
     columns: dict[str, Sequence[Any]] = {
         name: native_strings(column) for name, column in built.items()
     }
-    for name in _RAW_COLUMNS:
+    for name in escaped:  # a text with an escape, as raw_json_column writes it
         texts = columns[name]
-        assert isinstance(texts, pa.StringArray)
+        assert isinstance(texts, pa.Array)
         columns[name] = native_raw_json(texts)
     columns["read_only"] = pa.BooleanArray.from_buffers(
         pa.bool_(), rows, [validity, pa.py_buffer(values)], nulls

@@ -124,6 +124,7 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
 def _from_native(built: dict[str, Any], options: ReceiverOptions) -> Parsed | None:
     """The batch of the native reader's columns (firelens_native.cpp's parse_events); None when
     a time does not read (the general path reports it)."""
+    escaped = built.pop("escaped")
     columns: dict[str, pa.Array] = {name: native_strings(column) for name, column in built.items()}
     rows = len(columns["id"])
     times = repeated_text_times(columns["time"])
@@ -133,10 +134,8 @@ def _from_native(built: dict[str, Any], options: ReceiverOptions) -> Parsed | No
     for name, default in (("account", options.account), ("region", options.region)):
         if default is not None:
             columns[name] = pc.fill_null(columns[name], default)
-    for name in ("resources", "detail"):
-        texts = columns[name]
-        assert isinstance(texts, pa.StringArray)
-        columns[name] = native_raw_json(texts)
+    for name in escaped:  # a text with an escape, as raw_json_column writes it
+        columns[name] = native_raw_json(columns[name])
     return Parsed("events", build_batch(EVENTS, columns, rows=rows), [])
 
 

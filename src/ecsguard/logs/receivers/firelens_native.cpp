@@ -570,6 +570,7 @@ struct Trail {
   std::array<Column, 10> texts;  // kTrailTexts up to errorMessage, in order
   Column identity_type, identity_arn, access_key_id, account;
   std::array<Column, 5> raw;
+  std::array<bool, 5> escaped{};  // a raw column holding a text with an escape
   std::vector<uint8_t> read_only, read_only_valid;
   int64_t rows = 0, read_only_nulls = 0;
 };
@@ -677,9 +678,11 @@ bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser&
   out.identity_arn.add(nonempty(arn) ? arn : nonempty(issuer_arn));
   out.access_key_id.add(nonempty(key));
   out.account.add(nonempty(texts[kAccount]) ? texts[kAccount] : nonempty(account));
-  for (size_t j = 0; j < kTrailRaw.size(); ++j)
+  for (size_t j = 0; j < kTrailRaw.size(); ++j) {
     out.raw[j].add(raw[j].empty() || raw[j] == "null" ? std::nullopt
                                                       : std::optional<std::string_view>(raw[j]));
+    out.escaped[j] = out.escaped[j] || raw[j].find('\\') != std::string_view::npos;
+  }
   if (texts[kReadOnly]) {  // a text: "true" or "false" in any case, else null
     std::string lower(*texts[kReadOnly]);
     for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -746,6 +749,7 @@ constexpr size_t kEventTexts = 6;
 
 struct Events {
   std::array<Column, kEventKeys.size()> columns;
+  std::array<bool, kEventKeys.size()> escaped{};  // a raw column holding a text with an escape
 };
 
 bool read_event(simdjson::ondemand::object event, Events& out) {
@@ -773,6 +777,8 @@ bool read_event(simdjson::ondemand::object event, Events& out) {
   if (!nonempty(values[0]) || !values[1]) return false;  // hashed or reported by Python
   for (size_t i = 0; i < kEventKeys.size(); ++i)
     out.columns[i].add(i == 1 || i >= kEventTexts ? values[i] : nonempty(values[i]));
+  for (size_t i = kEventTexts; i < kEventKeys.size(); ++i)
+    if (values[i] && values[i]->find('\\') != std::string_view::npos) out.escaped[i] = true;
   return true;
 }
 
@@ -809,7 +815,12 @@ py::object parse_events(py::bytes data) {
   py::dict columns;
   const char* names[] = {"id",      "time",   "source",    "detail_type",
                          "account", "region", "resources", "detail"};
-  for (size_t i = 0; i < out.columns.size(); ++i) columns[names[i]] = out.columns[i].out();
+  py::list escaped;  // the raw columns Python rewrites (see ecs_events.py's _from_native)
+  for (size_t i = 0; i < out.columns.size(); ++i) {
+    columns[names[i]] = out.columns[i].out();
+    if (out.escaped[i]) escaped.append(names[i]);
+  }
+  columns["escaped"] = escaped;
   return columns;
 }
 
@@ -833,7 +844,12 @@ py::object parse_cloudtrail(py::bytes data) {
   columns["account"] = out.account.out();
   const char* raw_names[] = {"request_parameters", "response_elements", "resources",
                              "additional_event_data", "user_identity"};
-  for (size_t j = 0; j < out.raw.size(); ++j) columns[raw_names[j]] = out.raw[j].out();
+  py::list escaped;  // the raw columns Python rewrites (see cloudtrail.py's _from_native)
+  for (size_t j = 0; j < out.raw.size(); ++j) {
+    columns[raw_names[j]] = out.raw[j].out();
+    if (out.escaped[j]) escaped.append(raw_names[j]);
+  }
+  columns["escaped"] = escaped;
   columns["read_only"] = py::make_tuple(
       out.rows,
       py::bytes(reinterpret_cast<const char*>(out.read_only.data()), out.read_only.size()),
