@@ -145,13 +145,16 @@ def make_body(stream: Stream, table: str, size: int, marker: str | None = None) 
     return Body(table, stream.lines_body(size, marker), params, size)
 
 
-def parse(body: Body) -> pa.RecordBatch:
+def parse(body: Body, ingest_time_us: int | None = None) -> pa.RecordBatch:
+    """`body` through its receiver (`ingest_time_us`: the time of lines without one, for runs
+    that compare batches)."""
     p = body.params
     options = ReceiverOptions(
         input_name="bench",
         cluster=p.get("cluster"),
         service=p.get("service"),
         container=p.get("container"),
+        ingest_time_us=ingest_time_us,
     )
     parsed = RECEIVERS.get(RECEIVER[body.table])(body.data, options)
     if parsed.problems:

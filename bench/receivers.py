@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -25,35 +24,19 @@ from unittest import mock
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from detect import RECEIVER, Body, machine, make_load_bodies
-from ecsguard.logs.receivers import RECEIVERS, cloudtrail, ecs_events, firelens, lines
-from ecsguard.logs.records import ReceiverOptions
+from detect import RECEIVER, Body, machine, make_load_bodies, parse
+from ecsguard.logs.receivers import cloudtrail, ecs_events, firelens, lines
 
 INGEST_US = 1_800_000_000_000_000
 #: the module whose NATIVE each receiver consults (lines reads firelens's)
 NATIVE_OF = {"events": ecs_events, "cloudtrail": cloudtrail, "logs": lines}
 
 
-def _parse(table: str) -> Callable[[Body], pa.RecordBatch]:
-    receiver = RECEIVERS.get(RECEIVER[table])
-
-    def parse(body: Body) -> pa.RecordBatch:
-        p = body.params
-        options = ReceiverOptions(
-            input_name="bench",
-            cluster=p.get("cluster"),
-            service=p.get("service"),
-            ingest_time_us=INGEST_US,  # lines without a time of their own: the same in both
-        )
-        batch: pa.RecordBatch = receiver(body.data, options).batch
-        return batch
-
-    return parse
+def _parse(body: Body) -> pa.RecordBatch:
+    return parse(body, INGEST_US)  # lines without a time of their own: the same in both paths
 
 
-def _interleaved(
-    module: Any, parse: Callable[[Body], pa.RecordBatch], bodies: list[Body], runs: int
-) -> tuple[float, float]:
+def _interleaved(module: Any, bodies: list[Body], runs: int) -> tuple[float, float]:
     """CPU seconds per body (native, Python), each body parsed by one path then the other, so
     both see the machine as it is then (its speed moves 1.5-2x within minutes); the least of
     `runs` passes for each."""
@@ -63,12 +46,12 @@ def _interleaved(
         native = python = 0.0
         for body in bodies:
             start = time.process_time()
-            parse(body)
+            _parse(body)
             native += time.process_time() - start
             module.NATIVE = None
             try:
                 start = time.process_time()
-                parse(body)
+                _parse(body)
                 python += time.process_time() - start
             finally:
                 module.NATIVE = native_reader
@@ -84,13 +67,12 @@ def run(bodies: int, size: int, runs: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for table, module in NATIVE_OF.items():
         mine = [b for b in load if b.table == table]
-        parse = _parse(table)
         with mock.patch.object(module, "NATIVE", None):
-            python = [parse(b) for b in mine]
-        native = [parse(b) for b in mine]
+            python = [_parse(b) for b in mine]
+        native = [_parse(b) for b in mine]
         if not all(a.equals(b) for a, b in zip(native, python, strict=True)):
             raise SystemExit(f"{table}: the native and Python paths give different batches")
-        native_s, python_s = _interleaved(module, parse, mine, runs)
+        native_s, python_s = _interleaved(module, mine, runs)
         out[table] = {
             "receiver": RECEIVER[table],
             "bodies": len(mine),

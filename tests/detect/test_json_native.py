@@ -28,16 +28,18 @@ if NATIVE is None:
     pytest.skip("the native leaf reader was not built", allow_module_level=True)
 
 
+def loaded(text: str | None) -> Any:
+    """What Python reads of a row: None for no text, or a text that is not JSON."""
+    try:
+        return None if text is None else orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def python_leaves(text: str | None, parts: list[str]) -> list[Any]:
     """What the prefilter's Python path finds: no JSON, or a root that is none, has no leaves."""
-    if text is None:
-        return []
-    try:
-        root = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
     found: list[Any] = []
-    _collect(root, parts, 0, found)
+    _collect(loaded(text), parts, 0, found)
     return found
 
 
@@ -214,13 +216,7 @@ def test_a_selector_reaches_what_load_object_and_resolve_reach() -> None:
 def python_fields(text: str | None, parts: list[str]) -> list[Any] | None:
     """What Record.values finds (None: it reaches an object or array, whose JSON text Sigma
     compares, so the native reader must refuse the row)."""
-    if text is None:
-        return []
-    try:
-        root = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    found = _walk(root, tuple(parts))
+    found = _walk(loaded(text), tuple(parts))
     return None if any(isinstance(v, dict | list) for v in found) else found
 
 

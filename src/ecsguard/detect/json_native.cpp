@@ -409,14 +409,15 @@ class Numbered {
   size_t bytes_ = 0;
 };
 
-class LeafIds : public Numbered {
+// A numbering of what a path of keys reaches below each row's JSON root (`id_of_root`).
+class PathIds : public Numbered {
  public:
-  explicit LeafIds(std::vector<std::string> parts) : parts_(std::move(parts)) {
+  explicit PathIds(std::vector<std::string> parts) : parts_(std::move(parts)) {
     if (parts_.empty()) throw py::value_error("a path needs at least one key");
   }
 
  protected:
-  // no JSON, or a root that is none: no leaves
+  // no JSON, or a root that is none: nothing reached
   int32_t id_of_nothing() override { return number("[]"); }
 
   int32_t id_of(std::string_view text) override {
@@ -426,6 +427,26 @@ class LeafIds : public Numbered {
 
   bool reads_roots() const override { return true; }
 
+  // the value of the last `key` in `fields` (as in a dict built from the text)
+  static bool last(simdjson::dom::object fields, std::string_view key, element& out) {
+    bool found = false;
+    for (auto field : fields) {
+      if (field.key == key) {
+        out = field.value;
+        found = true;
+      }
+    }
+    return found;
+  }
+
+  std::vector<std::string> parts_;
+};
+
+class LeafIds : public PathIds {
+ public:
+  using PathIds::PathIds;
+
+ protected:
   int32_t id_of_root(element root) override {
     leaves_.clear();
     collect(root, 0);
@@ -449,23 +470,14 @@ class LeafIds : public Numbered {
     if (!object) return;
     simdjson::dom::object fields = node.get_object().value_unsafe();
     std::string key = parts_[i];
-    for (size_t j = i + 1;; ++j) {
-      element child;
-      bool found = false;
-      for (auto field : fields) {
-        if (field.key == key) {  // the last one wins, as in a dict built from the text
-          child = field.value;
-          found = true;
-        }
-      }
-      if (found) collect(child, j);
+    for (size_t j = i + 1;; ++j) {  // each spelling of the rest, dotted keys included
+      if (element child; last(fields, key, child)) collect(child, j);
       if (j == parts_.size()) return;
       key += '.';
       key += parts_[j];
     }
   }
 
-  std::vector<std::string> parts_;
   std::vector<element> leaves_;
 };
 
@@ -474,22 +486,11 @@ class LeafIds : public Numbered {
 // the path joined by dots is tried as one key first and then alone, the last of duplicate keys
 // wins. Where a value reached is an object or an array, Sigma compares its JSON text: the row
 // is refused and Python reads it.
-class FieldIds : public Numbered {
+class FieldIds : public PathIds {
  public:
-  explicit FieldIds(std::vector<std::string> parts) : parts_(std::move(parts)) {
-    if (parts_.empty()) throw py::value_error("a field path needs at least one key");
-  }
+  using PathIds::PathIds;
 
  protected:
-  int32_t id_of_nothing() override { return number("[]"); }
-
-  int32_t id_of(std::string_view text) override {
-    element root;
-    return parse(text, root) ? id_of_root(root) : kRefused;
-  }
-
-  bool reads_roots() const override { return true; }
-
   int32_t id_of_root(element root) override {
     values_.clear();
     return walk(root, 0) ? number_of(values_) : kRefused;
@@ -531,19 +532,6 @@ class FieldIds : public Numbered {
     return last(fields, parts_[i], child) ? walk(child, i + 1) : true;
   }
 
-  // the value of the last `key` in `fields` (as in a dict built from the text)
-  static bool last(simdjson::dom::object fields, std::string_view key, element& out) {
-    bool found = false;
-    for (auto field : fields) {
-      if (field.key == key) {
-        out = field.value;
-        found = true;
-      }
-    }
-    return found;
-  }
-
-  std::vector<std::string> parts_;
   std::vector<element> values_;
 };
 

@@ -702,15 +702,20 @@ bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser&
   return true;
 }
 
-bool read_trail(std::string_view body, Trail& out) {
-  // validated whole first: the reader below skips what it does not keep unread
-  thread_local simdjson::dom::parser check, identities;
-  const simdjson::padded_string padded(body);  // one padded copy for both readers
-  element root;
-  if (check.parse(padded).get(root)) return false;
+// `padded` opened for the on-demand reader once the DOM parser has validated it whole: the
+// reader leaves what it skips unread, and msgspec refuses a malformed value it skips.
+bool open_validated(const simdjson::padded_string& padded, simdjson::ondemand::document& out) {
+  thread_local simdjson::dom::parser check;
   thread_local simdjson::ondemand::parser reader;
+  element root;
+  return !check.parse(padded).get(root) && !reader.iterate(padded).get(out);
+}
+
+bool read_trail(std::string_view body, Trail& out) {
+  thread_local simdjson::dom::parser identities;
+  const simdjson::padded_string padded(body);  // one padded copy for both readers
   simdjson::ondemand::document document;
-  if (reader.iterate(padded).get(document)) return false;
+  if (!open_validated(padded, document)) return false;
   simdjson::ondemand::array records;
   if (!body.empty() && body[0] == '{') {  // {"Records": [...]}, as `_fast` tells them apart
     simdjson::ondemand::object envelope;
@@ -783,13 +788,9 @@ bool read_event(simdjson::ondemand::object event, Events& out) {
 }
 
 bool read_events(std::string_view body, Events& out) {
-  thread_local simdjson::dom::parser check;
   const simdjson::padded_string padded(body);
-  element root;
-  if (check.parse(padded).get(root)) return false;  // validated whole: unread keys too
-  thread_local simdjson::ondemand::parser reader;
   simdjson::ondemand::document document;
-  if (reader.iterate(padded).get(document)) return false;
+  if (!open_validated(padded, document)) return false;
   if (!body.empty() && body[0] == '[') {  // a list, as `_fast` tells them apart
     simdjson::ondemand::array events;
     if (document.get_array().get(events)) return false;
