@@ -146,3 +146,16 @@ def test_it_reads_keys_and_texts_with_escapes_and_a_lone_issuer_arn() -> None:
     assert row["event_name"] == "Get\u00e9" and row["event_source"] is None
     assert row["identity_arn"] == "arn:issuer" and row["read_only"] is True
     assert row["response_elements"] is None and row["resources"] == "[]"
+
+
+def test_a_huge_file_then_a_small_one() -> None:
+    # past 8 MB a thread's parsers are not kept (firelens_native.cpp's Readers::trim)
+    big = [
+        {**orjson.loads(RECORD + b"}"), "eventID": f"e{i}", "requestParameters": {"pad": "x" * 600}}
+        for i in range(16_000)
+    ]
+    data = orjson.dumps({"Records": big})
+    assert len(data) > 8 << 20
+    batch = same(data)
+    assert batch is not None and batch.num_rows == 16_000
+    assert same(b"[" + RECORD + b"}]") is not None

@@ -171,7 +171,6 @@ class _Whole:
     def __init__(self, test: Callable[[Record], bool], places: tuple[Place, ...]) -> None:
         assert FIELDS is not None  # the caller checked
         self.places = places
-        self._json = [i for i, (_, path) in enumerate(places) if path]
         self._readers = {place: FIELDS.FieldIds(list(place[1])) for place in places if place[1]}
         self._texts: dict[Place, list[bytes]] = {place: [] for place in self._readers}
         self._memo = _Memo(test, (), self._record)

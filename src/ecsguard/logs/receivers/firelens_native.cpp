@@ -702,20 +702,32 @@ bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser&
   return true;
 }
 
+// The parsers of CloudTrail files and event bodies, per thread; a huge body's capacity is not
+// kept by every thread (as Buffers::trim).
+struct Readers {
+  simdjson::dom::parser check, identities;
+  simdjson::ondemand::parser reader;
+
+  void trim() {
+    if (check.capacity() > Buffers::kKeep) check = simdjson::dom::parser();
+    if (identities.capacity() > Buffers::kKeep) identities = simdjson::dom::parser();
+    if (reader.capacity() > Buffers::kKeep) reader = simdjson::ondemand::parser();
+  }
+};
+
 // `padded` opened for the on-demand reader once the DOM parser has validated it whole: the
 // reader leaves what it skips unread, and msgspec refuses a malformed value it skips.
-bool open_validated(const simdjson::padded_string& padded, simdjson::ondemand::document& out) {
-  thread_local simdjson::dom::parser check;
-  thread_local simdjson::ondemand::parser reader;
+bool open_validated(const simdjson::padded_string& padded, Readers& readers,
+                    simdjson::ondemand::document& out) {
   element root;
-  return !check.parse(padded).get(root) && !reader.iterate(padded).get(out);
+  return !readers.check.parse(padded).get(root) && !readers.reader.iterate(padded).get(out);
 }
 
-bool read_trail(std::string_view body, Trail& out) {
-  thread_local simdjson::dom::parser identities;
+bool read_trail(std::string_view body, Trail& out, Readers& readers) {
+  simdjson::dom::parser& identities = readers.identities;
   const simdjson::padded_string padded(body);  // one padded copy for both readers
   simdjson::ondemand::document document;
-  if (!open_validated(padded, document)) return false;
+  if (!open_validated(padded, readers, document)) return false;
   simdjson::ondemand::array records;
   if (!body.empty() && body[0] == '{') {  // {"Records": [...]}, as `_fast` tells them apart
     simdjson::ondemand::object envelope;
@@ -787,10 +799,10 @@ bool read_event(simdjson::ondemand::object event, Events& out) {
   return true;
 }
 
-bool read_events(std::string_view body, Events& out) {
+bool read_events(std::string_view body, Events& out, Readers& readers) {
   const simdjson::padded_string padded(body);
   simdjson::ondemand::document document;
-  if (!open_validated(padded, document)) return false;
+  if (!open_validated(padded, readers, document)) return false;
   if (!body.empty() && body[0] == '[') {  // a list, as `_fast` tells them apart
     simdjson::ondemand::array events;
     if (document.get_array().get(events)) return false;
@@ -810,7 +822,9 @@ py::object parse_events(py::bytes data) {
   bool ok;
   {
     py::gil_scoped_release unlocked;
-    ok = read_events(body, out);
+    thread_local Readers readers;
+    ok = read_events(body, out, readers);
+    readers.trim();
   }
   if (!ok) return py::none();
   py::dict columns;
@@ -831,7 +845,9 @@ py::object parse_cloudtrail(py::bytes data) {
   bool ok;
   {
     py::gil_scoped_release unlocked;
-    ok = read_trail(body, out);
+    thread_local Readers readers;
+    ok = read_trail(body, out, readers);
+    readers.trim();
   }
   if (!ok) return py::none();
   py::dict columns;
