@@ -72,6 +72,18 @@ def test_a_burst_is_one_alert_per_key_with_a_count(tmp_path: Path) -> None:
     assert len(eng.store.alerts(rule="errors")) == 3
 
 
+def test_each_group_takes_its_own_first_lines_as_evidence(tmp_path: Path) -> None:
+    eng = engine(tmp_path)
+    lines = [("api", "ERROR a"), ("web", "ERROR b"), ("api", "fine"), ("api", "ERROR c")]
+    lines += [("web", "ERROR d"), ("api", "ERROR e"), ("api", "ERROR f")]
+    eng.process("logs", batch(*lines))
+    alerts = {a.key[0]: a for a in eng.store.alerts(rule="errors")}
+    assert [e["message"] for e in alerts["api"].evidence] == ["ERROR a", "ERROR c", "ERROR e"]
+    assert [e["message"] for e in alerts["web"].evidence] == ["ERROR b", "ERROR d"]
+    assert (alerts["api"].count, alerts["web"].count) == (4, 2)
+    assert alerts["api"].last_seen == T + timedelta(seconds=6)
+
+
 def test_min_count_and_metric_datapoints(tmp_path: Path) -> None:
     metrics: list[pa.RecordBatch] = []
     eng = engine(tmp_path)

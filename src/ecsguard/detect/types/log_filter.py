@@ -77,40 +77,43 @@ class LogFilter(Stateless):
         self.counts: dict[datetime, int] = {}  # matches per minute, for the metric
 
     def on_batch(self, table: str, batch: pa.RecordBatch) -> list[Match]:
-        hits = self._hits(batch)
-        if not hits.num_rows:
+        rows = self._hits(batch)
+        if not rows:
             return []
+        # only the matched rows' times and keys are read; whole rows only for the evidence
+        times = batch.column("time").take(pa.array(rows, pa.int64()))
         if self.settings.metric is not None:
-            for minute, n in _per_minute(hits).items():
+            for minute, n in _per_minute(times).items():
                 self.counts[minute] = self.counts.get(minute, 0) + n
         matches = []
-        for key, group in _groups(hits, self.group_by, self.window.total_seconds()):
-            now = group.column("time")[group.num_rows - 1].as_py() or datetime.now(UTC)
-            if not self._due(key, now, group.num_rows):
+        for key, group in _groups(batch, rows, times, self.group_by, self.window.total_seconds()):
+            now = times[group[-1]].as_py() or datetime.now(UTC)
+            if not self._due(key, now, len(group)):
                 continue
-            first = group.slice(0, EVIDENCE).to_pylist()
+            evidence = pa.array([rows[i] for i in group[:EVIDENCE]], pa.int64())
+            first = batch.take(evidence).to_pylist()
             text = str(first[0].get("message") or "")[:200]
             matches.append(
                 Match(
                     rule_id=self.rule.id,
                     time=now,
-                    summary=f"{group.num_rows} line(s) matched {self.settings.pattern!r}: {text}",
+                    summary=f"{len(group)} line(s) matched {self.settings.pattern!r}: {text}",
                     evidence=first,
                     key=key,
-                    count=group.num_rows,
+                    count=len(group),
                 )
             )
         return matches
 
-    def _hits(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _hits(self, batch: pa.RecordBatch) -> list[int]:
         """The rows that pass, as TailFilter.mask decides; the pattern's part is shared with
         every other rule over the same batch (filterset.py)."""
         if not batch.num_rows:
-            return batch
+            return []
         shared = masks(batch)
         keep = shared.mask(self.filter.pattern) if self.filter.pattern else None
         if keep is not None and not keep.true_count:
-            return batch.slice(0, 0)  # most rules, most batches: nothing else to do
+            return []  # most rules, most batches: nothing else to do
         for column, value in (
             ("cluster", self.settings.cluster),
             ("service", self.settings.service),
@@ -120,10 +123,13 @@ class LogFilter(Stateless):
                 # a body of lines comes from one service: its rows are all in, or all out
                 count = same.true_count
                 if not count:
-                    return batch.slice(0, 0)
+                    return []
                 if count < len(same):
                     keep = same if keep is None else pc.and_(keep, same)
-        return batch if keep is None else batch.filter(keep)
+        if keep is None:
+            return list(range(batch.num_rows))
+        found: list[int] = pc.indices_nonzero(keep).to_pylist()
+        return found
 
     def _due(self, key: tuple[Any, ...], now: datetime, count: int) -> bool:
         """True when the matches inside the window reach min_count."""
@@ -172,27 +178,33 @@ class LogFilter(Stateless):
         )
 
 
-def _per_minute(batch: pa.RecordBatch) -> dict[datetime, int]:
-    minutes = pc.floor_temporal(batch.column("time"), unit="minute")
+def _per_minute(times: pa.Array) -> dict[datetime, int]:
+    minutes = pc.floor_temporal(times, unit="minute")
     counts = pc.value_counts(minutes)
     return {row["values"]: row["counts"] for row in counts.to_pylist() if row["values"] is not None}
 
 
 def _groups(
-    batch: pa.RecordBatch, columns: list[str], window_seconds: float
-) -> list[tuple[tuple[Any, ...], pa.RecordBatch]]:
-    """The rows per group key and window-long time bucket (a replayed batch can span hours; the
-    engine joins matches of adjacent buckets that fall within one window)."""
-    epoch = pc.cast(pc.cast(batch.column("time"), pa.timestamp("us")), pa.int64()).to_pylist()
+    batch: pa.RecordBatch,
+    rows: list[int],
+    times: pa.Array,
+    columns: list[str],
+    window_seconds: float,
+) -> list[tuple[tuple[Any, ...], list[int]]]:
+    """The matched rows (positions in `rows`, whose times are `times`) per group key and
+    window-long time bucket (a replayed batch can span hours; the engine joins matches of
+    adjacent buckets that fall within one window)."""
+    epoch = pc.cast(pc.cast(times, pa.timestamp("us")), pa.int64()).to_pylist()
     step = max(int(window_seconds * 1_000_000), 1)
     buckets = [None if t is None else t // step for t in epoch]
-    keys = list(zip(*(batch.column(c).to_pylist() for c in columns), strict=True)) or [()] * len(
-        buckets
-    )
+    taken = pa.array(rows, pa.int64())
+    keys = list(zip(*(batch.column(c).take(taken).to_pylist() for c in columns), strict=True)) or [
+        ()
+    ] * len(buckets)
     by_key: dict[tuple[tuple[Any, ...], Any], list[int]] = {}
     for index, (key, bucket) in enumerate(zip(keys, buckets, strict=True)):
         by_key.setdefault((key, bucket), []).append(index)
-    return [(k, batch.take(pa.array(v, pa.int64()))) for (k, _), v in by_key.items()]
+    return [(k, v) for (k, _), v in by_key.items()]
 
 
 TYPES.add(
