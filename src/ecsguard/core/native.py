@@ -58,6 +58,15 @@ def rows_with(search: ModuleType, texts: pa.Array, needle: bytes) -> list[int]:
     return list(search.rows_with(offsets, whole[offsets[0] : offsets[-1]], needle))
 
 
+def native_strings(built: tuple[int, bytes, bytes, bytes | None, int]) -> pa.Array:
+    """A string array from a native parser's (rows, offsets, data, validity, nulls)."""
+    rows, offsets, data, validity, nulls = built
+    valid = None if validity is None else pa.py_buffer(validity)
+    return pa.StringArray.from_buffers(
+        rows, pa.py_buffer(offsets), pa.py_buffer(data), valid, nulls
+    )
+
+
 def numbered(reader: Any, texts: pa.Array, rows: list[int]) -> tuple[list[int], list[Any]]:
     """`reader.encode` (a json_native.cpp numbering) over a string array's buffers: the number
     per row of `rows`, and the values of the numbers new in this call, decoded."""

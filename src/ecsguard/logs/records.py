@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from blake3 import blake3
 
+from ecsguard.core.native import native_strings
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _fromisoformat = datetime.fromisoformat
 _US = timedelta(microseconds=1)
@@ -362,12 +364,6 @@ def raw_json_column(raws: Sequence[msgspec.Raw]) -> pa.Array:
     return pc.if_else(pc.equal(texts, "null"), pa.scalar(None, pa.string()), texts)
 
 
-def native_raw_json(texts: pa.Array) -> pa.Array:
-    """A native reader's column of JSON texts as sent, one of them holding an escape, as
-    `raw_json_column` gives it (the native readers name such columns, rare in a body)."""
-    return raw_json_column([msgspec.Raw(text or "null") for text in texts.to_pylist()])
-
-
 def _unescaped(text: bytes) -> str:
     """A JSON text with an escape as `to_json_text` writes it; as sent if orjson refuses it (a
     number beyond a double's range, which msgspec skips)."""
@@ -561,11 +557,23 @@ def _iso_to_us(texts: pa.Array) -> pa.Array | None:
     return pc.if_else(pc.or_(pc.invert(matching), in_range), us, None)
 
 
-def repeated_text_times(texts: pa.Array) -> pa.Array:
-    """`text_times` of a column holding a handful of distinct texts (the whole-second times of a
-    CloudTrail file or a body of events): each distinct text read once."""
-    encoded = pc.dictionary_encode(texts)
-    return text_times(encoded.dictionary).take(encoded.indices)
+def native_records(built: dict[str, Any]) -> dict[str, pa.Array] | None:
+    """The columns firelens_native.cpp's parse_cloudtrail or parse_events built, as `_fast`
+    gives them: texts as string arrays; the JSON-text columns it names under "escaped" (one of
+    their texts holds an escape, rare in a body) as `raw_json_column` writes them; `time` read
+    as `parse_time` reads it, each distinct text once (a body's records share a handful of
+    whole-second times). None when a time does not read: the general path reports it."""
+    escaped = built.pop("escaped")
+    columns = {name: native_strings(column) for name, column in built.items()}
+    for name in escaped:
+        raws = [msgspec.Raw(text or "null") for text in columns[name].to_pylist()]
+        columns[name] = raw_json_column(raws)
+    encoded = pc.dictionary_encode(columns["time"])
+    times = text_times(encoded.dictionary).take(encoded.indices)
+    if times.null_count:
+        return None
+    columns["time"] = times
+    return columns
 
 
 def text_times(texts: pa.Array) -> pa.Array:

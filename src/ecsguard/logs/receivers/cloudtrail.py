@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ecsguard.core.files import is_gzip
 from ecsguard.logs.receivers import RECEIVERS
-from ecsguard.logs.receivers.firelens import NATIVE, native_strings
+from ecsguard.logs.receivers.firelens import NATIVE
 from ecsguard.logs.records import (
     RAW_NULL,
     Parsed,
@@ -30,12 +30,11 @@ from ecsguard.logs.records import (
     ReceiverOptions,
     build_batch,
     compact_json,
-    native_raw_json,
+    native_records,
     parse_time,
     parse_times,
     raw_json_column,
     record_id,
-    repeated_text_times,
     to_json_text,
     valid_utf8,
 )
@@ -197,22 +196,13 @@ def _from_native(built: dict[str, Any]) -> Parsed | None:
     """The batch of the native reader's columns; None when a time does not read (the general
     path reports it)."""
     rows, values, valid, nulls = built.pop("read_only")
-    escaped = built.pop("escaped")
+    columns = native_records(built)
+    if columns is None:
+        return None
     validity = pa.py_buffer(valid) if nulls else None
-    columns: dict[str, Sequence[Any]] = {
-        name: native_strings(column) for name, column in built.items()
-    }
-    for name in escaped:  # a text with an escape, as raw_json_column writes it
-        texts = columns[name]
-        assert isinstance(texts, pa.Array)
-        columns[name] = native_raw_json(texts)
     columns["read_only"] = pa.BooleanArray.from_buffers(
         pa.bool_(), rows, [validity, pa.py_buffer(values)], nulls
     )
-    times = repeated_text_times(columns.pop("time"))  # pa.Array: a list in `columns`
-    if times.null_count:
-        return None
-    columns["time"] = times
     return Parsed(NAME, build_batch(CLOUDTRAIL, columns, rows=rows), [])
 
 

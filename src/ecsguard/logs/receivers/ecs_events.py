@@ -16,11 +16,10 @@ from typing import Any
 
 import msgspec
 import orjson
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.logs.receivers import RECEIVERS
-from ecsguard.logs.receivers.firelens import NATIVE, native_strings
+from ecsguard.logs.receivers.firelens import NATIVE
 from ecsguard.logs.records import (
     RAW_NULL,
     Parsed,
@@ -28,12 +27,11 @@ from ecsguard.logs.records import (
     ReceiverOptions,
     build_batch,
     compact_json,
-    native_raw_json,
+    native_records,
     parse_time,
     parse_times,
     raw_json_column,
     record_id,
-    repeated_text_times,
     to_json_text,
     valid_utf8,
 )
@@ -124,19 +122,13 @@ def _fast(data: bytes, options: ReceiverOptions) -> Parsed | None:
 def _from_native(built: dict[str, Any], options: ReceiverOptions) -> Parsed | None:
     """The batch of the native reader's columns (firelens_native.cpp's parse_events); None when
     a time does not read (the general path reports it)."""
-    escaped = built.pop("escaped")
-    columns: dict[str, pa.Array] = {name: native_strings(column) for name, column in built.items()}
-    rows = len(columns["id"])
-    times = repeated_text_times(columns["time"])
-    if times.null_count:
+    columns = native_records(built)
+    if columns is None:
         return None
-    columns["time"] = times
     for name, default in (("account", options.account), ("region", options.region)):
         if default is not None:
             columns[name] = pc.fill_null(columns[name], default)
-    for name in escaped:  # a text with an escape, as raw_json_column writes it
-        columns[name] = native_raw_json(columns[name])
-    return Parsed("events", build_batch(EVENTS, columns, rows=rows), [])
+    return Parsed("events", build_batch(EVENTS, columns, rows=len(columns["id"])), [])
 
 
 def _general(data: bytes, options: ReceiverOptions) -> Parsed:

@@ -29,7 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecsguard.core.native import load, note
+from ecsguard.core.native import load, native_strings, note
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import (
     Parsed,
@@ -245,15 +245,6 @@ def _parse_common(lines: list[_Line], options: ReceiverOptions, body: bytes) -> 
 
 #: firelens_native.cpp's LevelFrom for a row whose level comes from its message's text
 _LEVEL_FROM_TEXT = 0
-
-
-def native_strings(built: tuple[int, bytes, bytes, bytes | None, int]) -> pa.Array:
-    """A string array from the native parser's (rows, offsets, data, validity, nulls)."""
-    rows, offsets, data, validity, nulls = built
-    valid = None if validity is None else pa.py_buffer(validity)
-    return pa.StringArray.from_buffers(
-        rows, pa.py_buffer(offsets), pa.py_buffer(data), valid, nulls
-    )
 
 
 def _parse_native(data: bytes, options: ReceiverOptions) -> Parsed | None:

@@ -566,11 +566,36 @@ size_t trail_key(std::string_view key) {
   return kTrailTexts.size() + kTrailRaw.size();
 }
 
+// A column of JSON texts as sent (empty: the key was absent), null for `null`; `escaped`: one
+// holds an escape, and Python rewrites the column as raw_json_column writes it
+// (records.native_records).
+struct RawColumn : Column {
+  bool escaped = false;
+
+  void add_raw(std::string_view text) {
+    if (text.empty() || text == "null") return add_null();
+    add(text);
+    escaped = escaped || text.find('\\') != std::string_view::npos;
+  }
+};
+
+// Each raw column into `columns` under its name, and the names of those Python rewrites under
+// "escaped".
+template <size_t N>
+void put_raw(py::dict& columns, const std::array<RawColumn, N>& raw,
+             const std::array<const char*, N>& names) {
+  py::list escaped;
+  for (size_t i = 0; i < N; ++i) {
+    columns[names[i]] = raw[i].out();
+    if (raw[i].escaped) escaped.append(names[i]);
+  }
+  columns["escaped"] = escaped;
+}
+
 struct Trail {
   std::array<Column, 10> texts;  // kTrailTexts up to errorMessage, in order
   Column identity_type, identity_arn, access_key_id, account;
-  std::array<Column, 5> raw;
-  std::array<bool, 5> escaped{};  // a raw column holding a text with an escape
+  std::array<RawColumn, 5> raw;
   std::vector<uint8_t> read_only, read_only_valid;
   int64_t rows = 0, read_only_nulls = 0;
 };
@@ -645,7 +670,6 @@ bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser&
       if (j == kTrailRaw.size()) continue;  // a key the table does not keep
       if (seen[i]) return false;
       seen[i] = true;
-      // as sent; one with an escape is rewritten by Python (cloudtrail.py's _from_native)
       if (!raw_text(field.value(), raw[j])) return false;
       continue;
     }
@@ -678,11 +702,7 @@ bool read_trail_record(simdjson::ondemand::object record, simdjson::dom::parser&
   out.identity_arn.add(nonempty(arn) ? arn : nonempty(issuer_arn));
   out.access_key_id.add(nonempty(key));
   out.account.add(nonempty(texts[kAccount]) ? texts[kAccount] : nonempty(account));
-  for (size_t j = 0; j < kTrailRaw.size(); ++j) {
-    out.raw[j].add(raw[j].empty() || raw[j] == "null" ? std::nullopt
-                                                      : std::optional<std::string_view>(raw[j]));
-    out.escaped[j] = out.escaped[j] || raw[j].find('\\') != std::string_view::npos;
-  }
+  for (size_t j = 0; j < kTrailRaw.size(); ++j) out.raw[j].add_raw(raw[j]);
   if (texts[kReadOnly]) {  // a text: "true" or "false" in any case, else null
     std::string lower(*texts[kReadOnly]);
     for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -715,6 +735,17 @@ struct Readers {
   }
 };
 
+// `read` of `data` into `out` with the GIL released, on this thread's Readers (trimmed after).
+template <typename Out>
+bool read_released(py::bytes data, bool (*read)(std::string_view, Out&, Readers&), Out& out) {
+  const std::string_view body = data;  // the bytes object stays alive and unchanged meanwhile
+  py::gil_scoped_release unlocked;
+  static thread_local Readers readers;  // one per thread, whichever reader uses it
+  const bool answered = read(body, out, readers);
+  readers.trim();
+  return answered;
+}
+
 // `padded` opened for the on-demand reader once the DOM parser has validated it whole: the
 // reader leaves what it skips unread, and msgspec refuses a malformed value it skips.
 bool open_validated(const simdjson::padded_string& padded, Readers& readers,
@@ -724,37 +755,31 @@ bool open_validated(const simdjson::padded_string& padded, Readers& readers,
 }
 
 bool read_trail(std::string_view body, Trail& out, Readers& readers) {
-  simdjson::dom::parser& identities = readers.identities;
   const simdjson::padded_string padded(body);  // one padded copy for both readers
   simdjson::ondemand::document document;
   if (!open_validated(padded, readers, document)) return false;
-  simdjson::ondemand::array records;
-  if (!body.empty() && body[0] == '{') {  // {"Records": [...]}, as `_fast` tells them apart
-    simdjson::ondemand::object envelope;
-    if (document.get_object().get(envelope)) return false;
-    bool found = false;
-    for (auto field : envelope) {
-      std::string_view key;
-      if (field.unescaped_key().get(key)) return false;
-      if (key != "Records") continue;
-      if (found) return false;
-      found = true;
-      if (field.value().get_array().get(records)) return false;
-      for (auto item : records) {
-        simdjson::ondemand::object record;
-        if (item.get_object().get(record) || !read_trail_record(record, identities, out))
-          return false;
-      }
+  auto read_records = [&](simdjson::ondemand::array records) {
+    for (auto item : records) {
+      simdjson::ondemand::object record;
+      if (item.get_object().get(record) || !read_trail_record(record, readers.identities, out))
+        return false;
     }
-    return found;
+    return true;
+  };
+  simdjson::ondemand::array records;
+  if (body.empty() || body[0] != '{')  // a list, or {"Records": [...]}, as `_fast` tells them
+    return !document.get_array().get(records) && read_records(records);
+  simdjson::ondemand::object envelope;
+  if (document.get_object().get(envelope)) return false;
+  bool found = false;
+  for (auto field : envelope) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return false;
+    if (key != "Records") continue;
+    if (found || field.value().get_array().get(records) || !read_records(records)) return false;
+    found = true;
   }
-  if (document.get_array().get(records)) return false;
-  for (auto item : records) {
-    simdjson::ondemand::object record;
-    if (item.get_object().get(record) || !read_trail_record(record, identities, out))
-      return false;
-  }
-  return true;
+  return found;
 }
 
 // ECS and EventBridge events (ecs_events.py's `_fast`): one event object or a list of them,
@@ -762,15 +787,16 @@ bool read_trail(std::string_view body, Trail& out, Readers& readers) {
 // what `_fast` does not answer, or a repeated key (msgspec's to decide).
 constexpr std::array<std::string_view, 8> kEventKeys{
     "id", "time", "source", "detail-type", "account", "region", "resources", "detail"};
-constexpr size_t kEventTexts = 6;
+constexpr size_t kEventTexts = 6;  // the keys before are texts, the others kept as sent
 
 struct Events {
-  std::array<Column, kEventKeys.size()> columns;
-  std::array<bool, kEventKeys.size()> escaped{};  // a raw column holding a text with an escape
+  std::array<Column, kEventTexts> texts;
+  std::array<RawColumn, kEventKeys.size() - kEventTexts> raw;
 };
 
 bool read_event(simdjson::ondemand::object event, Events& out) {
-  std::array<std::optional<std::string_view>, kEventKeys.size()> values{};
+  std::array<std::optional<std::string_view>, kEventTexts> values{};
+  std::array<std::string_view, kEventKeys.size() - kEventTexts> raw{};
   std::array<bool, kEventKeys.size()> seen{};
   for (auto field : event) {
     std::string_view key;
@@ -781,9 +807,7 @@ bool read_event(simdjson::ondemand::object event, Events& out) {
     if (seen[i]) return false;
     seen[i] = true;
     if (i >= kEventTexts) {
-      std::string_view text;
-      if (!raw_text(field.value(), text)) return false;
-      if (text != "null") values[i] = text;
+      if (!raw_text(field.value(), raw[i - kEventTexts])) return false;
       continue;
     }
     simdjson::ondemand::value value;
@@ -792,10 +816,9 @@ bool read_event(simdjson::ondemand::object event, Events& out) {
     if (!text_or_null(value, type, values[i])) return false;
   }
   if (!nonempty(values[0]) || !values[1]) return false;  // hashed or reported by Python
-  for (size_t i = 0; i < kEventKeys.size(); ++i)
-    out.columns[i].add(i == 1 || i >= kEventTexts ? values[i] : nonempty(values[i]));
-  for (size_t i = kEventTexts; i < kEventKeys.size(); ++i)
-    if (values[i] && values[i]->find('\\') != std::string_view::npos) out.escaped[i] = true;
+  for (size_t i = 0; i < kEventTexts; ++i)
+    out.texts[i].add(i == 1 ? values[i] : nonempty(values[i]));  // a time is read as it is
+  for (size_t j = 0; j < raw.size(); ++j) out.raw[j].add_raw(raw[j]);
   return true;
 }
 
@@ -817,39 +840,18 @@ bool read_events(std::string_view body, Events& out, Readers& readers) {
 }
 
 py::object parse_events(py::bytes data) {
-  std::string_view body = data;
   Events out;
-  bool ok;
-  {
-    py::gil_scoped_release unlocked;
-    thread_local Readers readers;
-    ok = read_events(body, out, readers);
-    readers.trim();
-  }
-  if (!ok) return py::none();
+  if (!read_released(data, read_events, out)) return py::none();
   py::dict columns;
-  const char* names[] = {"id",      "time",   "source",    "detail_type",
-                         "account", "region", "resources", "detail"};
-  py::list escaped;  // the raw columns Python rewrites (see ecs_events.py's _from_native)
-  for (size_t i = 0; i < out.columns.size(); ++i) {
-    columns[names[i]] = out.columns[i].out();
-    if (out.escaped[i]) escaped.append(names[i]);
-  }
-  columns["escaped"] = escaped;
+  const char* names[] = {"id", "time", "source", "detail_type", "account", "region"};
+  for (size_t i = 0; i < out.texts.size(); ++i) columns[names[i]] = out.texts[i].out();
+  put_raw(columns, out.raw, {"resources", "detail"});
   return columns;
 }
 
 py::object parse_cloudtrail(py::bytes data) {
-  std::string_view body = data;
   Trail out;
-  bool ok;
-  {
-    py::gil_scoped_release unlocked;
-    thread_local Readers readers;
-    ok = read_trail(body, out, readers);
-    readers.trim();
-  }
-  if (!ok) return py::none();
+  if (!read_released(data, read_trail, out)) return py::none();
   py::dict columns;
   const char* names[] = {"event_id",   "time",      "event_source", "event_name",
                          "aws_region", "source_ip", "user_agent",   "error_code",
@@ -859,14 +861,9 @@ py::object parse_cloudtrail(py::bytes data) {
   columns["identity_arn"] = out.identity_arn.out();
   columns["access_key_id"] = out.access_key_id.out();
   columns["account"] = out.account.out();
-  const char* raw_names[] = {"request_parameters", "response_elements", "resources",
-                             "additional_event_data", "user_identity"};
-  py::list escaped;  // the raw columns Python rewrites (see cloudtrail.py's _from_native)
-  for (size_t j = 0; j < out.raw.size(); ++j) {
-    columns[raw_names[j]] = out.raw[j].out();
-    if (out.escaped[j]) escaped.append(raw_names[j]);
-  }
-  columns["escaped"] = escaped;
+  put_raw(columns, out.raw,
+          {"request_parameters", "response_elements", "resources", "additional_event_data",
+           "user_identity"});
   columns["read_only"] = py::make_tuple(
       out.rows,
       py::bytes(reinterpret_cast<const char*>(out.read_only.data()), out.read_only.size()),

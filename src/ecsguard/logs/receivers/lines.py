@@ -13,9 +13,10 @@ from collections.abc import Iterable
 import orjson
 import pyarrow.compute as pc
 
+from ecsguard.core.native import native_strings
 from ecsguard.logs.multiline import MultilineJoiner
 from ecsguard.logs.receivers import RECEIVERS
-from ecsguard.logs.receivers.firelens import NATIVE, native_logs, native_strings
+from ecsguard.logs.receivers.firelens import NATIVE, native_logs
 from ecsguard.logs.records import (
     LogRows,
     Parsed,
