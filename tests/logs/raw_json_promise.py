@@ -76,8 +76,13 @@ def same_with_and_without_native(
         assert got is None
         return None
     assert got is not None and got.problems == expected.problems == []
-    assert got.batch.schema == expected.batch.schema
-    for name in expected.batch.schema.names:
-        assert got.batch.column(name).equals(expected.batch.column(name)), name
+    same_columns(got.batch, expected.batch)
     batch: pa.RecordBatch = got.batch
     return batch
+
+
+def same_columns(got: pa.RecordBatch, expected: pa.RecordBatch) -> None:
+    """The same schema and every column equal (a failure names the column)."""
+    assert got.schema == expected.schema
+    for name in expected.schema.names:
+        assert got.column(name).equals(expected.column(name)), name

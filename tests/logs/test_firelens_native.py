@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from tests.logs.raw_json_promise import same_columns
 from tests.logs.test_receivers_firelens import OPTS, _common_records, _general, _meta_values
 
 from ecsguard.logs.receivers import firelens
@@ -46,9 +47,7 @@ def _native(body: bytes) -> pa.RecordBatch | None:
 def _same(body: bytes) -> None:
     native = _native(body)
     assert native is not None, "the native parser should answer this body"
-    python = _python(body)
-    for name in python.schema.names:
-        assert native.column(name).equals(python.column(name)), name
+    same_columns(native, _python(body))
 
 
 # texts a log object's keys may hold: ISO times (usual and not), levels, odd and empty texts
