@@ -627,12 +627,17 @@ _RECORDS = st.lists(
 def test_the_batch_path_agrees_with_the_test_per_record(
     all_specs: list[SigmaSpec], batches: list[list[dict[str, Any]]]
 ) -> None:
-    # several batches in a row: answers remembered from one batch serve the next
+    batch_path_agrees(all_specs, batches)
+
+
+def batch_path_agrees(specs: list[SigmaSpec], batches: list[list[dict[str, Any]]]) -> None:
+    """Each spec's batch path picks the rows its test per record holds on, batch after batch
+    (answers remembered from one batch serve the next)."""
     for records in batches:
         shaped = [event(**record) for record in records]
         batch = parse(orjson.dumps(shaped), ReceiverOptions()).batch
         rows = batch.to_pylist()
-        for spec in all_specs:
+        for spec in specs:
             expected = [i for i, row in enumerate(rows) if spec.compiled.test(Record(row))]
             assert spec.matcher.rows(batch) == expected, spec.name
 
@@ -700,15 +705,9 @@ def json_specs() -> list[SigmaSpec]:
 def test_fields_inside_json_decided_per_combination_agree_with_the_test_per_record(
     json_specs: list[SigmaSpec], batches: list[list[dict[str, Any]]]
 ) -> None:
-    # every candidate set is numbered, however small; answers carry from batch to batch
+    # every candidate set is numbered, however small
     with mock.patch.object(evaluate, "_FEW", 0):
-        for records in batches:
-            shaped = [event(**record) for record in records]
-            batch = parse(orjson.dumps(shaped), ReceiverOptions()).batch
-            rows = batch.to_pylist()
-            for spec in json_specs:
-                expected = [i for i, row in enumerate(rows) if spec.compiled.test(Record(row))]
-                assert spec.matcher.rows(batch) == expected, spec.name
+        batch_path_agrees(json_specs, batches)
 
 
 def test_a_rule_reading_json_decides_repeated_rows_once() -> None:
