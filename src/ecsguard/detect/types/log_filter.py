@@ -197,10 +197,11 @@ def _groups(
     epoch = pc.cast(pc.cast(times, pa.timestamp("us")), pa.int64()).to_pylist()
     step = max(int(window_seconds * 1_000_000), 1)
     buckets = [None if t is None else t // step for t in epoch]
-    taken = pa.array(rows, pa.int64())
-    keys = list(zip(*(batch.column(c).take(taken).to_pylist() for c in columns), strict=True)) or [
-        ()
-    ] * len(buckets)
+    if columns:
+        taken = pa.array(rows, pa.int64())
+        keys = list(zip(*(batch.column(c).take(taken).to_pylist() for c in columns), strict=True))
+    else:
+        keys = [()] * len(rows)
     by_key: dict[tuple[tuple[Any, ...], Any], list[int]] = {}
     for index, (key, bucket) in enumerate(zip(keys, buckets, strict=True)):
         by_key.setdefault((key, bucket), []).append(index)
