@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from ecsguard.detect.eventpattern.pattern import (
     EventPattern,
     FieldTest,
     _consistent_match,
+    branch_matches,
     needs_consistency,
     tests_hold,
 )
@@ -45,6 +46,9 @@ from ecsguard.detect.eventpattern.values import EqualsIgnoreCase, Prefix, value_
 
 #: a presence trigger wakes its branch like this many shared exact values would
 PRESENCE_COST = 50
+
+#: branch masks whose pattern ids are remembered (_Index.owned)
+_OWNED_LIMIT = 50_000
 
 _Key = tuple[str, Any]  # (kind, value): ("exact", "aws.ecs"), ("prefix", "arn:aws:iam::1:")
 
@@ -94,12 +98,31 @@ class _Index:
 
     def ids_of(self, mask: int) -> list[Hashable]:
         """The ids of the patterns owning the branches set in `mask`, in pattern order."""
-        found: set[int] = set()
-        while mask:
-            low = mask & -mask
-            found.add(self.owners[low.bit_length() - 1])
-            mask ^= low
+        found = {self.owners[bit] for bit in _bits(mask)}
         return [self.ids[owner] for owner in sorted(found)]
+
+    def owned(self, mask: int) -> list[Hashable]:
+        """ids_of, remembered per mask (a stream repeats a few masks; the memo is emptied when
+        full, as a stream of odd rows could otherwise grow it without end)."""
+        ids = self.owners_of.get(mask)
+        if ids is None:
+            if len(self.owners_of) >= _OWNED_LIMIT:
+                self.owners_of.clear()
+            ids = self.owners_of[mask] = self.ids_of(mask)
+        return ids
+
+    def exact_matches(self, sure: int, unsure: int, event: Mapping[str, Any]) -> int:
+        """`sure` (branches known to match) and those of `unsure` that match `event`, each
+        tested alone, array-consistently; a branch of a pattern already matched is skipped."""
+        owners = self.owners
+        matched = {owners[bit] for bit in _bits(sure)}
+        leaves, arrayed = flatten(event, self.wanted)
+        for bit in _bits(unsure):
+            owner = owners[bit]
+            if owner not in matched and branch_matches(self.branches[bit], leaves, arrayed):
+                sure |= 1 << bit
+                matched.add(owner)
+        return sure
 
     def hits(self, leaves: Leaves) -> tuple[set[int], set[int]]:
         """(indexed tests the event satisfies, branches triggered by it)."""
@@ -299,24 +322,22 @@ class PatternSet:
         self, view: RowView, events: Callable[[list[int]], Iterable[Mapping[str, Any]]]
     ) -> list[tuple[int, list[Hashable]]]:
         """(row, ids of the patterns matching it) for the rows of a stored batch some pattern
-        matches, in row order. The prefilter's branch masks decide most rows on their own
-        (Prefilter.split); `events(rows)` builds the events of the others, which `match_all`
-        tests exactly."""
+        matches, in row order. The prefilter's branch masks decide most branches on their own
+        (Prefilter.split); `events(rows)` builds the events of the rows where some branch still
+        alive needs an exact test, and only those branches are tested."""
         index = self._index or self._build()
         if index.prefilter is None:
             index.prefilter = Prefilter(index.branches)
         decided, exact = index.prefilter.split(view)
         out: list[tuple[int, list[Hashable]]] = []
-        owners = index.owners_of
         for row, mask in decided:
-            ids = owners.get(mask)
-            if ids is None:
-                ids = owners[mask] = index.ids_of(mask)
+            ids = index.owned(mask)
             if ids:
                 out.append((row, ids))
         if exact:
-            for row, event in zip(exact, events(exact), strict=True):
-                ids = self.match_all(event)
+            built = events([row for row, _, _ in exact])
+            for (row, sure, unsure), event in zip(exact, built, strict=True):
+                ids = index.owned(index.exact_matches(sure, unsure, event))
                 if ids:
                     out.append((row, ids))
             out.sort(key=lambda item: item[0])
@@ -364,3 +385,11 @@ class PatternSet:
                     index.add_branch(owner, branch, counts)
             self._index = index
             return index
+
+
+def _bits(mask: int) -> Iterator[int]:
+    """The positions of the bits set in `mask`, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low

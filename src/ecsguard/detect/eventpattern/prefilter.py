@@ -172,26 +172,29 @@ class Prefilter:
         """Row numbers some branch may still match, in order."""
         return self._survive(view)[0]
 
-    def split(self, view: RowView) -> tuple[list[tuple[int, int]], list[int]]:
+    def split(self, view: RowView) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
         """The survivors in two lists: (row, branches) where the masks alone decide which
-        branches match, and the rows that need an exact match.
+        branches match, and (row, branches matched, branches to test exactly) for the others.
 
         A branch left alive on a row had every test hold on the values of its path, which is
         a match unless it has an `exists: false` test (never tried here), a test on a path the
         view could not read, or two tests whose values may sit in one array (then array
         consistency decides): that is, two paths sharing more than their top-level key, or
-        sharing a top-level key whose value is an array in this row."""
+        sharing a top-level key whose value is an array in this row. Only such branches are
+        left to test, and only where alive: a branch ruled out here cannot match."""
         live, masks = self._survive(view)
         if not live:
             return [], []
         undecided = self._undecidable | self._unread_bits(view)
         decided: list[tuple[int, int]] = []
-        exact: list[int] = []
+        exact: list[tuple[int, int, int]] = []
         for row, mask in zip(live, masks, strict=True):
-            if mask & undecided or any(
-                mask & bits and view.array_at(top, row) for top, bits in self._top_shared
-            ):
-                exact.append(row)
+            unsure = mask & undecided
+            for top, bits in self._top_shared:
+                if mask & bits & ~unsure and view.array_at(top, row):
+                    unsure |= mask & bits
+            if unsure:
+                exact.append((row, mask & ~unsure, unsure))
             else:
                 decided.append((row, mask))
         return decided, exact
