@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+from array import array
+from typing import Any
 
 import msgspec
 import orjson
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +35,13 @@ from ecsguard.logs.records import (
     structured,
 )
 from ecsguard.logs.schema import EVENTS, LOGS
+
+
+def records_native() -> object:
+    from ecsguard.logs import records
+
+    return records._NATIVE
+
 
 T0 = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
 
@@ -184,6 +194,70 @@ def test_parse_times_of_repeated_texts_equals_parse_time(
     # few distinct texts among many: each is converted once, then looked up
     values = data.draw(st.lists(st.sampled_from(distinct), min_size=8, max_size=200))
     assert parse_times(values) == [parse_time(v) for v in values]
+
+
+def _python_iso_to_us(texts: list[str | None]) -> list[int | None]:
+    """records._iso_to_us without the native reader, one text at a time (a refused day is
+    None: text_times then reads that text the long way, as the native reader leaves it)."""
+    from ecsguard.logs import records
+
+    native, records._NATIVE = records._NATIVE, None
+    try:
+        out = []
+        for text in texts:
+            found = records._iso_to_us(pa.array([text], pa.string()))
+            out.append(None if found is None else found[0].as_py())
+        return out
+    finally:
+        records._NATIVE = native
+
+
+ISO_EDGES = [
+    "0000-01-01T00:00:00Z",
+    "0000-03-01T00:00:00Z",
+    "1969-12-31T23:59:59.999999Z",
+    "1970-01-01T00:00:00Z",
+    "2000-02-29T12:00:00.5Z",
+    "2100-02-29T00:00:00Z",
+    "2024-02-29T23:59:59.999Z",
+    "2199-12-31T23:59:59.999999Z",
+    "2200-01-01T00:00:00Z",
+    "2200-01-01T00:00:00.001Z",
+    "9999-12-31T23:59:59Z",
+    "2026-04-31T00:00:00Z",
+    "2026-11-30T10:01:02.123456z",
+    "2026-11-30T10:01:02,123Z",
+    "２０２６-11-30T10:01:02Z",
+]
+
+
+@pytest.mark.skipif(records_native() is None, reason="the native reader is not built")
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), iso_like, st.sampled_from(ISO_EDGES), st.text(max_size=5))),
+    st.integers(0, 3),
+)
+def test_native_iso_times_read_what_arrow_reads(values: list[str | None], start: int) -> None:
+    from ecsguard.logs.records import _iso_to_us
+
+    texts = pa.array(["2026-01-01T00:00:00Z"] * start + values, pa.string()).slice(start)
+    found = _iso_to_us(texts)
+    assert found is not None
+    assert found.to_pylist() == _python_iso_to_us(values)
+
+
+@pytest.mark.skipif(records_native() is None, reason="the native reader is not built")
+def test_native_iso_times_refuse_buffers_that_do_not_hold_the_rows() -> None:
+    native: Any = records_native()
+    text = b"2026-01-01T00:00:00Z"
+    with pytest.raises(ValueError, match="offsets outside the data"):
+        native.iso_times(array("i", [0, 40]), text, None, 0, 1 << 62)
+    with pytest.raises(ValueError, match="offsets must be int32"):
+        native.iso_times(array("q", [0, 20]), text, None, 0, 1 << 62)
+    with pytest.raises(ValueError, match="validity bitmap"):
+        native.iso_times(array("i", [0, 20]), text, b"\x01", 8, 1 << 62)
+    values, read, nulls = native.iso_times(array("i", [0, 20]), text, None, 0, 1 << 62)
+    assert (array("q", values)[0], read, nulls) == (1767225600000000, b"\x01", 0)
 
 
 @settings(max_examples=80, deadline=None)

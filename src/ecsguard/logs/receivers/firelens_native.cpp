@@ -913,6 +913,96 @@ py::list rows_with(py::buffer offsets_buffer, py::buffer data_buffer, py::bytes 
   return out;
 }
 
+// Epoch microseconds of the texts of an Arrow string array written as records.py's _ISO_UTC
+// (YYYY-MM-DDTHH:MM:SS, then .mmm or .uuuuuu, then Z), on a day that exists and within
+// [0, max_us]; null for every other text, which Python reads the long way (`text_times`). The
+// regular expression and Arrow's cast cost 0.3 µs a text, most of a log body's time column.
+namespace iso {
+
+int digits(const char* at, size_t n) {
+  int value = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char d = static_cast<unsigned char>(at[i]) - '0';
+    if (d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+bool leap(int year) { return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0); }
+
+// days from 1970-01-01 to a day of the proleptic Gregorian calendar (year >= 0), counted in
+// whole 400-year eras of 146,097 days from 0000-03-01
+int64_t days_since_epoch(int year, int month, int day) {
+  if (month <= 2) --year;
+  const int era = (year >= 0 ? year : year - 399) / 400, of_era = year - era * 400;
+  const int day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int day_of_era = of_era * 365 + of_era / 4 - of_era / 100 + day_of_year;
+  return int64_t(era) * 146097 + day_of_era - 719468;
+}
+
+// false: not the form, or a day that does not exist
+bool read(std::string_view t, int64_t& us) {
+  const size_t n = t.size();
+  if ((n != 20 && n != 24 && n != 27) || t[4] != '-' || t[7] != '-' || t[10] != 'T' ||
+      t[13] != ':' || t[16] != ':' || t[n - 1] != 'Z' || (n > 20 && t[19] != '.'))
+    return false;
+  const int year = digits(&t[0], 4), month = digits(&t[5], 2), day = digits(&t[8], 2);
+  const int hour = digits(&t[11], 2), minute = digits(&t[14], 2), second = digits(&t[17], 2);
+  const int fraction = n > 20 ? digits(&t[20], n - 21) : 0;
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 ||
+      minute > 59 || second < 0 || second > 59 || fraction < 0)
+    return false;
+  static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (day > month_days[month - 1] + (month == 2 && leap(year))) return false;
+  const int64_t seconds = days_since_epoch(year, month, day) * 86400 + hour * 3600 +
+                          minute * 60 + second;
+  us = seconds * 1000000 + (n == 24 ? fraction * 1000 : fraction);
+  return true;
+}
+
+}  // namespace iso
+
+py::tuple iso_times(py::buffer offsets_buffer, py::buffer data_buffer, py::object validity,
+                    int64_t validity_offset, int64_t max_us) {
+  py::buffer_info offsets_info = offsets_buffer.request(), data_info = data_buffer.request();
+  if (offsets_info.itemsize != 4 || offsets_info.size < 1 || data_info.itemsize != 1)
+    throw py::value_error("offsets must be int32 and data bytes");
+  const int32_t* offsets = static_cast<const int32_t*>(offsets_info.ptr);
+  const size_t rows = size_t(offsets_info.size - 1);
+  const char* data = static_cast<const char*>(data_info.ptr);
+  for (size_t i = 0; i < rows; ++i)
+    if (offsets[i] < 0 || offsets[i + 1] < offsets[i] || offsets[i + 1] > data_info.size)
+      throw py::value_error("offsets outside the data");
+  const uint8_t* valid = nullptr;
+  py::buffer_info valid_info;
+  if (!validity.is_none()) {
+    valid_info = validity.cast<py::buffer>().request();
+    if (validity_offset < 0 || validity_offset + int64_t(rows) > valid_info.size * 8)
+      throw py::value_error("the validity bitmap does not cover the rows");
+    valid = static_cast<const uint8_t*>(valid_info.ptr);
+  }
+  std::vector<int64_t> values(rows, 0);
+  std::vector<uint8_t> read((rows + 7) / 8, 0);
+  size_t nulls = 0;
+  {
+    py::gil_scoped_release unlocked;
+    for (size_t i = 0; i < rows; ++i) {
+      const int64_t bit = validity_offset + int64_t(i);
+      int64_t us = 0;
+      const bool present = valid == nullptr || (valid[bit >> 3] >> (bit & 7)) & 1;
+      const std::string_view text(data + offsets[i], size_t(offsets[i + 1] - offsets[i]));
+      if (present && iso::read(text, us) && us >= 0 && us <= max_us) {
+        values[i] = us;
+        read[i >> 3] |= uint8_t(1 << (i & 7));
+      } else {
+        ++nulls;
+      }
+    }
+  }
+  return py::make_tuple(raw_bytes(values), raw_bytes(read), nulls);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_firelens_native, m) {
@@ -930,6 +1020,10 @@ PYBIND11_MODULE(_firelens_native, m) {
   m.def("parse_cloudtrail", &parse_cloudtrail, py::arg("body"),
         "The columns of a CloudTrail file as `_fast` reads it (cloudtrail.py), as Arrow "
         "buffers, or None for the Python path.");
+  m.def("iso_times", &iso_times, py::arg("offsets"), py::arg("data"), py::arg("validity"),
+        py::arg("validity_offset"), py::arg("max_us"),
+        "(int64 values, validity bitmap, nulls): epoch µs of each ISO UTC text of a string "
+        "array (records.py's _ISO_UTC), null where it is not one, or not in [0, max_us].");
   m.def("rows_with", &rows_with, py::arg("offsets"), py::arg("data"), py::arg("needle"),
         "The rows of an Arrow string array (int32 offsets, data) whose text holds needle.");
 }
