@@ -240,7 +240,7 @@ def test_the_start_up_note_names_the_parser(monkeypatch: pytest.MonkeyPatch) -> 
 @given(
     texts=st.lists(st.none() | st.text(alphabet='_aws"Tyep x{}', max_size=70), max_size=40),
     start=st.integers(0, 6),
-    needle=st.sampled_from([b"_aws", b'"Type"', b"ws", b"_aws_aws_aws_aws_aws"]),
+    needle=st.sampled_from([b"_aws", b'"Type"', b"ws", b"_aws_aws_aws_aws_aws", b"x", b"{"]),
 )
 @example(texts=["x_aw", "s", "ws"], start=0, needle=b"ws")  # one across two texts, then one in
 def test_native_rows_with_equals_the_python_search(
@@ -261,8 +261,9 @@ def test_native_rows_with_refuses_what_it_cannot_search() -> None:
     rows_with = firelens.NATIVE.rows_with
     offsets = memoryview(pa.array([0, 3], pa.int32()).buffers()[1]).cast("i")
     assert rows_with(offsets, b"xab", b"ab") == [0]
-    with pytest.raises(ValueError, match="two bytes or more"):
-        rows_with(offsets, b"xab", b"a")
+    assert rows_with(offsets, b"xab", b"a") == [0]
+    with pytest.raises(ValueError, match="one byte or more"):
+        rows_with(offsets, b"xab", b"")
     with pytest.raises(ValueError, match="span"):
         rows_with(offsets, b"xabcd", b"ab")
     with pytest.raises(ValueError, match="int32"):

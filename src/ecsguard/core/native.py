@@ -51,7 +51,7 @@ def validity(texts: pa.Array) -> memoryview | None:
 
 
 def rows_with(search: ModuleType, texts: pa.Array, needle: bytes) -> list[int]:
-    """The rows of a string array whose bytes hold `needle` (two bytes or more), by
+    """The rows of a string array whose bytes hold `needle` (one byte or more), by
     firelens_native.cpp's search over the array's data in place (an occurrence spanning two
     texts is in neither)."""
     offsets, whole = string_buffers(texts)

@@ -89,9 +89,10 @@ class BatchMasks:
         needle = literal.encode()
         if not literal:
             found = self._valid_rows(column)
-        elif SEARCH is not None and len(needle) >= 2 and self._text(column).type == pa.string():
+        elif SEARCH is not None and self._text(column).type == pa.string():
             # the native search over Arrow's buffer (firelens_native.cpp), 16 bytes at a time,
-            # without a Python string per text (a null's slot may hold bytes: it is no match)
+            # without a Python string per text (a null's slot may hold bytes: it is no match);
+            # JSON patterns ask in every batch for rows holding a backslash (one byte)
             found = set(rows_with(SEARCH, self._text(column), needle))
             if self._text(column).null_count:
                 found &= self._valid_rows(column)

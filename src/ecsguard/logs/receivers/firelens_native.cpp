@@ -132,7 +132,7 @@ bool frequent(char c) {
   return std::strchr("\": ,{}", c) != nullptr || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-// Where `needle` (two bytes or more) first occurs in [from, end), else nullptr. Positions where
+// Where `needle` (one byte or more) first occurs in [from, end), else nullptr. Positions where
 // two of the needle's bytes, its first rare one and its last (or first), both match are found
 // 16 at a time and only those compared whole: each byte alone is common in logs, both at the
 // right distance rarely are. This reads logs 5 to 9 times faster than Python's `re`, and 3 to
@@ -882,7 +882,7 @@ py::object parse_cloudtrail(py::bytes data) {
 py::list rows_with(py::buffer offsets_buffer, py::buffer data_buffer, py::bytes needle_bytes) {
   std::string_view needle = needle_bytes;
   py::buffer_info offsets_info = offsets_buffer.request(), data_info = data_buffer.request();
-  if (needle.size() < 2) throw py::value_error("the needle must be two bytes or more");
+  if (needle.empty()) throw py::value_error("the needle must be one byte or more");
   if (offsets_info.itemsize != 4 || offsets_info.size < 1 || data_info.itemsize != 1)
     throw py::value_error("offsets must be int32 and data bytes");
   const int32_t* offsets = static_cast<const int32_t*>(offsets_info.ptr);
