@@ -10,6 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecsguard.cli.main import cli
 from ecsguard.core.models import Alert
@@ -304,3 +306,42 @@ def test_cluster_and_service_scope_the_rows_a_filter_counts(
     )
     expected = {rule: n for rule, n in (("api-errors", errors), ("ok-api-prod", ok_in_prod)) if n}
     assert counts == expected
+
+
+# --- evidence rows: rules.rows converts times itself, and must give what to_pylist gives ------
+
+_MAX_DATETIME_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.integers(-(2**62), 2**62), st.integers(0, _MAX_DATETIME_US)),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([None, "UTC", "Asia/Tokyo", "+09:00"]),
+    st.sampled_from(["us", "ms"]),
+    st.data(),
+)
+def test_evidence_rows_are_to_pylist_of_the_rows(
+    values: list[int | None], zone: str | None, unit: str, data: st.DataObject
+) -> None:
+    from ecsguard.detect.rules import rows
+
+    kind = pa.timestamp(unit, tz=zone)
+    if unit == "ms":
+        values = [None if v is None else v // 1000 for v in values]
+    batch = pa.RecordBatch.from_pydict(
+        {"time": pa.array(values, kind), "text": [str(v) for v in values]}
+    )
+    wanted = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=4))
+    try:
+        expected = batch.take(pa.array(wanted, pa.int64())).to_pylist()
+    except (ValueError, OverflowError) as exc:  # beyond datetime: the same refusal
+        with pytest.raises(type(exc)):
+            rows(batch, wanted)
+        return
+    found = rows(batch, wanted)
+    assert found == expected
+    assert [repr(row) for row in found] == [repr(row) for row in expected]  # zones alike

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ecsguard.core.errors import UserError
 from ecsguard.detect.filterset import masks
 from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless
+from ecsguard.detect.rules import rows as evidence_rows
 from ecsguard.logs.query.filter_pattern import compile_pattern
 from ecsguard.logs.query.timerange import parse_duration
 from ecsguard.logs.tail import TailFilter
@@ -90,8 +91,7 @@ class LogFilter(Stateless):
             now = times[group[-1]].as_py() or datetime.now(UTC)
             if not self._due(key, now, len(group)):
                 continue
-            evidence = pa.array([rows[i] for i in group[:EVIDENCE]], pa.int64())
-            first = batch.take(evidence).to_pylist()
+            first = evidence_rows(batch, [rows[i] for i in group[:EVIDENCE]])
             text = str(first[0].get("message") or "")[:200]
             matches.append(
                 Match(
