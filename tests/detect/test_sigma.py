@@ -726,3 +726,17 @@ def test_a_rule_reading_json_decides_repeated_rows_once() -> None:
     # one test per new combination; the row whose value is an object was left to the test
     # per row (Python compares its JSON text), and was never a combination
     assert len(calls) == 2
+
+
+def test_combinations_of_many_values_each_are_numbered_in_64_bits() -> None:
+    """The distinct combinations of two columns whose values number 70,000 each: a combined
+    number reaches 4.9 billion, past 32 bits, where the arithmetic must widen."""
+    import pyarrow as pa
+
+    many = [f"v{i}" for i in range(70_000)]
+    first = (many, pa.array([69_999, 0, 69_999], pa.int32()))
+    second = (many, pa.array([69_999, 5, 69_999], pa.int32()))
+    index = evaluate.combined([first, second])
+    found = [index.keys[i] for i in index.inverse.to_pylist()]
+    assert found == [("v69999", "v69999"), ("v0", "v5"), ("v69999", "v69999")]
+    assert len(index.keys) == 2
