@@ -345,3 +345,16 @@ def test_evidence_rows_are_to_pylist_of_the_rows(
     found = rows(batch, wanted)
     assert found == expected
     assert [repr(row) for row in found] == [repr(row) for row in expected]  # zones alike
+
+
+def test_log_filter_groups_read_times_of_any_unit_alike() -> None:
+    from ecsguard.detect.types.log_filter import _groups
+
+    us = [0, 59_000_000, 61_000_000, None]
+    batch = pa.RecordBatch.from_pydict({"service": ["a", "b", "a", "a"]})
+    expected = _groups(batch, [0, 1, 2, 3], pa.array(us, pa.timestamp("us", tz="UTC")), [], 60)
+    assert expected == [((), [0, 1]), ((), [2]), ((), [3])]
+    in_ms = pa.array([None if v is None else v // 1000 for v in us], pa.timestamp("ms", tz="UTC"))
+    assert _groups(batch, [0, 1, 2, 3], in_ms, [], 60) == expected
+    keyed = _groups(batch, [0, 1, 2], pa.array(us[:3], pa.timestamp("s")), ["service"], 60)
+    assert keyed == [(("a",), [0]), (("b",), [1]), (("a",), [2])]

@@ -194,7 +194,9 @@ def _groups(
     """The matched rows (positions in `rows`, whose times are `times`) per group key and
     window-long time bucket (a replayed batch can span hours; the engine joins matches of
     adjacent buckets that fall within one window)."""
-    epoch = pc.cast(pc.cast(times, pa.timestamp("us")), pa.int64()).to_pylist()
+    if times.type.unit != "us":  # the logs table keeps µs: one cast, not two, as a rule
+        times = pc.cast(times, pa.timestamp("us", tz=times.type.tz))
+    epoch = times.cast(pa.int64()).to_pylist()
     step = max(int(window_seconds * 1_000_000), 1)
     buckets = [None if t is None else t // step for t in epoch]
     if columns:
