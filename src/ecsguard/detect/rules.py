@@ -120,7 +120,7 @@ class Stateless:
 
 def rows(batch: pa.RecordBatch, indices: Sequence[int]) -> list[dict[str, Any]]:
     """The rows at `indices` as dicts (evidence), as `to_pylist` gives them: converted only for
-    the rows that matched, their times by `_times` (pyarrow's own conversion of a time with a
+    the rows that matched, their times by `_values` (pyarrow's own conversion of a time with a
     zone takes 6 µs, the most of a matched row's)."""
     if not indices:
         return []
