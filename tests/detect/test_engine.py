@@ -347,14 +347,26 @@ def test_evidence_rows_are_to_pylist_of_the_rows(
     assert [repr(row) for row in found] == [repr(row) for row in expected]  # zones alike
 
 
-def test_log_filter_groups_read_times_of_any_unit_alike() -> None:
-    from ecsguard.detect.types.log_filter import _groups
+def test_matched_rows_times_read_alike_in_any_unit() -> None:
+    """micros reads a timestamp column's values from its buffer (µs, no nulls) or through
+    Arrow (any other column); log filters group and count by them as Arrow would."""
+    import pyarrow.compute as pc
+
+    from ecsguard.detect.rules import micros, moment
+    from ecsguard.detect.types.log_filter import _groups, _per_minute
 
     us = [0, 59_000_000, 61_000_000, None]
-    batch = pa.RecordBatch.from_pydict({"service": ["a", "b", "a", "a"]})
-    expected = _groups(batch, [0, 1, 2, 3], pa.array(us, pa.timestamp("us", tz="UTC")), [], 60)
-    assert expected == [((), [0, 1]), ((), [2]), ((), [3])]
+    as_us = pa.array(us, pa.timestamp("us", tz="UTC"))
+    assert micros(as_us, [3, 1, 0]) == [None, 59_000_000, 0]
     in_ms = pa.array([None if v is None else v // 1000 for v in us], pa.timestamp("ms", tz="UTC"))
-    assert _groups(batch, [0, 1, 2, 3], in_ms, [], 60) == expected
-    keyed = _groups(batch, [0, 1, 2], pa.array(us[:3], pa.timestamp("s")), ["service"], 60)
+    assert micros(in_ms, [0, 1, 2, 3]) == us
+    in_buffer = pa.array(us[:3], pa.timestamp("us", tz="UTC")).slice(1)  # an offset, no nulls
+    assert micros(in_buffer, [1, 0]) == [61_000_000, 59_000_000]
+    assert repr(moment(61_000_000, as_us.type)) == repr(as_us[2].as_py())
+    batch = pa.RecordBatch.from_pydict({"service": ["a", "b", "a", "a"]})
+    assert _groups(batch, [0, 1, 2, 3], us, [], 60) == [((), [0, 1]), ((), [2]), ((), [3])]
+    keyed = _groups(batch, [0, 1, 2], us[:3], ["service"], 60)
     assert keyed == [(("a",), [0]), (("b",), [1]), (("a",), [2])]
+    floors = pc.value_counts(pc.floor_temporal(as_us, unit="minute")).to_pylist()
+    expected = {row["values"]: row["counts"] for row in floors if row["values"] is not None}
+    assert _per_minute(us, as_us.type) == expected

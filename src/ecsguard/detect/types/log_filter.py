@@ -17,7 +17,7 @@ columns, e.g. `service`) per batch carries the count and the first lines as evid
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from collections import Counter, deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ecsguard.core.errors import UserError
 from ecsguard.detect.filterset import masks
-from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless
+from ecsguard.detect.rules import TYPES, Match, Rule, RuleType, Stateless, micros, moment
 from ecsguard.detect.rules import rows as evidence_rows
 from ecsguard.logs.query.filter_pattern import compile_pattern
 from ecsguard.logs.query.timerange import parse_duration
@@ -82,13 +82,15 @@ class LogFilter(Stateless):
         if not rows:
             return []
         # only the matched rows' times and keys are read; whole rows only for the evidence
-        times = batch.column("time").take(pa.array(rows, pa.int64()))
+        kind = batch.schema.field("time").type
+        times = micros(batch.column("time"), rows)
         if self.settings.metric is not None:
-            for minute, n in _per_minute(times).items():
+            for minute, n in _per_minute(times, kind).items():
                 self.counts[minute] = self.counts.get(minute, 0) + n
         matches = []
         for key, group in _groups(batch, rows, times, self.group_by, self.window.total_seconds()):
-            now = times[group[-1]].as_py() or datetime.now(UTC)
+            last = times[group[-1]]
+            now = datetime.now(UTC) if last is None else moment(last, kind)
             if not self._due(key, now, len(group)):
                 continue
             first = evidence_rows(batch, [rows[i] for i in group[:EVIDENCE]])
@@ -178,27 +180,27 @@ class LogFilter(Stateless):
         )
 
 
-def _per_minute(times: pa.Array) -> dict[datetime, int]:
-    minutes = pc.floor_temporal(times, unit="minute")
-    counts = pc.value_counts(minutes)
-    return {row["values"]: row["counts"] for row in counts.to_pylist() if row["values"] is not None}
+def _per_minute(times: list[int | None], kind: pa.DataType) -> dict[datetime, int]:
+    """Matches per minute of their times (epoch µs; None: no time, not counted)."""
+    counts = Counter(us - us % _MINUTE_US for us in times if us is not None)
+    return {moment(minute, kind): n for minute, n in sorted(counts.items())}
+
+
+_MINUTE_US = 60_000_000
 
 
 def _groups(
     batch: pa.RecordBatch,
     rows: list[int],
-    times: pa.Array,
+    times: list[int | None],
     columns: list[str],
     window_seconds: float,
 ) -> list[tuple[tuple[Any, ...], list[int]]]:
-    """The matched rows (positions in `rows`, whose times are `times`) per group key and
-    window-long time bucket (a replayed batch can span hours; the engine joins matches of
-    adjacent buckets that fall within one window)."""
-    if times.type.unit != "us":  # the logs table keeps µs: one cast, not two, as a rule
-        times = pc.cast(times, pa.timestamp("us", tz=times.type.tz))
-    epoch = times.cast(pa.int64()).to_pylist()
+    """The matched rows (positions in `rows`, whose times in epoch µs are `times`) per group
+    key and window-long time bucket (a replayed batch can span hours; the engine joins matches
+    of adjacent buckets that fall within one window)."""
     step = max(int(window_seconds * 1_000_000), 1)
-    buckets = [None if t is None else t // step for t in epoch]
+    buckets = [None if t is None else t // step for t in times]
     if columns:
         taken = pa.array(rows, pa.int64())
         keys = list(zip(*(batch.column(c).take(taken).to_pylist() for c in columns), strict=True))
