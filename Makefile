@@ -7,7 +7,7 @@ PYTEST_ARGS ?= -n 2
 .PHONY: demo test lint bench install clean docs
 
 $(VENV)/.installed: pyproject.toml setup.py src/ecsguard/logs/receivers/firelens_native.cpp \
-		src/ecsguard/detect/json_native.cpp
+		src/ecsguard/detect/json_native.cpp src/ecsguard/core/arrow_strings.h
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

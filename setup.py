@@ -16,6 +16,7 @@ def native(module: str, source: str) -> Pybind11Extension:
     return Pybind11Extension(
         module,
         [source],
+        depends=["src/ecsguard/core/arrow_strings.h"],  # the string-array reader both share
         libraries=["simdjson"],
         cxx_std=17,
         extra_compile_args=["-O2"],

@@ -43,6 +43,8 @@
 #include <variant>
 #include <vector>
 
+#include "../core/arrow_strings.h"
+
 namespace py = pybind11;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
@@ -52,45 +54,7 @@ namespace {
 constexpr int32_t kRefused = -1, kNoObject = -2;
 constexpr size_t kLargestNumbered = 4096;  // bytes of one value's JSON
 
-// An Arrow string array's buffers from Python, checked before any row is read.
-struct Buffers {
-  Buffers(py::buffer offsets_buffer, py::buffer data_buffer, py::object validity,
-          int64_t validity_offset)
-      : offsets_info(offsets_buffer.request()), data_info(data_buffer.request()),
-        validity_offset(validity_offset) {
-    if (offsets_info.itemsize != 4 || offsets_info.size < 1 || data_info.itemsize != 1)
-      throw py::value_error("offsets must be int32 and data bytes");
-    offsets = static_cast<const int32_t*>(offsets_info.ptr);
-    count = offsets_info.size - 1;
-    data = static_cast<const char*>(data_info.ptr);
-    if (!validity.is_none()) {
-      valid_info = validity.cast<py::buffer>().request();
-      valid = static_cast<const uint8_t*>(valid_info.ptr);
-      if (validity_offset < 0 || validity_offset + count > valid_info.size * 8)
-        throw py::value_error("the validity bitmap does not cover the rows");
-    }
-  }
-
-  void check(const std::vector<int64_t>& rows) const {
-    for (int64_t row : rows) {
-      if (row < 0 || row >= count) throw py::index_error("a row outside the array");
-      const int32_t start = offsets[row], end = offsets[row + 1];
-      if (start < 0 || end < start || end > data_info.size)
-        throw py::value_error("offsets outside the data");
-    }
-  }
-
-  bool present(int64_t row) const {
-    const int64_t bit = validity_offset + row;
-    return valid == nullptr || (valid[bit >> 3] >> (bit & 7)) & 1;
-  }
-
-  py::buffer_info offsets_info, data_info, valid_info;
-  const int32_t* offsets = nullptr;
-  const char* data = nullptr;
-  const uint8_t* valid = nullptr;
-  int64_t count = 0, validity_offset = 0;
-};
+using ecsguard::StringArrayBuffers;
 
 // The rows of a batch still live and the branches alive on each (prefilter.py's _survive):
 // `words` 64-bit words of mask per row, narrowed by `apply` with a table of masks.
@@ -249,7 +213,7 @@ class Numbered {
 
   py::tuple encode(py::buffer offsets_buffer, py::buffer data_buffer, py::object validity,
                    int64_t validity_offset, const std::vector<int64_t>& rows) {
-    const Buffers in(offsets_buffer, data_buffer, validity, validity_offset);
+    const StringArrayBuffers in(offsets_buffer, data_buffer, validity, validity_offset);
     in.check(rows);
     const size_t known = ids_.size();
     std::vector<int32_t> out;
@@ -263,7 +227,7 @@ class Numbered {
   // (the texts of the new numbers, the positions among the live rows that got a negative one)
   py::tuple encode_live(Narrowing& narrowing, py::buffer offsets_buffer, py::buffer data_buffer,
                         py::object validity, int64_t validity_offset) {
-    const Buffers in(offsets_buffer, data_buffer, validity, validity_offset);
+    const StringArrayBuffers in(offsets_buffer, data_buffer, validity, validity_offset);
     in.check(narrowing.rows());
     const size_t known = ids_.size();
     number_rows(in, narrowing.rows(), narrowing.pending(), &narrowing);
@@ -277,8 +241,8 @@ class Numbered {
  protected:
   // the numbers of `rows` (checked) into `out`; with `documents`, a numbering that reads
   // parsed roots takes them from it (parsed once per batch for every path)
-  void number_rows(const Buffers& in, const std::vector<int64_t>& rows, std::vector<int32_t>& out,
-                   Narrowing* documents = nullptr) {
+  void number_rows(const StringArrayBuffers& in, const std::vector<int64_t>& rows,
+                   std::vector<int32_t>& out, Narrowing* documents = nullptr) {
     out.resize(rows.size());
     const bool shared = documents != nullptr && reads_roots();
     // looked up once per call, not per row (the map lookup was 2% of the events' detection)

@@ -25,6 +25,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../../core/arrow_strings.h"
+
 namespace py = pybind11;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
@@ -965,34 +967,18 @@ bool read(std::string_view t, int64_t& us) {
 
 py::tuple iso_times(py::buffer offsets_buffer, py::buffer data_buffer, py::object validity,
                     int64_t validity_offset, int64_t max_us) {
-  py::buffer_info offsets_info = offsets_buffer.request(), data_info = data_buffer.request();
-  if (offsets_info.itemsize != 4 || offsets_info.size < 1 || data_info.itemsize != 1)
-    throw py::value_error("offsets must be int32 and data bytes");
-  const int32_t* offsets = static_cast<const int32_t*>(offsets_info.ptr);
-  const size_t rows = size_t(offsets_info.size - 1);
-  const char* data = static_cast<const char*>(data_info.ptr);
-  for (size_t i = 0; i < rows; ++i)
-    if (offsets[i] < 0 || offsets[i + 1] < offsets[i] || offsets[i + 1] > data_info.size)
-      throw py::value_error("offsets outside the data");
-  const uint8_t* valid = nullptr;
-  py::buffer_info valid_info;
-  if (!validity.is_none()) {
-    valid_info = validity.cast<py::buffer>().request();
-    if (validity_offset < 0 || validity_offset + int64_t(rows) > valid_info.size * 8)
-      throw py::value_error("the validity bitmap does not cover the rows");
-    valid = static_cast<const uint8_t*>(valid_info.ptr);
-  }
+  const ecsguard::StringArrayBuffers in(offsets_buffer, data_buffer, validity, validity_offset);
+  in.check_all();
+  const size_t rows = size_t(in.count);
   std::vector<int64_t> values(rows, 0);
   std::vector<uint8_t> read((rows + 7) / 8, 0);
   size_t nulls = 0;
   {
     py::gil_scoped_release unlocked;
     for (size_t i = 0; i < rows; ++i) {
-      const int64_t bit = validity_offset + int64_t(i);
       int64_t us = 0;
-      const bool present = valid == nullptr || (valid[bit >> 3] >> (bit & 7)) & 1;
-      const std::string_view text(data + offsets[i], size_t(offsets[i + 1] - offsets[i]));
-      if (present && iso::read(text, us) && us >= 0 && us <= max_us) {
+      if (in.present(int64_t(i)) && iso::read(in.text(int64_t(i)), us) && us >= 0 &&
+          us <= max_us) {
         values[i] = us;
         read[i >> 3] |= uint8_t(1 << (i & 7));
       } else {
