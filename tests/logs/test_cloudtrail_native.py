@@ -90,6 +90,12 @@ RECORD = (
     b'"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"}'
 )
 
+# a record whose identity's sessionContext holds `%s`
+ISSUED = (
+    b'[{"eventID":"a","eventTime":"2026-11-29T17:47:29Z","eventName":"X",'
+    b'"userIdentity":{"sessionContext":{%s}}}]'
+)
+
 
 @pytest.mark.parametrize(
     "data",
@@ -97,6 +103,8 @@ RECORD = (
         # what only the Python paths decide: the native reader leaves them to msgspec
         b"[" + RECORD + b',"eventName":"Y"}]',  # a repeated key
         b"[" + RECORD + b',"userIdentity":{"type":"A","type":"B"}}]',
+        ISSUED % b'"sessionIssuer":null,"sessionIssuer":{}',
+        ISSUED % b'"sessionIssuer":{"arn":"a","arn":"b"}',
         b'{"Records":[' + RECORD + b'}],"Records":[]}',
         # and what neither stores as it is
         b"[" + RECORD + b',"eventID":""}]',

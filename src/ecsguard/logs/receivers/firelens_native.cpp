@@ -614,6 +614,21 @@ bool identity_text(element value, std::optional<std::string_view>& out) {
   return true;
 }
 
+// The value of `key` in `node`, an object or null (`found` false: null, or no such key); false
+// for another type or a repeated key, which msgspec refuses.
+bool sole_in(element node, std::string_view key, element& out, bool& found) {
+  found = false;
+  if (node.is_null()) return true;
+  if (node.type() != element_type::OBJECT) return false;
+  for (auto field : simdjson::dom::object(node)) {
+    if (field.key != key) continue;
+    if (found) return false;
+    out = field.value;
+    found = true;
+  }
+  return true;
+}
+
 // `_Identity`'s fields of a userIdentity object (false: what msgspec would refuse, or a
 // repeated key).
 bool read_identity(element node, std::optional<std::string_view>& type,
@@ -635,24 +650,12 @@ bool read_identity(element node, std::optional<std::string_view>& type,
       if (!identity_text(field.value, *text[i])) return false;
       continue;
     }
-    element context = field.value;
-    if (context.is_null()) continue;
-    if (context.type() != element_type::OBJECT) return false;
-    bool issuer_seen = false;
-    for (auto inner : simdjson::dom::object(context)) {
-      if (inner.key != "sessionIssuer") continue;
-      if (issuer_seen) return false;
-      issuer_seen = true;
-      element issuer = inner.value;
-      if (issuer.is_null()) continue;
-      if (issuer.type() != element_type::OBJECT) return false;
-      bool arn_seen = false;
-      for (auto leaf : simdjson::dom::object(issuer)) {
-        if (leaf.key != "arn") continue;
-        if (arn_seen || !identity_text(leaf.value, issuer_arn)) return false;
-        arn_seen = true;
-      }
-    }
+    // sessionContext.sessionIssuer.arn, each object null or absent at any step
+    element context = field.value, issuer, leaf;
+    bool found = false;
+    if (!sole_in(context, "sessionIssuer", issuer, found)) return false;
+    if (found && !sole_in(issuer, "arn", leaf, found)) return false;
+    if (found && !identity_text(leaf, issuer_arn)) return false;
   }
   return true;
 }
