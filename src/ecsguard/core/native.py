@@ -2,12 +2,14 @@
 there, and handing them Arrow's buffers:
 
 - `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the parser of FireLens
-  bodies, of text lines and of CloudTrail files, and a text search over Arrow string arrays
-  (users: the FireLens, lines and CloudTrail receivers, the EMF scan, log filter rules' terms);
+  bodies, of text lines, of CloudTrail files and of ECS events, a reader of ISO UTC times and a
+  text search over Arrow string arrays (users: the four receivers, `records.text_times`, the
+  EMF scan, log filter rules' terms);
 - `ecsguard._json_native` (detect/json_native.cpp): JSON values per row of Arrow string arrays,
   numbered by distinct value, and the prefilter's per-row masks (users: the event-pattern
   prefilter, log filter rules' JSON selectors, Sigma rules' fields inside JSON).
 
+Both check the string arrays' buffers handed to them through one reader, core/arrow_strings.h.
 The sources sit in the rooms of their users; the modules are built at the top of the package,
 whose `__init__` imports nothing: a module inside `logs.receivers` made loading it import that
 package, whose receivers import their users, so a user imported first found it missing.
