@@ -193,3 +193,75 @@ def test_import_names_a_rule_without_an_id_after_its_file(tmp_path: Path) -> Non
     (tmp_path / "no id here.yml").write_text(orjson.dumps(doc).decode())
     (rule,), problems = import_sigma_dir(tmp_path)
     assert rule.id == "sigma-no-id-here" and rule.severity == Severity.MEDIUM and problems == []
+
+
+STRATUS = SIGMAHQ.parent / "cloudtrail" / "stratus-red-team-detonation-logs"
+
+
+def test_the_engine_calls_only_the_sigma_rules_a_batch_passes_the_screen_of(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SigmaHQ's rules over each Stratus detonation: a rule the shared screen leaves out of a
+    batch matches no row of it, the others are called, and the alerts are those of calling
+    every rule."""
+    from ecsguard.detect.engine import AlertStore, Engine
+    from ecsguard.detect.sigma.evaluate import SCREEN
+    from ecsguard.detect.types import sigma as sigma_type
+
+    rules, _ = import_sigma_dir(SIGMAHQ)
+    called: list[str] = []
+    original = sigma_type.SigmaEvaluator.on_batch
+
+    def counting(self: Any, table: str, batch: Any) -> Any:
+        called.append(self.rule.id)
+        return original(self, table, batch)
+
+    monkeypatch.setattr(sigma_type.SigmaEvaluator, "on_batch", counting)
+    screened = Engine(rules, AlertStore(tmp_path / "a.db"))
+    alone = Engine(rules, AlertStore(tmp_path / "b.db"))
+    alone.groups.clear()
+    batches = [
+        parse((STRATUS / entry["file"]).read_bytes(), ReceiverOptions()).batch
+        for entry in orjson.loads((STRATUS / "index.json").read_bytes())
+    ]
+    skipped = 0
+    for batch in batches:
+        called.clear()
+        screened.process("cloudtrail", batch)
+        passed = SCREEN.matched("cloudtrail", batch)
+        for rule in rules:
+            evaluator = screened.evaluators[rule.id]
+            if rule.id not in called:
+                skipped += 1
+                assert evaluator.batch_key not in passed  # type: ignore[attr-defined]
+                assert evaluator.spec.matcher.rows(batch) == []  # type: ignore[attr-defined]
+        alone.process("cloudtrail", batch)
+
+    def alerts(engine: Engine) -> list[tuple[str, int, str]]:
+        return sorted((a.rule_id, a.count, a.summary) for a in engine.store.alerts())
+
+    assert alerts(screened) == alerts(alone) and len({a[0] for a in alerts(alone)}) >= 10
+    assert skipped > len(batches) * len(rules) / 2  # most rules name none of a batch's events
+    assert SCREEN.matched("events", batches[0]) == set()  # only CloudTrail is screened
+
+
+def test_sigma_rules_join_and_leave_the_screen() -> None:
+    """A rule compiled after the screen remembered a batch's combinations is screened all the
+    same; a rule gone is no longer."""
+    import gc
+
+    from ecsguard.detect.sigma.evaluate import SCREEN
+
+    sigma = TYPES.get("sigma")
+    batch = batch_of(trail_event("StopLogging", "arn:aws:iam::1:user/eve", "203.0.113.9"))
+    first = sigma.compile(sigma_rule({"rule": STOPPED}))
+    key = first.batch_key  # type: ignore[attr-defined]
+    assert key in SCREEN.matched("cloudtrail", batch)
+    other = batch_of(trail_event("LookupEvents", "arn:aws:iam::1:user/eve", "10.0.0.1"))
+    assert key not in SCREEN.matched("cloudtrail", other)
+    later = sigma.compile(sigma_rule({"rule": STOPPED}))
+    assert {key, later.batch_key} <= SCREEN.matched("cloudtrail", batch)  # type: ignore[attr-defined]
+    del first
+    gc.collect()
+    assert key not in SCREEN.matched("cloudtrail", batch)
+    assert later.batch_key in SCREEN.matched("cloudtrail", batch)  # type: ignore[attr-defined]

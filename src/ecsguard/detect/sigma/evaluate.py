@@ -149,12 +149,13 @@ class _Memo:
         found = [get(key) for key in keys]
         if None in found:
             found = [
-                self._admits(key) if known is None else known
+                self.passes(key) if known is None else known
                 for key, known in zip(keys, found, strict=True)
             ]
         return found  # type: ignore[return-value]
 
-    def _admits(self, key: Key) -> bool:
+    def passes(self, key: Key) -> bool:
+        """The test's answer for one combination, remembered."""
         known = self.known.get(key)
         if known is None:
             known = self.test(self.record(key))
@@ -258,6 +259,13 @@ class BatchMatcher:
             for column, test in compiled.single_columns:
                 self._narrowing.append(_Memo(test, (column,)))
 
+    @property
+    def screen(self) -> _Memo | None:
+        """The rule's first demand on a batch, per combination of a few columns (its prefilter,
+        or the first stage of a narrowed one): where no combination of a batch passes it, the
+        rule matches no row there (see Screen). None: the rule has no such demand."""
+        return self._narrowing[0] if self._narrowing else self._pin
+
     def candidates(self, batch: pa.RecordBatch) -> list[int] | None:
         """Rows the prefilter lets through; None: every row (nothing to prefilter on)."""
         pin = self._pin
@@ -332,3 +340,67 @@ class BatchMatcher:
             part = part.take(pa.array(chosen, pa.int64()))
         test = self.compiled.test
         return [i for i, row in zip(chosen, part.to_pylist(), strict=True) if test(Record(row))]
+
+
+class Screen:
+    """Which Sigma rules may match some row of a batch (rules.BatchGroup), decided for all of
+    them at once: per distinct combination of their screening columns (BatchMatcher.screen),
+    the set of rules whose screen passes it, remembered across batches. Most rules name a few
+    events, so most batches hold none of theirs; asking each rule to hear so was a look-up per
+    combination and rule, and their calls, about a tenth of a CloudTrail batch's detection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # releases come from finalizers, which may run while this thread holds the lock
+        self._released: list[str] = []
+        self._screens: dict[tuple[str, ...], dict[str, _Memo]] = {}  # columns -> key -> screen
+        self._passing: dict[tuple[str, ...], dict[Key, frozenset[str]]] = {}
+        self._next = 0
+
+    def register(self, screen: _Memo) -> str:
+        """A key for a rule screened by `screen`; `release` it when the rule is gone."""
+        with self._lock:
+            self._apply_releases()
+            self._next += 1
+            key = f"sigma-{self._next}"
+            self._screens.setdefault(screen.columns, {})[key] = screen
+            self._passing.pop(screen.columns, None)  # the remembered sets lack the new rule
+            return key
+
+    def release(self, key: str) -> None:
+        """A rule using `key` is gone (called from its finalizer: never blocks)."""
+        self._released.append(key)
+
+    def _apply_releases(self) -> None:
+        while self._released:
+            key = self._released.pop()
+            for columns, screens in list(self._screens.items()):
+                if screens.pop(key, None) is not None:
+                    self._passing.pop(columns, None)
+                    if not screens:
+                        del self._screens[columns]
+
+    def matched(self, table: str, batch: pa.RecordBatch) -> set[str]:
+        """The keys of the rules whose screen passes some combination in `batch`."""
+        found: set[str] = set()
+        if table != "cloudtrail" or batch.num_rows == 0:
+            return found
+        with self._lock:
+            self._apply_releases()
+            for columns, screens in self._screens.items():
+                passing = self._passing.setdefault(columns, {})
+                if len(passing) >= _MEMO_LIMIT:
+                    passing.clear()
+                for combination in _LAST.get(batch, columns).keys:
+                    keys = passing.get(combination)
+                    if keys is None:
+                        keys = passing[combination] = frozenset(
+                            key for key, screen in screens.items() if screen.passes(combination)
+                        )
+                    if keys:
+                        found.update(keys)
+        return found
+
+
+#: the process-wide screen every sigma rule with a screening demand registers in
+SCREEN = Screen()

@@ -24,6 +24,7 @@ critical → critical; no level → medium.
 from __future__ import annotations
 
 import re
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationInfo, model_v
 from ecsguard.core.errors import UserError
 from ecsguard.detect.rules import TYPES, Evaluator, Match, Rule, RuleType, Stateless, rows
 from ecsguard.detect.sigma import SigmaSpec, compile_document, load_sigma
+from ecsguard.detect.sigma.evaluate import SCREEN
 from ecsguard.detect.sigma.fields import FieldRef, Record, UnknownField, resolve
 from ecsguard.detect.sigma.loader import load_file
 
@@ -131,6 +133,11 @@ class SigmaEvaluator(Stateless):
         self.rule = rule
         self.spec = spec
         self.group = [_group_ref(name) for name in rule.group_by]
+        screen = spec.matcher.screen
+        if screen is not None:  # rules.BatchGroup: not called for a batch nothing of it passes
+            self.batch_group = SCREEN
+            self.batch_key = SCREEN.register(screen)
+            weakref.finalize(self, SCREEN.release, self.batch_key)
 
     def on_batch(self, table: str, batch: Any) -> list[Match]:
         if table != "cloudtrail":
