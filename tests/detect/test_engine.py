@@ -370,3 +370,27 @@ def test_matched_rows_times_read_alike_in_any_unit() -> None:
     floors = pc.value_counts(pc.floor_temporal(as_us, unit="minute")).to_pylist()
     expected = {row["values"]: row["counts"] for row in floors if row["values"] is not None}
     assert _per_minute(us, as_us.type) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "", "é", "GetObject"])), max_size=40),
+    st.integers(0, 5),
+)
+def test_column_codes_number_each_row_by_its_value_once_per_batch(
+    values: list[str | None], offset: int
+) -> None:
+    """The shared encoding event patterns and Sigma rules read: each row's value at its code,
+    distinct values, int32 codes without nulls; asked again about the same batch, the same
+    answer object; about another batch, that batch's."""
+    from ecsguard.detect.rules import column_codes
+
+    batch = pa.RecordBatch.from_pydict({"name": pa.array(["x"] * offset + values, pa.string())})
+    batch = batch.slice(offset)  # an offset, as a batch sliced from a larger one has
+    distinct, codes = column_codes(batch, "name")
+    assert codes.type == pa.int32() and codes.null_count == 0
+    assert [distinct[code] for code in codes.to_pylist()] == values
+    assert len(set(distinct)) == len(distinct) and set(distinct) == set(values)
+    assert column_codes(batch, "name") is column_codes(batch, "name")
+    other = pa.RecordBatch.from_pydict({"name": pa.array(["z", None])})
+    assert column_codes(other, "name")[0] == ["z", None]

@@ -21,6 +21,7 @@ Arrow batches as the pipeline stores them (`on_batch`) and, for windowed rules, 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -172,3 +173,30 @@ def _buffer_micros(column: pa.Array) -> memoryview:
 
 
 _EPOCHS: dict[str | None, datetime] = {}  # time zone -> its 1970-01-01T00:00
+
+
+def column_codes(batch: pa.RecordBatch, name: str) -> tuple[list[Any], pa.Array]:
+    """The distinct values of `batch`'s column `name` (null last, where there is one) and each
+    row's position among them (int32, no nulls), worked out once per batch for every rule type
+    that asks: event patterns and Sigma rules both number CloudTrail's event names, sources,
+    error codes and user agents, and a dictionary encoding costs 0.1 ms a column."""
+    with _LAST_CODES_LOCK:
+        if _LAST_CODES.get("batch") is not batch:
+            _LAST_CODES.clear()
+            _LAST_CODES["batch"] = batch
+        found: tuple[list[Any], pa.Array] | None = _LAST_CODES.get(name)
+        if found is None:
+            encoded = pc.dictionary_encode(batch.column(name))
+            values: list[Any] = encoded.dictionary.to_pylist()
+            codes = encoded.indices
+            if codes.type != pa.int32():
+                codes = codes.cast(pa.int32())
+            if codes.null_count:
+                values.append(None)  # null takes the last number
+                codes = codes.fill_null(len(values) - 1)
+            found = _LAST_CODES[name] = (values, codes)
+        return found
+
+
+_LAST_CODES: dict[str, Any] = {}  # "batch": the last batch asked about; column -> its codes
+_LAST_CODES_LOCK = threading.Lock()

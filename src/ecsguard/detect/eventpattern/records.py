@@ -25,6 +25,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ecsguard.detect.rules import column_codes
+
 TABLES = ("events", "cloudtrail")
 API_CALL = "AWS API Call via CloudTrail"
 SIGN_IN = "AWS Console Sign In via CloudTrail"
@@ -382,12 +384,7 @@ class RowView:
             return found
         raw = self._raw(path)
         if raw is not None and path not in self._columns:
-            encoded = pc.dictionary_encode(self.batch.column(raw))
-            values: list[Any] = encoded.dictionary.to_pylist()
-            indices = encoded.indices.cast(pa.int32())
-            if indices.null_count:
-                values.append(None)  # null takes the last number
-                indices = indices.fill_null(len(values) - 1)
+            values, indices = column_codes(self.batch, raw)  # shared with Sigma rules
             codes = memoryview(indices.buffers()[1]).cast("i")[indices.offset :][: self.rows]
         else:
             numbers: dict[Any, int] = {}

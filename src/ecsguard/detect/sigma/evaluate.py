@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.core.native import load, string_buffers, validity
+from ecsguard.detect.rules import column_codes
 from ecsguard.detect.sigma.compiler import Compiled
 from ecsguard.detect.sigma.fields import Place, Record
 
@@ -72,7 +73,11 @@ def key_index(
     encoded = {} if encoded is None else encoded
     for name in columns:
         if name not in encoded:
-            encoded[name] = _codes(_column(batch, name))
+            encoded[name] = (
+                column_codes(batch, name)  # shared with event patterns
+                if name in batch.schema.names
+                else _codes(_column(batch, name))
+            )
     return combined([encoded[name] for name in columns])
 
 
