@@ -362,3 +362,48 @@ def test_body_ids_are_stable_and_distinct_per_body_source_and_block() -> None:
     assert len(set(many)) == 70_000 and many[:2] == ids
     assert many[65_536][:16] != many[65_535][:16] and many[65_536].endswith("0000")
     assert body_ids(context, b"", 0).to_pylist() == []
+
+
+level_pieces = st.sampled_from(
+    ["TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERR", "ERROR", "ERRORS", "FATAL",
+     "CRIT", "CRITICAL", "PANIC", "level=", 'level="', "lvl=", "severity=", "loglevel=error",
+     "information", "alert", "Emerg", "=", '"', "_", "1", " ", "-", "[", "]", "é", "x" * 60,
+     "Traceback (most recent call last):"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(), st.lists(level_pieces | st.text(max_size=3), max_size=12).map("".join)
+        ),
+        max_size=10,
+    ),
+    st.integers(0, 3),
+)
+def test_native_text_levels_find_what_level_from_text_finds(
+    values: list[str | None], start: int
+) -> None:
+    """Texts of level words, keys and boundaries, some longer than the 200-character head, some
+    not ASCII (left to Python), nulls, an array offset: the native levels, Arrow's and Python's
+    agree."""
+    from ecsguard.logs.records import _arrow_text_levels, text_levels
+
+    texts = pa.array(["ERROR"] * start + values, pa.string()).slice(start)
+    expected = [None if text is None else level_from_text(text) for text in values]
+    assert text_levels(texts).to_pylist() == expected
+    if values:
+        assert _arrow_text_levels(texts).to_pylist() == expected
+
+
+@pytest.mark.skipif(records_native() is None, reason="the native reader is not built")
+def test_native_text_levels_leave_non_ascii_heads_to_python_and_refuse_bad_buffers() -> None:
+    native: Any = records_native()
+    lines = [b"x" * 199 + b"\xc3\xa9 ERROR", b"x" * 200 + b"\xc3\xa9 ERROR", b"INFO"]
+    offsets = array("i", [0])
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    assert list(native.text_levels(offsets, b"".join(lines), None, 0)) == [7, 0, 3]
+    with pytest.raises(ValueError, match="offsets outside the data"):
+        native.text_levels(array("i", [0, 40]), b"INFO", None, 0)

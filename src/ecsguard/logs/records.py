@@ -518,7 +518,7 @@ _ISO_UTC = (
     r"(\.[0-9]{3}|\.[0-9]{6})?Z$"
 )
 _ISO_LENGTHS = frozenset((20, 24, 27))
-_NATIVE = load("ecsguard._firelens_native")  # its iso_times reads _ISO_UTC texts in bulk
+_NATIVE = load("ecsguard._firelens_native")  # iso_times and text_levels, in bulk
 _TS_UTC = pa.timestamp("us", tz="UTC")
 
 
@@ -661,8 +661,30 @@ def levels_from_texts(messages: Sequence[str] | pa.Array) -> list[str | None]:
     return text_levels(texts).to_pylist()
 
 
+#: firelens_native.cpp's text_levels codes, by number (7, a text Python decides, stays null)
+_LEVEL_CODES = pa.array([None, "TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", None])
+_PYTHON_LEVEL = 7
+
+
 def text_levels(texts: pa.Array) -> pa.Array:
-    """`levels_from_texts` of a string array, as a string array."""
+    """`levels_from_texts` of a string array, as a string array: natively where built, the
+    texts whose head is not ASCII by `level_from_text`."""
+    if _NATIVE is None or not pa.types.is_string(texts.type) or not len(texts):
+        return _arrow_text_levels(texts)
+    offsets, data = string_buffers(texts)
+    codes = _NATIVE.text_levels(offsets, data, validity(texts), texts.offset)
+    levels = _LEVEL_CODES.take(
+        pa.Array.from_buffers(pa.uint8(), len(texts), [None, pa.py_buffer(codes)])
+    )
+    if bytes([_PYTHON_LEVEL]) not in codes:  # the usual body: all decided
+        return levels
+    mask = pa.array([code == _PYTHON_LEVEL for code in codes], pa.bool_())
+    patched = [level_from_text(text) for text in texts.filter(mask).to_pylist()]
+    return pc.replace_with_mask(levels, mask, pa.array(patched, pa.string()))
+
+
+def _arrow_text_levels(texts: pa.Array) -> pa.Array:
+    """text_levels through RE2 in Arrow, without the native reader."""
     heads = pc.utf8_slice_codeunits(texts, 0, 200)
     found = pc.extract_regex(heads, _TEXT_LEVEL_RE2)
     word = pc.struct_field(found, "word")
