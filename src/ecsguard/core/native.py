@@ -2,9 +2,10 @@
 there, and handing them Arrow's buffers:
 
 - `ecsguard._firelens_native` (logs/receivers/firelens_native.cpp): the parser of FireLens
-  bodies, of text lines, of CloudTrail files and of ECS events, a reader of ISO UTC times and a
-  text search over Arrow string arrays (users: the four receivers, `records.text_times`, the
-  EMF scan, log filter rules' terms);
+  bodies, of text lines, of CloudTrail files and of ECS events, a reader of ISO UTC times, a
+  finder of text lines' levels and a text search over Arrow string arrays (users: the four
+  receivers, `records.text_times` and `records.text_levels`, the EMF scan, log filter rules'
+  terms);
 - `ecsguard._json_native` (detect/json_native.cpp): JSON values per row of Arrow string arrays,
   numbered by distinct value, and the prefilter's per-row masks (users: the event-pattern
   prefilter, log filter rules' JSON selectors, Sigma rules' fields inside JSON).
