@@ -66,13 +66,14 @@ class Match:
 
 
 class BatchGroup(Protocol):
-    """Rules of one type evaluated together, once per batch (event_pattern's SharedPatterns).
-    An evaluator in one names it in `batch_group` and its key there in `batch_key`; the engine
-    asks the group once per batch which keys matched, and calls on_batch of those rules only
-    (the others' would find nothing)."""
+    """Rules of one type evaluated together, once per batch (event_pattern's SharedPatterns,
+    sigma's Screen). An evaluator in one names it in `batch_group` and its key there in
+    `batch_key`; the engine asks the group once per batch which keys matched, and calls on_batch
+    of those rules only (the others' would find nothing)."""
 
     def matched(self, table: str, batch: pa.RecordBatch) -> Collection[str]:
-        """The keys of the group's rules that match some row of `batch`."""
+        """The keys of the group's rules that may match some row of `batch`: a key left out
+        must be one whose rule matches none."""
         ...
 
 
