@@ -13,7 +13,7 @@ from tests.logs.test_pipeline import logs
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import Parsed, Problem, ReceiverOptions
 from ecsguard.logs.service import LogService
-from ecsguard.logs.wal import WalFullError
+from ecsguard.logs.wal import WalFullError, decode_frames
 
 
 def parsed(*ids: str) -> Parsed:
@@ -61,6 +61,34 @@ def test_listeners_see_durable_batches_and_cannot_break_accept(tmp_path: Path) -
     assert service.accept(parsed("a")) == 1
     assert service.accept(parsed("a")) == 0  # a duplicate is not published again
     assert seen == [["a"]]
+    service.stop()
+
+
+def test_a_listener_gets_the_wal_frame_of_the_batch_it_is_given(tmp_path: Path) -> None:
+    """While a batch is published, frame_of gives the frame the WAL wrote for it (detection
+    ships that, not a second encoding): it decodes to the batch, duplicates filtered out; for
+    another batch, or once publication is over, None."""
+    service = LogService(tmp_path)
+    frames: list[bytes | None] = []
+    published: list[pa.RecordBatch] = []
+
+    def listener(table: str, batch: pa.RecordBatch) -> None:
+        published.append(batch)
+        frames.append(service.frame_of(batch))
+        frames.append(service.frame_of(logs("other")))
+
+    service.add_listener(listener)
+    service.accept(parsed("a"))
+    service.accept(parsed("a", "b"))  # "a" is a duplicate: the frame holds "b" alone
+    assert frames[1] is None and frames[3] is None
+    for batch, frame in zip(published, frames[::2], strict=True):
+        assert frame is not None
+        decoded, length = decode_frames(frame)
+        assert length == len(frame) and decoded == [batch]
+    assert [b.column("id").to_pylist() for b in published] == [["a"], ["b"]]
+    assert service.frame_of(published[-1]) is None
+    segment = sorted((tmp_path / "wal" / "logs").iterdir())[-1].read_bytes()
+    assert segment.endswith(frames[2])  # the bytes written, not an encoding made apart
     service.stop()
 
 
@@ -120,12 +148,12 @@ def test_concurrent_copies_of_a_batch_are_stored_once(tmp_path: Path) -> None:
     entered, release = threading.Event(), threading.Event()
     fail_first = [True]
 
-    def slow(table: str, batch: pa.RecordBatch) -> None:
+    def slow(table: str, batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
         entered.set()
         release.wait(5)
         if fail_first.pop() if fail_first else False:
             raise WalFullError("write-ahead log is full", "free space")
-        real(table, batch)
+        return real(table, batch)
 
     service.pipeline.ingest = slow  # type: ignore[method-assign]
     results: list[object] = []

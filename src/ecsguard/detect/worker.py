@@ -222,7 +222,8 @@ class DetectionWorker:
             return
         if threading.current_thread() is self._reader:
             return  # metrics the child derived: it has evaluated them itself
-        self._put((table, encode_frame(batch)))
+        frame = self.service.frame_of(batch)  # as the WAL wrote it: no second encoding
+        self._put((table, frame if frame is not None else encode_frame(batch)))
 
     def _put(self, item: object) -> None:
         while not self._stopping.is_set():

@@ -117,10 +117,10 @@ class Pipeline:
         self.store = Store(self.data_dir, location=store)
         self._flush_lock = threading.Lock()
 
-    def ingest(self, table: str, batch: pa.RecordBatch) -> None:
-        """Append `batch` durably; once this returns the batch may be acknowledged.
-        Raises WalFullError (retryable) when the disk is full."""
-        self.wal.append(table, conform(table, batch))
+    def ingest(self, table: str, batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
+        """Append `batch` durably; once this returns the batch may be acknowledged. The WAL
+        frame written (header, payload). Raises WalFullError (retryable) when the disk is full."""
+        return self.wal.append(table, conform(table, batch))
 
     def flush(self, max_age: float | None = None) -> dict[str, int]:
         """Move every sealed WAL segment to Parquet; rows written per table. This process's open

@@ -157,8 +157,9 @@ class Wal:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def append(self, table: str, batch: pa.RecordBatch) -> None:
-        """Write `batch` to `table`'s log; return once it is durable. Raises WalFullError."""
+    def append(self, table: str, batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
+        """Write `batch` to `table`'s log; return once it is durable, with the frame written (its
+        header and payload, as frame_parts gives them). Raises WalFullError."""
         header, payload = frame_parts(batch)  # outside the lock: serialization is the CPU part
         size = len(header) + payload.size
         st = self._state(table)
@@ -185,6 +186,7 @@ class Wal:
             seq = st.written
             self.appends += 1
             self._wait_durable(st, seq)
+        return header, payload
 
     def _wait_durable(self, st: _Active, seq: int) -> None:
         """Group commit; called with `st.cond` held."""
