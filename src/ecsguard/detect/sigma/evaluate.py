@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecsguard.core.native import load, string_buffers, validity
-from ecsguard.detect.rules import column_codes
+from ecsguard.detect.rules import Codes, column_codes, dictionary_codes
 from ecsguard.detect.sigma.compiler import Compiled
 from ecsguard.detect.sigma.fields import Place, Record
 
@@ -50,35 +50,17 @@ class KeyIndex:
     inverse: pa.Array  # row -> position in `keys`
 
 
-def _codes(column: pa.Array | pa.ChunkedArray) -> tuple[list[Any], pa.Array]:
-    """The column's distinct values (null last) and each row's position among them."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    encoded = pc.dictionary_encode(column)
-    values: list[Any] = encoded.dictionary.to_pylist()
-    codes = encoded.indices  # int32; each Arrow call costs 20 µs here, so none that is not needed
-    if codes.null_count:
-        codes = codes.fill_null(len(values))
-    return [*values, None], codes  # null gets the last code
-
-
-Codes = tuple[list[Any], pa.Array]
-
-
-def key_index(
-    batch: pa.RecordBatch, columns: tuple[str, ...], encoded: dict[str, Codes] | None = None
-) -> KeyIndex:
-    """The distinct combinations of `columns` in `batch`, and each row's combination
-    (`encoded`: each column's dictionary encoding, shared between calls on one batch)."""
-    encoded = {} if encoded is None else encoded
-    for name in columns:
-        if name not in encoded:
-            encoded[name] = (
-                column_codes(batch, name)  # shared with event patterns
-                if name in batch.schema.names
-                else _codes(_column(batch, name))
-            )
-    return combined([encoded[name] for name in columns])
+def key_index(batch: pa.RecordBatch, columns: tuple[str, ...]) -> KeyIndex:
+    """The distinct combinations of `columns` in `batch`, and each row's combination (each
+    column's encoding shared with every rule reading it, event patterns too)."""
+    return combined(
+        [
+            column_codes(batch, name)
+            if name in batch.schema.names
+            else dictionary_codes(_column(batch, name))
+            for name in columns
+        ]
+    )
 
 
 def _column(batch: pa.RecordBatch, name: str) -> pa.Array:
@@ -112,14 +94,13 @@ class _LastBatch:
         self._lock = threading.Lock()
         self._batch: pa.RecordBatch | None = None
         self._indexes: dict[tuple[str, ...], KeyIndex] = {}
-        self._encoded: dict[str, Codes] = {}
 
     def get(self, batch: pa.RecordBatch, columns: tuple[str, ...]) -> KeyIndex:
         with self._lock:
             if self._batch is not batch:
-                self._batch, self._indexes, self._encoded = batch, {}, {}
+                self._batch, self._indexes = batch, {}
             if columns not in self._indexes:
-                self._indexes[columns] = key_index(batch, columns, self._encoded)
+                self._indexes[columns] = key_index(batch, columns)
             return self._indexes[columns]
 
 
@@ -206,7 +187,7 @@ class _Whole:
             for place in self.places:
                 column = _column(batch, place[0])
                 if not place[1]:
-                    parts.append(_codes(column.take(taken)))
+                    parts.append(dictionary_codes(column.take(taken)))
                 elif pa.types.is_string(column.type):
                     parts.append(self._numbered(place, column, chosen))
                 else:  # not text: Python reads it
@@ -237,7 +218,7 @@ class _Whole:
         offsets, data = string_buffers(column)
         ids, fresh = reader.encode(offsets, data, validity(column), column.offset, chosen)
         texts.extend(fresh)
-        numbers, codes = _codes(pa.array(ids, pa.int64()))
+        numbers, codes = dictionary_codes(pa.array(ids, pa.int64()))
         return [_REFUSED if n is None or n < 0 else texts[n] for n in numbers], codes
 
 
