@@ -250,12 +250,11 @@ class Numbered {
     // the GIL stays held: the numbering is this object's state, and one thread at a time uses it
     for (size_t i = 0; i < rows.size(); ++i) {
       const int64_t row = rows[i];
-      const int32_t start = in.offsets[row], end = in.offsets[row + 1];
-      if (!in.present(row) || end <= start) {
+      const std::string_view text = in.text(row);
+      if (!in.present(row) || text.empty()) {
         out[i] = id_of_nothing();
         continue;
       }
-      const std::string_view text(in.data + start, size_t(end - start));
       element root;
       out[i] = !shared                                ? id_of(text)
                : documents->root(*kept, row, text, root) ? id_of_root(root)
