@@ -1008,15 +1008,20 @@ bool word_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-// _CANONICAL of a word already lower-cased; kNone for a word it does not know
-Level canonical(std::string_view lower) {
+// _CANONICAL.get(word.lower()) for an ASCII word; kNone for a word it does not know
+Level canonical(std::string_view word) {
   static const std::pair<std::string_view, Level> known[] = {
       {"trace", kTrace}, {"debug", kDebug},  {"info", kInfo},     {"information", kInfo},
       {"notice", kInfo}, {"warn", kWarn},    {"warning", kWarn},  {"error", kError},
       {"err", kError},   {"fatal", kFatal},  {"critical", kFatal}, {"crit", kFatal},
       {"panic", kFatal}, {"emerg", kFatal},  {"alert", kFatal}};
-  for (const auto& [name, level] : known)
-    if (name == lower) return level;
+  auto lowered = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+  for (const auto& [name, level] : known) {
+    if (name.size() != word.size()) continue;
+    size_t i = 0;
+    while (i < name.size() && name[i] == lowered(word[i])) ++i;
+    if (i == name.size()) return level;
+  }
   return kNone;
 }
 
@@ -1031,9 +1036,7 @@ bool match_at(std::string_view head, size_t at, Level& out) {
   for (std::string_view word : words) {
     if (rest.substr(0, word.size()) != word) continue;
     if (word.size() < rest.size() && word_char(rest[word.size()])) continue;  // no boundary
-    std::string lower(word);
-    for (char& c : lower) c = char(c - 'A' + 'a');
-    out = canonical(lower);
+    out = canonical(word);
     return true;
   }
   static const std::string_view keys[] = {"level", "lvl", "severity"};
@@ -1050,9 +1053,7 @@ bool match_at(std::string_view head, size_t at, Level& out) {
     size_t end = start;
     while (letter(end)) ++end;
     if (end == start) continue;
-    std::string lower(rest.substr(start, end - start));
-    for (char& c : lower) c = char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    out = canonical(lower);
+    out = canonical(rest.substr(start, end - start));
     return true;
   }
   return false;
