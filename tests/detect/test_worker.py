@@ -4,7 +4,9 @@ before it stops."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -13,14 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from ecsguard.detect import worker as worker_module
 from ecsguard.detect.loader import load_rules
-from ecsguard.detect.worker import DetectionWorker, Unfinished
+from ecsguard.detect.ring import FrameRing, Span
+from ecsguard.detect.rules import Match
+from ecsguard.detect.types.log_filter import LogFilter
+from ecsguard.detect.worker import DetectionWorker, Progress, Unfinished
+from ecsguard.logs.pipeline import conform
 from ecsguard.logs.receivers import RECEIVERS
 from ecsguard.logs.records import ReceiverOptions
 from ecsguard.logs.service import LogService
+from ecsguard.logs.wal import frame_parts
 
 RULE = """
 id: api-errors
@@ -274,8 +282,8 @@ def test_unfinished_items_and_who_is_to_blame() -> None:
 def test_reports_are_recorded_while_a_submission_waits_for_room(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a submitter waiting on a full queue holds the worker's lock; the reader must still take
-    # the child's reports (and its alerts behind them) rather than wait with it
+    # a submitter waiting on a full queue holds the worker's lock; the child's progress must
+    # still be readable (the ledger, /api/stats) rather than wait with it
     monkeypatch.setattr(worker_module, "QUEUE_BATCHES", 1)
     monkeypatch.setattr(worker_module, "PUT_WAIT_SECONDS", 30.0)
     with started_worker(tmp_path) as (service, detection):
@@ -287,7 +295,7 @@ def test_reports_are_recorded_while_a_submission_waits_for_room(
             blocked = threading.Thread(target=post, args=(service, "ERROR waits for room\n"))
             blocked.start()
             wait_for(lambda: detection._lock.locked())  # its put is waiting for room
-            report = threading.Thread(target=detection._act, args=(("stats", 0, 0.0, {}, 0),))
+            report = threading.Thread(target=lambda: detection.queued)
             report.start()
             report.join(5.0)
             assert not report.is_alive(), "the report waited for the submission"
@@ -296,4 +304,91 @@ def test_reports_are_recorded_while_a_submission_waits_for_room(
             os.kill(pid, signal.SIGCONT)
         blocked.join(30.0)
         wait_for(lambda: errors_counted(detection) == 2)
+        wait_for(lambda: detection.queued == 0)
+
+
+def _logs_frame(text: str) -> tuple[bytes, pa.Buffer]:
+    parsed = RECEIVERS.get("lines")(text.encode(), ReceiverOptions(service="api"))
+    return frame_parts(conform("logs", parsed.batch))
+
+
+def test_the_child_reads_the_ring_counts_its_progress_and_reports_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's loop, run here: a frame from the ring and one sent whole are evaluated, a
+    reload counts as done but not as a batch, and the rules' errors are sent when they change
+    (a reload's rules start with none)."""
+    (tmp_path / "rule.yaml").write_text(RULE)
+    (tmp_path / "broken.yaml").write_text(RULE.replace("api-errors", "broken"))
+    rules = load_rules([str(tmp_path / "rule.yaml"), str(tmp_path / "broken.yaml")]).rules
+    evaluate = LogFilter.on_batch
+
+    def failing(self: LogFilter, table: str, batch: pa.RecordBatch) -> list[Match]:
+        if self.rule.id == "broken":
+            raise RuntimeError("a bug in the rule")
+        return evaluate(self, table, batch)
+
+    monkeypatch.setattr(LogFilter, "on_batch", failing)
+    monkeypatch.setattr(worker_module, "tune_server_process", lambda cpu: None)
+    context = multiprocessing.get_context("spawn")
+    ring, progress = FrameRing(context, 1 << 20), Progress(context)
+    inbox: queue.Queue[object] = queue.Queue()
+    outbox: queue.Queue[tuple[object, ...]] = queue.Queue()
+    span = ring.place(_logs_frame("ERROR one\n"), None, None)
+    inbox.put(("logs", span))
+    inbox.put(worker_module._NewRules(rules))
+    inbox.put(("logs", b"".join(_logs_frame("ERROR two\nERROR three\n"))))
+    inbox.put(None)
+    store = tmp_path / "detect.db"
+    worker_module._child_main(rules, str(store), inbox, outbox, None, ring, progress)
+    assert (progress.taken, progress.processed) == (3, 2) and progress.lag >= 0
+    sent = [outbox.get_nowait() for _ in range(outbox.qsize())]
+    kinds = [message[0] for message in sent]
+    assert kinds[0] == "ready" and kinds[-1] == "stopped"
+    failed = {"broken": "a bug in the rule"}
+    assert [m[1] for m in sent if m[0] == "errors"] == [failed, {}, failed]
+    assert kinds.count("alert") == 1  # the burst grew; one new alert
+    reader = DetectionWorker(LogService(tmp_path / "data"), [], store)
+    assert errors_counted(reader) == 3
+
+
+def test_frames_larger_than_the_ring_go_through_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "RING_BYTES", 16 << 10)
+    placed: list[object] = []
+    place = DetectionWorker._placed
+
+    def recorded(self: DetectionWorker, table: str, parts: tuple[bytes, pa.Buffer]) -> object:
+        item = place(self, table, parts)
+        placed.append(item)
+        return item
+
+    monkeypatch.setattr(DetectionWorker, "_placed", recorded)
+    with started_worker(tmp_path) as (service, detection):
+        post(service, "ERROR small\n")
+        post(service, "".join(f"ERROR large {n} {'x' * 100}\n" for n in range(400)))
+        wait_for(lambda: errors_counted(detection) == 401)
+    assert [type(item[1]) for item in placed] == [Span, bytes]
+
+
+def test_a_full_ring_holds_submissions_until_the_child_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "RING_BYTES", 16 << 10)
+    with started_worker(tmp_path) as (service, detection):
+        wait_for(lambda: detection._unfinished.ready)
+        pid = detection._child.pid
+        os.kill(pid, signal.SIGSTOP)  # it evaluates nothing: the ring fills up
+        bodies = ["".join(f"ERROR {body}.{n} {'x' * 40}\n" for n in range(40)) for body in range(8)]
+        poster = threading.Thread(target=lambda: [post(service, body) for body in bodies])
+        try:
+            poster.start()
+            wait_for(lambda: detection.queued == 1)  # a body's frame is over half the ring
+            time.sleep(0.5)
+            assert poster.is_alive() and detection.queued == 1  # the rest held, not dropped
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        poster.join(30.0)
+        wait_for(lambda: errors_counted(detection) == 8 * 40)
         wait_for(lambda: detection.queued == 0)

@@ -4,17 +4,19 @@ Why a process: HTTP, the WAL, flushing and detection shared one interpreter lock
 was about 40% of the server's one core under load. In its own process it has a core of its own,
 and a rule that is slow or crashes cannot stall ingest.
 
-The service calls `submit` for every stored batch (after its fsync); the batch goes to the child
-as Arrow IPC over a bounded queue, so if detection falls far behind, receivers wait
-(backpressure) rather than batches being dropped. The child evaluates them, ticks the clock once
-a second, and sends back what the server acts on: metric datapoints that rules derive (stored
-here), new alerts (to the notification dispatcher, whose durable outbox sends them on its own
-threads) and its counters. Alerts and rule state live in SQLite, which both processes open; a
-child that dies is started again and carries on from that state. The server keeps every item it
-sent until the child reports it evaluated, and sends a new child what the dead one left, first and
-in order: detection is at least once (a batch the dead child had evaluated but not yet reported is
-evaluated again). A batch that kills two children in a row is dropped from detection, with an
-error in the log, so one poisonous batch cannot stop detection for good.
+The service calls `submit` for every stored batch (after its fsync); the batch's WAL frame
+(Arrow IPC) goes to the child through shared memory (ring.py), and where it lies over a bounded
+queue, so if detection falls far behind, receivers wait (backpressure) rather than batches being
+dropped. The child evaluates them, ticks the clock once a second, and sends back what the server
+acts on: metric datapoints that rules derive (stored here), new alerts (to the notification
+dispatcher, whose durable outbox sends them on its own threads) and its rules' errors. Its
+counters (`Progress`) it writes in shared memory, which the server reads when it needs them.
+Alerts and rule state live in SQLite, which both processes open; a child that dies is started
+again and carries on from that state. The server keeps every item it sent until the child has
+counted it evaluated, and sends a new child what the dead one left, first and in order: detection
+is at least once (a batch the dead child evaluated as it died is evaluated again). A batch that
+kills two children in a row is dropped from detection, with an error in the log, so one
+poisonous batch cannot stop detection for good.
 
 New rules (`reload`, on the server's SIGHUP) travel the same queue as the batches: the child
 evaluates every batch queued before them with the old rules, saves their state, and goes on with
@@ -31,7 +33,7 @@ import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,15 +44,16 @@ import pyarrow as pa
 from ecsguard.core.models import Alert
 from ecsguard.core.runtime import spread_native_threads, tune_server_process
 from ecsguard.detect.engine import AlertStore, Engine
+from ecsguard.detect.ring import RING_BYTES, FrameRing, Span
 from ecsguard.detect.rules import TYPES, Rule
 from ecsguard.logs.service import LogService
-from ecsguard.logs.wal import decode_frames, encode_frame
+from ecsguard.logs.wal import decode_frames, encode_frame, frame_parts
 from ecsguard.notify.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
-#: batches on their way to the child; each is a copy (about 1 MB for 1,000 log lines), so the
-#: bound is lower than an in-process queue's would be
+#: batches on their way to the child (their frames wait in the ring, about 1 MB each for 1,000
+#: log lines), so the bound is lower than an in-process queue's would be
 QUEUE_BATCHES = 64
 TICK_SECONDS = 1.0
 PUT_WAIT_SECONDS = 1.0  # a put waits this long, then checks that the child is still alive
@@ -58,6 +61,33 @@ STOP_SECONDS = 30.0
 QUICK_DEATH_SECONDS = 10.0
 
 _Message = tuple[Any, ...]
+
+
+class Progress:
+    """What the current child has done, in memory the server reads when it needs it (its
+    ledger, /api/stats). A report message per batch woke a feeder thread in the child and the
+    reader here: 4% of the detection process. The child writes each word after each item."""
+
+    def __init__(self, context: Any) -> None:
+        self._words = context.RawArray("q", 3)  # items taken, batches evaluated, lag in µs
+
+    def record(self, taken: int, processed: int, lag: float) -> None:
+        self._words[1] = processed
+        self._words[2] = int(lag * 1e6)
+        self._words[0] = taken  # last: an item counted taken is evaluated
+
+    @property
+    def taken(self) -> int:
+        """Inbox items (batches and reloads) the child is done with."""
+        return int(self._words[0])
+
+    @property
+    def processed(self) -> int:
+        return int(self._words[1])
+
+    @property
+    def lag(self) -> float:
+        return self._words[2] / 1e6
 
 
 @dataclass(frozen=True)
@@ -128,7 +158,7 @@ class DetectionWorker:
         self.store = AlertStore(store_path)
         self.dispatcher = dispatcher
         self.errors: dict[str, str] = {}  # rule id -> last evaluation error, as the child said
-        self.lag_seconds = 0.0  # time the child took over its last batch
+        self._lag = 0.0  # time the child took over its last batch
         self._processed = [0, 0]  # batches: by the children before this one, by this one
         self.restarts = 0
         self.alerts: Counter[str] = Counter()  # new alerts raised since start, by severity
@@ -145,17 +175,37 @@ class DetectionWorker:
         self._started = 0.0
         self._backoff = 0.0
         self._unfinished = Unfinished()  # under _ledger
+        self._ring: FrameRing | None = None  # made with the first child, kept for the next
+        self._progress: Progress | None = None  # the current child's; under _ledger
 
     @property
     def processed(self) -> int:
         """Batches evaluated since the server started, for /api/stats."""
-        return sum(self._processed)
+        with self._ledger:
+            self._sync()
+            return sum(self._processed)
 
     @property
     def queued(self) -> int:
-        """Items sent to the child and not yet reported evaluated (near QUEUE_BATCHES: detection
-        is behind, and receivers are waiting), for /api/stats."""
-        return len(self._unfinished.items)
+        """Items sent to the child and not yet evaluated (near QUEUE_BATCHES: detection is
+        behind, and receivers are waiting), for /api/stats."""
+        with self._ledger:
+            self._sync()
+            return len(self._unfinished.items)
+
+    @property
+    def lag_seconds(self) -> float:
+        """The time the child took over its last batch, for /api/stats."""
+        with self._ledger:
+            self._sync()
+            return self._lag
+
+    def _sync(self) -> None:
+        """Take the current child's progress into the ledger (with _ledger held)."""
+        progress = self._progress
+        if progress is not None:
+            self._unfinished.reported(progress.taken)
+            self._processed[1], self._lag = progress.processed, progress.lag
 
     def start(self) -> None:
         if self.dispatcher is not None:
@@ -165,6 +215,11 @@ class DetectionWorker:
 
     def _spawn(self) -> None:
         with self._lock:
+            if self._ring is None:
+                self._ring = _new_ring(self._context)
+            progress = Progress(self._context)
+            with self._ledger:
+                self._progress = progress
             self._inbox = self._context.Queue(QUEUE_BATCHES)
             self._outbox = self._context.Queue()
             self._child = self._context.Process(
@@ -175,6 +230,8 @@ class DetectionWorker:
                     self._inbox,
                     self._outbox,
                     self.cpu,
+                    self._ring,
+                    progress,
                 ),
                 name="ecsguard-detect",
                 daemon=True,
@@ -215,31 +272,50 @@ class DetectionWorker:
         metric or options changed starts afresh). A child started later gets them too."""
         self._set_rules(rules)
         if self._inbox is not None:  # else the child, when it starts, gets them
-            self._put(_NewRules(list(self.rules.values())))
+            item = _NewRules(list(self.rules.values()))
+            self._put(lambda: item)
 
     def submit(self, table: str, batch: pa.RecordBatch) -> None:
         if table not in self.tables or batch.num_rows == 0:
             return
         if threading.current_thread() is self._reader:
             return  # metrics the child derived: it has evaluated them itself
-        frame = self.service.frame_of(batch)  # as the WAL wrote it: no second encoding
-        self._put((table, frame if frame is not None else encode_frame(batch)))
+        # as the WAL wrote it: no second encoding
+        parts = self.service.frame_of(batch) or frame_parts(batch)
+        self._put(lambda: self._placed(table, parts))
 
-    def _put(self, item: object) -> None:
+    def _placed(self, table: str, parts: tuple[bytes, pa.Buffer]) -> object | None:
+        """The inbox item for a frame: where it now lies in the ring, or the frame itself when
+        it is larger than the ring (or there is none); None when the ring is full for now.
+        With _ledger held: the spans in use are the ledger's."""
+        ring = self._ring
+        if ring is None or not ring.fits(len(parts[0]) + len(parts[1])):
+            return (table, b"".join(parts))
+        spans = [span for span in map(_span_of, self._unfinished.items) if span is not None]
+        span = ring.place(parts, spans[0] if spans else None, spans[-1] if spans else None)
+        return None if span is None else (table, span)
+
+    def _put(self, make: Callable[[], object | None]) -> None:
+        """Send the item `make` gives (with _ledger held), waiting while it gives None or the
+        queue is full: backpressure."""
         while not self._stopping.is_set():
             with self._lock:  # in the order of _unfinished, and never into a replaced queue
-                # recorded before the put: the child may report it evaluated before put returns
+                # recorded before the put: the child may count it evaluated before put returns
                 with self._ledger:
-                    self._unfinished.sent(item)
-                try:
-                    self._inbox.put(item, timeout=PUT_WAIT_SECONDS)
-                    return
-                except queue.Full:
-                    # still the last item: puts take turns under _lock, and reports only take
-                    # items the child got, from the front
-                    with self._ledger:
-                        self._unfinished.not_sent()
-            time.sleep(0.01)  # backpressure; let the reader take the lock to restart a dead child
+                    self._sync()  # frees the spans of what the child has evaluated
+                    item = make()
+                    if item is not None:
+                        self._unfinished.sent(item)
+                if item is not None:
+                    try:
+                        self._inbox.put(item, timeout=PUT_WAIT_SECONDS)
+                        return
+                    except queue.Full:
+                        # still the last item: puts take turns under _lock, and progress only
+                        # takes items the child got, from the front
+                        with self._ledger:
+                            self._unfinished.not_sent()  # its span is free again
+            time.sleep(0.01)  # let the reader take the lock to restart a dead child
 
     def _read(self, child: Any, inbox: Any, outbox: Any) -> None:
         """Act on what the child sends until it ends; start it again if it died."""
@@ -257,6 +333,8 @@ class DetectionWorker:
             # its queue's feeder thread must not hold up the server's exit
             inbox.cancel_join_thread()
             with self._lock, self._ledger:  # no put in progress: the ledger is what was sent
+                self._sync()  # what it counted before it died
+                self._progress = None  # its counts are not the next child's
                 given_up = self._unfinished.child_died()
             if given_up is not None:
                 what = f"a {given_up[0]} batch" if isinstance(given_up, tuple) else "a reload"
@@ -289,10 +367,8 @@ class DetectionWorker:
             self.alerts[alert.severity.value] += 1
             if self.dispatcher is not None:
                 self.dispatcher.submit(alert)
-        elif kind == "stats":
-            self._processed[1], self.lag_seconds, self.errors, taken = message[1:]
-            with self._ledger:
-                self._unfinished.reported(taken)
+        elif kind == "errors":
+            self.errors = message[1]
         elif kind == "ready":
             with self._ledger:
                 self._unfinished.ready = True
@@ -320,11 +396,30 @@ class DetectionWorker:
             self.dispatcher.stop()  # the outbox keeps what is unsent for the next start
 
 
+def _new_ring(context: Any) -> FrameRing | None:
+    try:
+        return FrameRing(context, RING_BYTES)
+    except OSError as exc:  # no room for it in /dev/shm nor the temporary folder
+        log.warning("frames go to detection through its queue: no shared memory (%s)", exc)
+        return None
+
+
+def _span_of(item: object) -> Span | None:
+    """Where an inbox item's frame lies in the ring; None: it has none there."""
+    return item[1] if type(item) is tuple and isinstance(item[1], Span) else None
+
+
 # ------------------------------------------------------------------------------ in the child
 
 
 def _child_main(
-    rules: list[Rule], store_path: str, inbox: Any, outbox: Any, cpu: int | None
+    rules: list[Rule],
+    store_path: str,
+    inbox: Any,
+    outbox: Any,
+    cpu: int | None,
+    ring: FrameRing | None,
+    progress: Progress,
 ) -> None:
     # the server decides when detection stops (a stop request, or its own end): a Ctrl-C or a
     # SIGTERM sent to the whole process group must not cut a batch short
@@ -345,7 +440,8 @@ def _child_main(
     engine = Engine(rules, store, on_alert=on_alert, on_metrics=on_metrics)
     tune_server_process(cpu)
     outbox.put(("ready",))
-    processed, taken, lag = 0, 0, 0.0  # batches evaluated; inbox items done (batches, reloads)
+    processed, taken = 0, 0  # batches evaluated; inbox items done (batches, reloads)
+    errors: dict[str, str] = {}  # as last sent
     next_tick = time.monotonic() + TICK_SECONDS
     while True:
         try:
@@ -359,16 +455,22 @@ def _child_main(
         if isinstance(item, _NewRules):
             engine.tick(datetime.now(UTC))  # the old rules' state, saved for the new ones
             engine = Engine(item.rules, store, on_alert=on_alert, on_metrics=on_metrics)
-            taken += 1  # reported with the next batch's stats
+            taken += 1
+            progress.record(taken, processed, progress.lag)
         elif item:
             table, frame = item
             started = time.monotonic()
+            if isinstance(frame, Span):
+                assert ring is not None  # the server places frames only in a ring it gave
+                frame = ring.read(frame)
             for batch in decode_frames(frame)[0]:
                 engine.process(table, batch)
             processed += 1
             taken += 1
-            lag = time.monotonic() - started
-            outbox.put(("stats", processed, lag, dict(engine.errors), taken))
+            progress.record(taken, processed, time.monotonic() - started)
+        if engine.errors != errors:
+            errors = dict(engine.errors)
+            outbox.put(("errors", errors))
         if time.monotonic() >= next_tick:
             engine.tick(datetime.now(UTC))
             next_tick = time.monotonic() + TICK_SECONDS
@@ -376,5 +478,6 @@ def _child_main(
             engine.process(*own.pop(0))
     engine.tick(datetime.now(UTC))  # save state on the way out
     store.close()
-    outbox.put(("stats", processed, lag, dict(engine.errors), taken))
+    if engine.errors != errors:
+        outbox.put(("errors", dict(engine.errors)))
     outbox.put(("stopped",))

@@ -217,14 +217,15 @@ class LogService:
             self._publishing.current = None
         return batch.num_rows
 
-    def frame_of(self, batch: pa.RecordBatch) -> bytes | None:
-        """The WAL frame (wal.encode_frame's bytes) of `batch` while it is being published to
-        the listeners on this thread, else None: a listener that sends batches to another
-        process (detection) need not encode each again, a twentieth of the server's work."""
+    def frame_of(self, batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer] | None:
+        """The WAL frame of `batch`, as its header and payload (wal.frame_parts), while it is
+        being published to the listeners on this thread, else None: a listener that sends
+        batches to another process (detection) need not encode each again, a twentieth of the
+        server's work."""
         current = getattr(self._publishing, "current", None)
         if current is None or current[0] is not batch:
             return None
-        return b"".join(current[1])
+        return current[1]
 
     def _seed_recent_ids(self) -> None:
         cutoff = time.time() - DEDUP_SEED_SECONDS
