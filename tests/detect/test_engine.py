@@ -250,6 +250,54 @@ def test_grown_alerts_are_written_at_the_tick_or_before_a_read(tmp_path: Path) -
     other.close()
 
 
+def _alert(count: int, evidence: list[dict[str, str]], seconds: int = 0) -> Alert:
+    return Alert(
+        id="a1", rule_id="errors", title="Errors", severity="high", summary="ERROR a",
+        first_seen=T, last_seen=T + timedelta(seconds=seconds), count=count, key=["api"],
+        evidence=evidence,
+    )  # fmt: skip
+
+
+def test_an_alert_that_only_grew_keeps_its_stored_body(tmp_path: Path) -> None:
+    """A growth with the evidence unchanged updates the count and last_seen columns, which
+    reads take over the body's; new evidence, a new alert, or a write after a rollback store
+    the body whole."""
+    store = AlertStore(tmp_path / "detect.db")
+    other = AlertStore(tmp_path / "detect.db")  # another reader, as the console is
+
+    def body() -> str:
+        return store._db.execute("SELECT body FROM alerts").fetchone()[0]
+
+    def stored() -> Alert:
+        (alert,) = other.alerts()
+        return alert
+
+    store.save_many([_alert(1, [{"m": "a"}])])
+    first = body()
+    store.stage([_alert(5, [{"m": "a"}], seconds=30)])
+    store.flush()
+    assert body() == first  # not rewritten
+    assert (stored().count, stored().last_seen) == (5, T + timedelta(seconds=30))
+    assert stored().evidence == [{"m": "a"}]
+    store.stage([_alert(6, [{"m": "a"}, {"m": "b"}], seconds=40)])
+    store.flush()
+    assert stored() == _alert(6, [{"m": "a"}, {"m": "b"}], seconds=40)
+    # the same id made again (a replay) is stored whole, whatever its evidence's length
+    store.save_many([_alert(1, [{"m": "x"}, {"m": "y"}])])
+    assert stored() == _alert(1, [{"m": "x"}, {"m": "y"}])
+    # a rolled back write is forgotten: the next one stores the body again
+    with pytest.raises(RuntimeError), store.transaction():
+        store._db.execute("DELETE FROM alerts")
+        store.save_many([_alert(2, [{"m": "z"}])])
+        raise RuntimeError("boom")
+    store._db.execute("DELETE FROM alerts")
+    store.stage([_alert(3, [{"m": "z"}], seconds=50)])
+    store.flush()
+    assert stored() == _alert(3, [{"m": "z"}], seconds=50)
+    store.close()
+    other.close()
+
+
 def test_rule_state_is_written_when_it_changes(tmp_path: Path) -> None:
     store = AlertStore(tmp_path / "detect.db")
     writes: list[str] = []
