@@ -152,6 +152,23 @@ def test_a_killed_detection_process_is_started_again(
     wait_for(lambda: detection.processed == before + 1)  # counted on from the first child
 
 
+def test_rule_errors_outlive_a_restart_until_the_rules_are_reloaded(
+    worker: tuple[LogService, DetectionWorker],
+) -> None:
+    """A rule's last error stays shown when the child dies (it may be what killed it); the
+    new child sends errors when they change, and a reload's rules start with none."""
+    service, detection = worker
+    detection._act(("errors", {"api-errors": "a bug in the rule"}))  # as the child sends it
+    first = detection._child
+    os.kill(first.pid, signal.SIGKILL)
+    wait_for(lambda: detection.restarts == 1 and detection._child is not first)
+    post(service, "ERROR after\n")
+    wait_for(lambda: errors_counted(detection) == 1)
+    assert detection.errors == {"api-errors": "a bug in the rule"}
+    detection.reload(list(detection.rules.values()))
+    wait_for(lambda: detection.errors == {})
+
+
 def test_ctrl_c_for_the_server_does_not_stop_detection(
     worker: tuple[LogService, DetectionWorker],
 ) -> None:

@@ -157,7 +157,9 @@ class DetectionWorker:
         self.store_path = store_path
         self.store = AlertStore(store_path)
         self.dispatcher = dispatcher
-        self.errors: dict[str, str] = {}  # rule id -> last evaluation error, as the child said
+        # rule id -> last evaluation error, as the child said; kept across a child's death,
+        # emptied by a reload
+        self.errors: dict[str, str] = {}
         self._lag = 0.0  # time the child took over its last batch
         self._processed = [0, 0]  # batches: by the children before this one, by this one
         self.restarts = 0
@@ -441,7 +443,9 @@ def _child_main(
     tune_server_process(cpu)
     outbox.put(("ready",))
     processed, taken = 0, 0  # batches evaluated; inbox items done (batches, reloads)
-    errors: dict[str, str] = {}  # as last sent
+    # the rules' errors as last sent; a new child leaves the server the dead one's (they may
+    # say what killed it); None: send them as they are (new rules start with none)
+    errors: dict[str, str] | None = {}
     next_tick = time.monotonic() + TICK_SECONDS
     while True:
         try:
@@ -455,6 +459,7 @@ def _child_main(
         if isinstance(item, _NewRules):
             engine.tick(datetime.now(UTC))  # the old rules' state, saved for the new ones
             engine = Engine(item.rules, store, on_alert=on_alert, on_metrics=on_metrics)
+            errors = None
             taken += 1
             progress.record(taken, processed, progress.lag)
         elif item:
