@@ -228,6 +228,32 @@ def test_derived_datapoints_have_ids_apart_across_ticks(tmp_path: Path) -> None:
     assert len(set(ids)) == 2 and all(ids)
 
 
+def test_the_datapoints_rules_derive_in_a_tick_come_as_one_batch(tmp_path: Path) -> None:
+    # each batch is stored and evaluated by every metric rule: one per tick, not one per rule
+    text = (
+        RULES
+        + """
+  - id: error-lines
+    title: Error lines counted
+    type: log_filter
+    log_filter: {pattern: ERROR, metric: {name: error-lines}}
+"""
+    )
+    metrics: list[pa.RecordBatch] = []
+    eng = Engine(load_text(text, "r.yaml").rules, AlertStore(tmp_path / "d.db"))
+    eng.on_metrics = metrics.append
+    eng.process("logs", batch(("api", "ERROR java.lang.OutOfMemoryError"), ("api", "ERROR")))
+    eng.tick(T + timedelta(minutes=2))
+    (derived,) = metrics
+    names, values = derived["name"].to_pylist(), derived["value"].to_pylist()
+    assert sorted(zip(names, values, strict=True)) == [
+        ("error-lines", 2.0),
+        ("oom-lines", 1.0),
+    ]
+    eng.tick(T + timedelta(minutes=3))
+    assert len(metrics) == 1  # nothing new counted: no batch
+
+
 def test_grown_alerts_are_written_at_the_tick_or_before_a_read(tmp_path: Path) -> None:
     eng = engine(tmp_path)
     other = AlertStore(tmp_path / "detect.db")  # another reader of the file, as the CLI is
