@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -180,6 +181,24 @@ def test_a_crashed_compactions_intent_is_cleared_once_stale(tmp_path: Path) -> N
     assert store.compact("logs", HOUR7) is not None  # hours old, its merged file never came
     assert not [p for p in store.fs.list("logs") if p.endswith(".compacting")]
     assert len(store.live_files("logs")) == 1
+
+
+def test_recovery_leaves_a_young_intent_whose_merged_file_is_not_written_yet(
+    tmp_path: Path,
+) -> None:
+    """On a shared store another process may be compacting as this one starts: its intent
+    keeps a third compaction off the files until it is done, or stale."""
+    store = Store(tmp_path)
+    files = three_small_files(store)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    live = f"logs/{HOUR7}/c-{stamp}-elsewhere.compacting"
+    store.fs.write_atomic(live, json.dumps([f.rsplit("/", 1)[1] for f in files]).encode())
+    crashed = f"logs/{HOUR7}/c-20240501T070000000000Z-crashed.compacting"
+    store.fs.write_atomic(crashed, b'["' + files[0].rsplit("/", 1)[1].encode() + b'"]')
+    store.recover()
+    assert [p for p in store.fs.list("logs") if p.endswith(".compacting")] == [live]
+    assert store.compact("logs", HOUR7) is None  # the live one has them
+    assert store.live_files("logs") == files
 
 
 def test_a_compaction_gives_way_when_its_files_went_meanwhile(tmp_path: Path) -> None:

@@ -366,7 +366,11 @@ class Store:
 
     def recover(self) -> None:
         """Finish compactions a crash interrupted: drop the replaced files if the merged one
-        is durable, else drop the intent (the old files stay)."""
+        is durable (what the compaction does next, so finishing a live one is harmless), else
+        drop the intent (the old files stay) once it is stale. A younger one may be a live
+        compaction of another process on a shared store: dropping its intent would let a third
+        claim the same files, and both would keep a copy of every row."""
+        now = dt.datetime.now(dt.UTC)
         for table in TABLES:
             listed = self._listed(table)
             present = set(_parquet(listed))
@@ -374,6 +378,8 @@ class Store:
                 if merged in present:
                     for path in replaced:
                         self.fs.delete(path)
+                elif 0 < _intent_age(intent, now) <= STALE_INTENT_SECONDS:
+                    continue  # until stale it only holds its files back from compaction
                 self.fs.delete(intent)
 
     def recent_files(self, table: str, since_epoch: float) -> list[str]:
