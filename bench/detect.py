@@ -389,7 +389,7 @@ def run_naive(rules: list[Rule], sample: list[Body]) -> dict[str, Any]:
     by_table = _naive_rules(rules)
     hits: Counter[str] = Counter()
     matched = 0
-    seconds: Counter[str] = Counter()
+    seconds: dict[str, float] = dict.fromkeys(MIX, 0.0)
     counted: Counter[str] = Counter()
     for body in sample:
         started = time.perf_counter()
