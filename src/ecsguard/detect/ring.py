@@ -6,7 +6,7 @@ detection process's CPU a frame, and 0.3 ms of the server's. Here the server cop
 into a ring once and sends only where it lies; the detection process copies it out once.
 
 The ring keeps no bookkeeping of its own: the spans in use are the ones the worker's ledger
-still holds (sent, not yet reported evaluated), which are placed, and freed, oldest first. So a
+still holds (sent, not yet counted evaluated), which are placed, and freed, oldest first. So a
 span given back (its put timed out, or the child evaluated it) is free at once, and a restarted
 child reads the same spans the dead one was sent.
 """
