@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -599,7 +602,6 @@ def _ingest_s3(
 ) -> None:
     """The objects under `uri` through a LogService (its id de-duplication covers an object
     read again after a crash); with `follow`, until SIGTERM or Ctrl-C."""
-    import signal
     import threading
 
     from ecsguard.aws.session import AwsOptions, AwsSession
@@ -638,6 +640,18 @@ def _ingest_s3(
     finally:
         pickup.close()
         service.stop()
+
+
+def _leave_at_once(*_: object) -> None:
+    """Ctrl-C in `logs tail`: exit 0 now, with what was printed flushed. Raised as a
+    KeyboardInterrupt, it could land inside the HTTP client while it held a lock of its
+    connection pool; closing the stream then waited for that lock for ever (a tail that never
+    ended, now and then, on a loaded machine). Nothing else is left to do: the server sees the
+    connection close."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a flush already under way: what it had is out
+            stream.flush()
+    os._exit(0)
 
 
 @logs.command("tail")
@@ -693,28 +707,26 @@ def tail_command(
     params = {name: value for name, value in wanted.items() if value}
     if since:
         params["limit"] = str(limit)
+    signal.signal(signal.SIGINT, _leave_at_once)
     quiet_reconnect = False
-    try:
-        for event in follow(server, params=params, token=token):
-            if event.kind == "message":
-                quiet_reconnect = False
-                if output == "json":
-                    sys.stdout.write(orjson.dumps(event.data).decode() + "\n")
-                    sys.stdout.flush()
-                else:
-                    stdout.print(render_line(event.data))
-            elif event.kind == "history" and event.data.get("limited"):
-                stderr.print(
-                    f"the newest {event.data.get('records')} stored records since {since} are "
-                    "above (--limit); `ecsguard logs filter` shows them all",
-                    markup=False,
-                )
-            elif event.kind == "missed":
-                missed = event.data.get("missed")
-                count = f"{missed} records" if missed else "records"
-                stderr.print(f"warning: {count} missed: {event.data.get('reason')}", markup=False)
-            elif event.kind == "reconnecting" and not quiet_reconnect:
-                quiet_reconnect = True
-                stderr.print(f"{event.data.get('reason')}; reconnecting to {server}", markup=False)
-    except KeyboardInterrupt:
-        return
+    for event in follow(server, params=params, token=token):
+        if event.kind == "message":
+            quiet_reconnect = False
+            if output == "json":
+                sys.stdout.write(orjson.dumps(event.data).decode() + "\n")
+                sys.stdout.flush()
+            else:
+                stdout.print(render_line(event.data))
+        elif event.kind == "history" and event.data.get("limited"):
+            stderr.print(
+                f"the newest {event.data.get('records')} stored records since {since} are "
+                "above (--limit); `ecsguard logs filter` shows them all",
+                markup=False,
+            )
+        elif event.kind == "missed":
+            missed = event.data.get("missed")
+            count = f"{missed} records" if missed else "records"
+            stderr.print(f"warning: {count} missed: {event.data.get('reason')}", markup=False)
+        elif event.kind == "reconnecting" and not quiet_reconnect:
+            quiet_reconnect = True
+            stderr.print(f"{event.data.get('reason')}; reconnecting to {server}", markup=False)
