@@ -673,12 +673,11 @@ def text_levels(texts: pa.Array) -> pa.Array:
         return _arrow_text_levels(texts)
     offsets, data = string_buffers(texts)
     codes = _NATIVE.text_levels(offsets, data, validity(texts), texts.offset)
-    levels = _LEVEL_CODES.take(
-        pa.Array.from_buffers(pa.uint8(), len(texts), [None, pa.py_buffer(codes)])
-    )
+    numbers = pa.Array.from_buffers(pa.uint8(), len(texts), [None, pa.py_buffer(codes)])
+    levels = _LEVEL_CODES.take(numbers)
     if bytes([_PYTHON_LEVEL]) not in codes:  # the usual body: all decided
         return levels
-    mask = pa.array([code == _PYTHON_LEVEL for code in codes], pa.bool_())
+    mask = pc.equal(numbers, _PYTHON_LEVEL)
     patched = [level_from_text(text) for text in texts.filter(mask).to_pylist()]
     return pc.replace_with_mask(levels, mask, pa.array(patched, pa.string()))
 
