@@ -47,7 +47,7 @@ from ecsguard.detect.engine import AlertStore, Engine
 from ecsguard.detect.ring import RING_BYTES, FrameRing, Span
 from ecsguard.detect.rules import TYPES, Rule
 from ecsguard.logs.service import LogService
-from ecsguard.logs.wal import decode_frames, encode_frame, frame_parts
+from ecsguard.logs.wal import FrameParts, decode_frames, encode_frame, frame_parts
 from ecsguard.notify.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ class DetectionWorker:
         parts = self.service.frame_of(batch) or frame_parts(batch)
         self._put(lambda: self._placed(table, parts))
 
-    def _placed(self, table: str, parts: tuple[bytes, pa.Buffer]) -> object | None:
+    def _placed(self, table: str, parts: FrameParts) -> object | None:
         """The inbox item for a frame: where it now lies in the ring, or the frame itself when
         it is larger than the ring (or there is none); None when the ring is full for now.
         With _ledger held: the spans in use are the ledger's."""

@@ -23,7 +23,7 @@ from ecsguard.core.runtime import spread_native_threads
 from ecsguard.logs.records import with_request_ids
 from ecsguard.logs.schema import ID_COLUMN, TABLES, table_schema
 from ecsguard.logs.store import HOURLY, Store, StoreLocation
-from ecsguard.logs.wal import DEFAULT_SEGMENT_BYTES, Wal
+from ecsguard.logs.wal import DEFAULT_SEGMENT_BYTES, FrameParts, Wal
 
 
 def conform(table: str, batch: pa.RecordBatch, *, written: bool = False) -> pa.RecordBatch:
@@ -117,7 +117,7 @@ class Pipeline:
         self.store = Store(self.data_dir, location=store)
         self._flush_lock = threading.Lock()
 
-    def ingest(self, table: str, batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
+    def ingest(self, table: str, batch: pa.RecordBatch) -> FrameParts:
         """Append `batch` durably; once this returns the batch may be acknowledged. The WAL
         frame written (header, payload). Raises WalFullError (retryable) when the disk is full."""
         return self.wal.append(table, conform(table, batch))

@@ -34,6 +34,7 @@ from ecsguard.logs.pipeline import Pipeline, conform
 from ecsguard.logs.records import Parsed
 from ecsguard.logs.schema import ID_COLUMN, TABLES
 from ecsguard.logs.store import StoreLocation
+from ecsguard.logs.wal import FrameParts
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class LogService:
             for event in busy:
                 event.wait()
 
-    def _stored(self, table: str, batch: pa.RecordBatch, frame: tuple[bytes, pa.Buffer]) -> int:
+    def _stored(self, table: str, batch: pa.RecordBatch, frame: FrameParts) -> int:
         self.stats.records[table] += batch.num_rows
         self._publishing.current = (batch, frame)
         try:
@@ -217,7 +218,7 @@ class LogService:
             self._publishing.current = None
         return batch.num_rows
 
-    def frame_of(self, batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer] | None:
+    def frame_of(self, batch: pa.RecordBatch) -> FrameParts | None:
         """The WAL frame of `batch`, as its header and payload (wal.frame_parts), while it is
         being published to the listeners on this thread, else None: a listener that sends
         batches to another process (detection) need not encode each again, a twentieth of the

@@ -63,7 +63,11 @@ def _full(exc: OSError, path: Path) -> WalFullError | OSError:
     return exc
 
 
-def frame_parts(batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
+#: a frame as its header and its payload (frame_parts), which callers pass on as they are
+FrameParts = tuple[bytes, pa.Buffer]
+
+
+def frame_parts(batch: pa.RecordBatch) -> FrameParts:
     """A frame as its header and its payload, left where Arrow wrote it: copying a 2 MB payload
     into one bytes object took two thirds of the encoding time (fresh pages to fault in)."""
     sink = pa.BufferOutputStream()
@@ -157,7 +161,7 @@ class Wal:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def append(self, table: str, batch: pa.RecordBatch) -> tuple[bytes, pa.Buffer]:
+    def append(self, table: str, batch: pa.RecordBatch) -> FrameParts:
         """Write `batch` to `table`'s log; return once it is durable, with the frame written (its
         header and payload, as frame_parts gives them). Raises WalFullError."""
         header, payload = frame_parts(batch)  # outside the lock: serialization is the CPU part
