@@ -3,7 +3,8 @@ the engine beside a naive loop, and end to end through `ecsguard serve` to a web
 
     .venv/bin/python bench/detect.py [--events 1000000] [--min-seconds 10] [--batch 1000]
                                      [--pool 300000] [--naive-events 20000] [--seed 11]
-                                     [--e2e-seconds 20] [--e2e-start 2000] [--e2e-factor 1.25]
+                                     [--e2e-seconds 20] [--e2e-start 40960] [--e2e-factor 1.25]
+                                     [--e2e-steps 7]
                                      [--skip-e2e] [--profile]
 
 Rules and data come from bench/detectgen.py (seeded): 500 rules (event_pattern, log_filter,
@@ -818,9 +819,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--rules", type=int, default=500)
     parser.add_argument("--e2e-seconds", type=float, default=20.0)
-    parser.add_argument("--e2e-start", type=float, default=2000.0, help="first rate, records/s")
+    # 40,960 x 1.25^4 is 100,000: the ramp steps on the target itself
+    parser.add_argument("--e2e-start", type=float, default=40960.0, help="first rate, records/s")
     parser.add_argument("--e2e-factor", type=float, default=1.25)
-    parser.add_argument("--e2e-steps", type=int, default=10)
+    parser.add_argument("--e2e-steps", type=int, default=7)
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the engine")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
