@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.collect import collect
 from ecsguard.aws.diff import diff
@@ -196,9 +198,12 @@ def test_drift_between_two_collections(moto_server, aws_env, tmp_path: Path) -> 
     assert same.returncode == 0 and "no changes" in same.stdout
 
 
-def test_inventory_command_end_to_end(seeded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("target", ["snap.json.gz", "into/", "."])
+def test_inventory_command_end_to_end(seeded, tmp_path: Path, target: str) -> None:  # type: ignore[no-untyped-def]
+    """`-o` names the file, or a folder (ending in /, or one that exists) to put
+    ACCOUNT-TIME.json.gz in."""
     server, _ = seeded
-    out = tmp_path / "snap.json.gz"
+    out = tmp_path / target
     run = subprocess.run(
         [
             sys.executable,
@@ -211,7 +216,7 @@ def test_inventory_command_end_to_end(seeded, tmp_path: Path) -> None:  # type: 
             "--region",
             REGION,
             "-o",
-            str(out),
+            f"{tmp_path}/{target}",  # as typed: Path would drop the trailing slash
             "--output",
             "json",
         ],
@@ -224,4 +229,10 @@ def test_inventory_command_end_to_end(seeded, tmp_path: Path) -> None:  # type: 
     summary = json.loads(run.stdout)
     assert summary["resources"]["ecs.services"] >= 12
     assert summary["api_calls_by_operation"]["ecs:DescribeServices"] >= 3
-    assert snapshots.load(out).account == summary["account"]
+    saved = Path(summary["snapshot"])
+    if target == "snap.json.gz":
+        assert saved == out
+    else:
+        assert saved.parent.resolve() == out.resolve()
+        assert saved.name.startswith(summary["account"] + "-") and saved.suffix == ".gz"
+    assert snapshots.load(saved).account == summary["account"]

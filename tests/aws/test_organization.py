@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import boto3
 import pytest
+from click.testing import CliRunner
 from tests.aws.faults import refuse
 from tests.cli.test_errors import ecsguard
 
 from ecsguard.aws import organization
+from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.organization import Account, collect_organization, list_accounts, role_arn
 from ecsguard.aws.session import AwsOptions, AwsSession
+from ecsguard.cli.main import cli
 from ecsguard.core.errors import AwsAccessError, UserError
 from ecsguard.demo.emulator import ACCOUNT_ID, REGION, MotoServer
 from ecsguard.posture.organization import audit_organization
@@ -206,3 +210,78 @@ def test_cli_audit_org(org: tuple[MotoServer, list[str]], tmp_path: Path) -> Non
 
     missing = ecsguard("audit", "--org", "--endpoint-url", server.endpoint, "--region", REGION)
     assert missing.returncode == 2 and "--org needs --role-name" in missing.stderr
+
+
+def test_cli_inventory_org(org: tuple[MotoServer, list[str]], tmp_path: Path) -> None:
+    server, members = org
+    folder = tmp_path / "snaps"
+    run = ecsguard(
+        "inventory",
+        "--org",
+        "--role-name",
+        ROLE,
+        "--region",
+        REGION,
+        "--endpoint-url",
+        server.endpoint,
+        "-o",
+        str(folder),
+        "--output",
+        "json",
+    )
+    assert run.returncode == 0, run.stderr
+    accounts = {a["account"]: a for a in json.loads(run.stdout)}
+    assert sorted(accounts) == sorted([ACCOUNT_ID, members[0], members[1]])
+    assert all(a["collected"] for a in accounts.values())
+    prod = accounts[members[0]]
+    assert prod["name"] == "prod" and prod["resources"]["ecs.clusters"] == 1
+    for account_id, entry in accounts.items():
+        path = Path(entry["snapshot"])
+        assert path.parent == folder and path.name.startswith(f"{account_id}-")
+        assert snapshots.load(path).account == account_id
+        assert f"account {account_id} (" in run.stderr  # one line per account as it finishes
+
+    shown = ecsguard(
+        "inventory", "--org", "--role-name", ROLE, "--region", REGION,
+        "--endpoint-url", server.endpoint, "--data-dir", str(tmp_path / "data"),
+    )  # fmt: skip
+    assert shown.returncode == 0 and "Accounts" in shown.stdout and "collected" in shown.stdout
+    saved = sorted(p.name.split("-")[0] for p in (tmp_path / "data" / "snapshots").iterdir())
+    assert saved == sorted(accounts)
+
+    for refused, expected in (
+        (("--org", "--role-name", ROLE, "-o", "-"), "(and no -o -)"),
+        (("--role-name", ROLE), "--org needs --role-name"),
+        (("--org",), "--org needs --role-name"),
+    ):
+        wrong = ecsguard("inventory", *refused, "--endpoint-url", server.endpoint)
+        assert wrong.returncode == 2 and expected in wrong.stderr, wrong.stderr
+        assert "Traceback" not in wrong.stderr
+
+
+def test_inventory_org_reports_refused_accounts(
+    org: tuple[MotoServer, list[str]], env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In process, as the refusal is injected: the refused account is a row with its reason
+    and the others are saved; with every account refused, the command fails clearly."""
+    server, members = org
+    RefusingSession.refused = members[1]
+    monkeypatch.setattr(organization, "AwsSession", RefusingSession)
+    args = ["inventory", "--org", "--role-name", ROLE, "--region", REGION,
+            "--endpoint-url", server.endpoint, "-o", str(tmp_path)]  # fmt: skip
+    table = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert table.exit_code == 0, table.output
+    assert "not collected: cannot assume role" in table.output and "AccessDenied" in table.output
+    assert "Accounts" in table.stdout and members[1] in table.stdout  # its reason folds
+    assert len(list(tmp_path.glob("*.json.gz"))) == 2
+
+    listed = CliRunner().invoke(cli, [*args, "--output", "json"], catch_exceptions=False)
+    dev = next(a for a in json.loads(listed.stdout) if a["account"] == members[1])
+    assert dev["collected"] is False and "AccessDenied" in dev["reason"]
+
+    def refuse_all(options: AwsOptions, account: Account, role: str, external_id: Any) -> Any:
+        return organization.AccountResult(account, error="AccessDenied: refused")
+
+    monkeypatch.setattr(organization, "collect_account", refuse_all)
+    with pytest.raises(AwsAccessError, match="no account of the organization"):
+        CliRunner().invoke(cli, args, catch_exceptions=False, standalone_mode=False)

@@ -83,3 +83,27 @@ def test_gzip_of_future_version(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(orjson.dumps(doc)))
     with pytest.raises(SnapshotError, match="upgrade ecsguard"):
         snapshots.load(path)
+
+
+def test_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SnapshotError) as err:
+        snapshots.save(sample(), blocker / "snap.json.gz")
+    assert f"cannot write snapshot {blocker / 'snap.json.gz'}" in err.value.problem
+    assert "disk has room" in (err.value.hint or "")
+
+
+def test_a_full_disk_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Path.write_bytes
+
+    def half_then_full(path: Path, data: bytes) -> int:
+        real(path, data[: len(data) // 2])  # what a disk filling up mid-write leaves
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    with pytest.raises(SnapshotError, match="No space left on device"):
+        snapshots.save(sample(), tmp_path / "snap.json.gz")
+    assert list(tmp_path.iterdir()) == []

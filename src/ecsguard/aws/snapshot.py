@@ -8,6 +8,7 @@ identity key (used by `diff`). See docs/decisions.md for why we do not remodel e
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,10 +267,18 @@ def save(snapshot: Snapshot, path: Path | str) -> Path:
     data = orjson.dumps(snapshot.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     if target.suffix == ".gz":
         data = gzip.compress(data, compresslevel=6)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    except OSError as err:
+        with contextlib.suppress(OSError):  # a partial file must not stay behind
+            tmp.unlink()
+        raise SnapshotError(
+            f"cannot write snapshot {target}: {err.strerror or err}",
+            "check that the folder can be written and the disk has room",
+        ) from None
     return target
 
 

@@ -11,14 +11,14 @@ import click
 from ecsguard.cli.common import (
     aws_options,
     make_aws_options,
+    org_options,
     print_json,
     stderr,
     stdout,
     table,
     write_output,
 )
-from ecsguard.cli.inventory import load_or_collect
-from ecsguard.core.errors import UserError
+from ecsguard.cli.inventory import collect_organization, load_or_collect, org_role
 from ecsguard.core.models import Finding, Pillar, Severity, Status
 from ecsguard.posture import engine
 from ecsguard.posture.audit import audit as run_audit
@@ -84,25 +84,7 @@ def _ids(values: tuple[str, ...]) -> list[str]:
     help="An earlier `--output json` report: mark findings new, unchanged, resolved.",
 )
 @click.option("--data-dir", envvar="ECSGUARD_DATA", help="Where live audits save the snapshot.")
-@click.option(
-    "--org",
-    is_flag=True,
-    help="Audit every ACTIVE account of the AWS Organization (run with the management "
-    "account's credentials): one snapshot per account, one combined report.",
-)
-@click.option(
-    "--role-name",
-    help="With --org: the role assumed in each account, e.g. OrganizationAccountAccessRole "
-    "or a read-only audit role.",
-)
-@click.option("--external-id", help="With --org: the ExternalId the role's trust policy requires.")
-@click.option(
-    "--max-concurrency",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="With --org: accounts collected at once.",
-)
+@org_options("Audit")
 @click.pass_context
 def audit(
     ctx: click.Context,
@@ -131,7 +113,9 @@ def audit(
 
     Covers the customer's side of the shared responsibility model in four pillars: security
     (ECS, ECR, network), IAM, logging and monitoring, with FSBP and CIS control ids. Checks never
-    call AWS: a live audit collects a snapshot first (saved under DATA_DIR/snapshots).
+    call AWS: a live audit collects a snapshot first (saved under DATA_DIR/snapshots). With
+    --org, every account of the organization is collected through a role and audited, in one
+    combined report.
 
     \b
     Examples:
@@ -157,15 +141,11 @@ def audit(
             highlight=False,
         )
     options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
-    if org or role_name:
-        if not (org and role_name) or snapshot_file:
-            raise UserError(
-                "--org needs --role-name (and no --snapshot)",
-                "e.g. ecsguard audit --org --role-name OrganizationAccountAccessRole",
-            )
+    role = org_role(org, role_name, "audit", bool(snapshot_file) and "--snapshot")
+    if role:
         report, accounts = _audit_organization(
             options,
-            role_name,
+            role,
             external_id,
             max_concurrency,
             data_dir,
@@ -200,34 +180,7 @@ def _audit_organization(
     previous: list[Finding] | None,
 ) -> tuple[Report, list[AccountSummary]]:
     """Collect every account (saving each snapshot), audit each, combine."""
-    from ecsguard.aws import snapshot as snapshots
-    from ecsguard.aws.organization import AccountResult, collect_organization
-    from ecsguard.cli.inventory import default_path
-
-    def done(result: AccountResult) -> None:
-        account = result.account
-        if result.snapshot is None:
-            stderr.print(
-                f"account {account.id} ({account.name}): not collected: {result.error}",
-                style="yellow",
-                markup=False,
-                highlight=False,
-            )
-            return
-        path = snapshots.save(result.snapshot, default_path(data_dir, result.snapshot))
-        stderr.print(
-            f"account {account.id} ({account.name}): snapshot {path}",
-            markup=False,
-            highlight=False,
-        )
-
-    results = collect_organization(
-        options,
-        role_name,
-        external_id=external_id,
-        max_concurrency=max_concurrency,
-        done=done,
-    )
+    results, _ = collect_organization(options, role_name, external_id, max_concurrency, data_dir)
     return audit_organization(results, selected, mutes, lang, previous)
 
 

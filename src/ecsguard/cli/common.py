@@ -53,6 +53,41 @@ def aws_options(fn: F) -> F:
     return fn
 
 
+def org_options(what: str) -> Callable[[F], F]:
+    """`--org` and how each member account is reached; `what` is the command's verb phrase
+    ("Audit", "Collect") for the flag's help."""
+
+    def apply(fn: F) -> F:
+        decorators = [
+            click.option(
+                "--org",
+                is_flag=True,
+                help=f"{what} every ACTIVE account of the AWS Organization (run with the "
+                "management account's credentials): one snapshot per account.",
+            ),
+            click.option(
+                "--role-name",
+                help="With --org: the role assumed in each account, e.g. "
+                "OrganizationAccountAccessRole or a read-only audit role.",
+            ),
+            click.option(
+                "--external-id", help="With --org: the ExternalId the role's trust policy requires."
+            ),
+            click.option(
+                "--max-concurrency",
+                type=click.IntRange(1, 64),
+                default=4,
+                show_default=True,
+                help="With --org: accounts collected at once.",
+            ),
+        ]
+        for decorate in reversed(decorators):
+            fn = decorate(fn)
+        return fn
+
+    return apply
+
+
 def make_aws_options(
     profile: str | None,
     regions: Sequence[str],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,6 +17,7 @@ from ecsguard.cli.common import (
     aws_options,
     data_dir_option,
     make_aws_options,
+    org_options,
     output_option,
     print_json,
     stderr,
@@ -24,6 +25,10 @@ from ecsguard.cli.common import (
     table,
 )
 from ecsguard.core.config import data_dir
+from ecsguard.core.errors import AwsAccessError, UserError
+
+if TYPE_CHECKING:
+    from ecsguard.aws.organization import AccountResult
 
 
 @click.group(invoke_without_command=True)
@@ -32,12 +37,14 @@ from ecsguard.core.config import data_dir
     "-o",
     "--out",
     "out",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    help="Write the snapshot here (.json or .json.gz; `-` for stdout). "
-    "Default: DATA_DIR/snapshots/ACCOUNT-TIME.json.gz.",
+    type=click.Path(allow_dash=True),
+    help="Write the snapshot here (.json or .json.gz; `-` for stdout), or into this folder as "
+    "ACCOUNT-TIME.json.gz when it is one or ends in /; with --org, the folder for every "
+    "account's snapshot. Default: DATA_DIR/snapshots/ACCOUNT-TIME.json.gz.",
 )
 @data_dir_option
 @output_option
+@org_options("Collect")
 @click.pass_context
 def inventory(
     ctx: click.Context,
@@ -49,28 +56,53 @@ def inventory(
     out: str | None,
     data_dir: str | None,
     output: str,
+    org: bool,
+    role_name: str | None,
+    external_id: str | None,
+    max_concurrency: int,
 ) -> None:
     """Collect the account's ECS estate into a snapshot file.
 
     Reads ECS, IAM, CloudTrail, CloudWatch, CloudWatch Logs, EventBridge, ECR, the security groups
     and subnets services use, and Secrets Manager / SSM metadata (never values). APIs that refuse
     access are recorded as "not collected" and the run goes on. Checks and reports work offline
-    on the saved snapshot.
+    on the saved snapshot. With --org, every ACTIVE account of the organization is collected
+    through a role assumed in it; an account that cannot be reached is reported and the others
+    go on (exit 0 while at least one account was collected).
 
     \b
     Examples:
       ecsguard inventory --region ap-northeast-1 -o prod.json.gz
       ecsguard inventory --profile audit --region all
+      ecsguard inventory --org --role-name ecsguard-audit -o snapshots/
       ecsguard inventory diff yesterday.json.gz today.json.gz
     """
     if ctx.invoked_subcommand:
         return
     options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
+    role = org_role(org, role_name, "inventory", out == "-" and "-o -")
+    if role:
+        folder = Path(out) if out else None
+        results, paths = collect_organization(
+            options, role, external_id, max_concurrency, data_dir, folder
+        )
+        render_accounts(results, paths, output)
+        if not paths:
+            raise AwsAccessError(
+                "no account of the organization could be collected",
+                "see the reasons above; each account needs the role "
+                f"{role} trusting the management account",
+            )
+        return
     snapshot = run_inventory(AwsSession(options), show_progress=output == "table")
     if out == "-":
         stdout.file.buffer.write(snapshots.dumps(snapshot) + b"\n")  # type: ignore[attr-defined]
         return
-    path = snapshots.save(snapshot, Path(out) if out else default_path(data_dir, snapshot))
+    if not out or out.endswith("/") or Path(out).is_dir():
+        target = default_path(data_dir, snapshot, Path(out) if out else None)
+    else:
+        target = Path(out)
+    path = snapshots.save(snapshot, target)
     verbose = ctx.find_root().obj.get("verbose", 0) if ctx.find_root().obj else 0
     render_summary(snapshot, path, output, verbose)
 
@@ -108,9 +140,97 @@ def load_or_collect(
     return snapshot
 
 
-def default_path(explicit_dir: str | None, snapshot: snapshots.Snapshot) -> Path:
+def default_path(
+    explicit_dir: str | None, snapshot: snapshots.Snapshot, folder: Path | None = None
+) -> Path:
+    """FOLDER (default DATA_DIR/snapshots) / ACCOUNT-TIME.json.gz."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return data_dir(explicit_dir) / "snapshots" / f"{snapshot.account}-{stamp}.json.gz"
+    folder = folder or data_dir(explicit_dir) / "snapshots"
+    return folder / f"{snapshot.account}-{stamp}.json.gz"
+
+
+def org_role(org: bool, role_name: str | None, command: str, conflict: str | bool) -> str | None:
+    """The role to assume in each account when --org was asked for, else None; refuses
+    --role-name without --org, --org without a role name, and `conflict` (the flag that does
+    not go with --org, or False)."""
+    if not (org or role_name):
+        return None
+    if not (org and role_name) or conflict:
+        refused = f" (and no {conflict})" if conflict else ""
+        raise UserError(
+            f"--org needs --role-name{refused}",
+            f"e.g. ecsguard {command} --org --role-name OrganizationAccountAccessRole",
+        )
+    return role_name
+
+
+def collect_organization(
+    options: AwsOptions,
+    role_name: str,
+    external_id: str | None,
+    max_concurrency: int,
+    data_dir: str | None,
+    folder: Path | None = None,
+) -> tuple[list[AccountResult], dict[str, Path]]:
+    """Every ACTIVE account's snapshot, each saved (in `folder`, else DATA_DIR/snapshots) as it
+    arrives, with a line on stderr per account; the results and the snapshots' paths by account."""
+    from ecsguard.aws.organization import collect_organization as collect_each
+
+    paths: dict[str, Path] = {}
+
+    def done(result: AccountResult) -> None:
+        account = result.account
+        if result.snapshot is None:
+            stderr.print(
+                f"account {account.id} ({account.name}): not collected: {result.error}",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+            return
+        path = snapshots.save(result.snapshot, default_path(data_dir, result.snapshot, folder))
+        paths[account.id] = path
+        stderr.print(
+            f"account {account.id} ({account.name}): snapshot {path}",
+            markup=False,
+            highlight=False,
+        )
+
+    results = collect_each(
+        options,
+        role_name,
+        external_id=external_id,
+        max_concurrency=max_concurrency,
+        done=done,
+    )
+    return results, paths
+
+
+def _account_json(result: AccountResult, path: Path | None) -> dict[str, Any]:
+    head = {"account": result.account.id, "name": result.account.name}
+    if result.snapshot is None:
+        return {**head, "collected": False, "reason": result.error}
+    return {**head, "collected": True, **summary(result.snapshot, path)}
+
+
+def render_accounts(results: list[AccountResult], paths: dict[str, Path], output: str) -> None:
+    """One line per account of an --org collection."""
+    if output == "json":
+        print_json([_account_json(r, paths.get(r.account.id)) for r in results])
+        return
+    rows = [
+        (
+            r.account.id,
+            r.account.name,
+            f"not collected: {r.error}" if r.snapshot is None else "collected",
+            "" if r.snapshot is None else sum(r.snapshot.counts().values()),
+            "" if r.snapshot is None else len(r.snapshot.gaps),
+            paths.get(r.account.id, ""),
+        )
+        for r in results
+    ]
+    columns = ["account", "name", "status", "resources", "APIs not collected", "snapshot"]
+    stdout.print(table("Accounts", columns, rows))
 
 
 def summary(snapshot: snapshots.Snapshot, path: Path | None) -> dict[str, Any]:
