@@ -66,6 +66,10 @@ def _client(server: MotoServer, service: str) -> Any:
     )
 
 
+def org_flags(server: MotoServer) -> tuple[str, ...]:
+    return ("--org", "--role-name", ROLE, "--region", REGION, "--endpoint-url", server.endpoint)
+
+
 def options(server: MotoServer) -> AwsOptions:
     return AwsOptions(regions=(REGION,), endpoint_url=server.endpoint)
 
@@ -183,13 +187,7 @@ def test_cli_audit_org(org: tuple[MotoServer, list[str]], tmp_path: Path) -> Non
     out = tmp_path / "org.csv"
     run = ecsguard(
         "audit",
-        "--org",
-        "--role-name",
-        ROLE,
-        "--region",
-        REGION,
-        "--endpoint-url",
-        server.endpoint,
+        *org_flags(server),
         "--data-dir",
         str(tmp_path / "data"),
         "--output",
@@ -217,13 +215,7 @@ def test_cli_inventory_org(org: tuple[MotoServer, list[str]], tmp_path: Path) ->
     folder = tmp_path / "snaps"
     run = ecsguard(
         "inventory",
-        "--org",
-        "--role-name",
-        ROLE,
-        "--region",
-        REGION,
-        "--endpoint-url",
-        server.endpoint,
+        *org_flags(server),
         "-o",
         str(folder),
         "--output",
@@ -241,10 +233,7 @@ def test_cli_inventory_org(org: tuple[MotoServer, list[str]], tmp_path: Path) ->
         assert snapshots.load(path).account == account_id
         assert f"account {account_id} (" in run.stderr  # one line per account as it finishes
 
-    shown = ecsguard(
-        "inventory", "--org", "--role-name", ROLE, "--region", REGION,
-        "--endpoint-url", server.endpoint, "--data-dir", str(tmp_path / "data"),
-    )  # fmt: skip
+    shown = ecsguard("inventory", *org_flags(server), "--data-dir", str(tmp_path / "data"))
     assert shown.returncode == 0 and "Accounts" in shown.stdout and "collected" in shown.stdout
     saved = sorted(p.name.split("-")[0] for p in (tmp_path / "data" / "snapshots").iterdir())
     assert saved == sorted(accounts)
@@ -267,8 +256,7 @@ def test_inventory_org_reports_refused_accounts(
     server, members = org
     RefusingSession.refused = members[1]
     monkeypatch.setattr(organization, "AwsSession", RefusingSession)
-    args = ["inventory", "--org", "--role-name", ROLE, "--region", REGION,
-            "--endpoint-url", server.endpoint, "-o", str(tmp_path)]  # fmt: skip
+    args = ["inventory", *org_flags(server), "-o", str(tmp_path)]
     table = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert table.exit_code == 0, table.output
     assert "not collected: cannot assume role" in table.output and "AccessDenied" in table.output

@@ -23,6 +23,13 @@ stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
+def stacked(fn: F, decorators: Sequence[Callable[[F], F]]) -> F:
+    """`fn` under every decorator, the first listed outermost (so --help lists them in order)."""
+    for decorate in reversed(decorators):
+        fn = decorate(fn)
+    return fn
+
+
 def aws_options(fn: F) -> F:
     """The AWS CLI's connection flags, in its spelling, with its environment fallbacks."""
     decorators = [
@@ -48,9 +55,7 @@ def aws_options(fn: F) -> F:
             help="Concurrent API calls across regions and services.",
         ),
     ]
-    for decorate in reversed(decorators):
-        fn = decorate(fn)
-    return fn
+    return stacked(fn, decorators)
 
 
 def org_options(what: str) -> Callable[[F], F]:
@@ -81,9 +86,7 @@ def org_options(what: str) -> Callable[[F], F]:
                 help="With --org: accounts collected at once.",
             ),
         ]
-        for decorate in reversed(decorators):
-            fn = decorate(fn)
-        return fn
+        return stacked(fn, decorators)
 
     return apply
 
@@ -150,9 +153,7 @@ def time_window_options(fn: F) -> F:
         click.option("--start", help="Window start: ISO 8601 (UTC by default) or epoch seconds."),
         click.option("--end", help="Window end (exclusive); default now."),
     ]
-    for decorate in reversed(decorators):
-        fn = decorate(fn)
-    return fn
+    return stacked(fn, decorators)
 
 
 def server_options(fn: F) -> F:
@@ -169,9 +170,7 @@ def server_options(fn: F) -> F:
             "--token", envvar="ECSGUARD_TOKEN", help="The server's token ($ECSGUARD_TOKEN)."
         ),
     ]
-    for decorate in reversed(decorators):
-        fn = decorate(fn)
-    return fn
+    return stacked(fn, decorators)
 
 
 def data_dir_option(fn: F) -> F:
@@ -202,9 +201,7 @@ def store_options(fn: F) -> F:
             help="Send S3 and Athena calls here (an emulator such as moto); AWS_ENDPOINT_URL.",
         ),
     ]
-    for decorate in reversed(decorators):
-        fn = decorate(fn)
-    return fn
+    return stacked(fn, decorators)
 
 
 def make_store_location(
