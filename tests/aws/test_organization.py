@@ -208,6 +208,8 @@ def test_cli_audit_org(org: tuple[MotoServer, list[str]], tmp_path: Path) -> Non
 
     missing = ecsguard("audit", "--org", "--endpoint-url", server.endpoint, "--region", REGION)
     assert missing.returncode == 2 and "--org needs --role-name" in missing.stderr
+    both = ecsguard("audit", *org_flags(server), "--snapshot", str(out))
+    assert both.returncode == 2 and "--org does not go with --snapshot" in both.stderr
 
 
 def test_cli_inventory_org(org: tuple[MotoServer, list[str]], tmp_path: Path) -> None:
@@ -239,8 +241,8 @@ def test_cli_inventory_org(org: tuple[MotoServer, list[str]], tmp_path: Path) ->
     assert saved == sorted(accounts)
 
     for refused, expected in (
-        (("--org", "--role-name", ROLE, "-o", "-"), "(and no -o -)"),
-        (("--role-name", ROLE), "--org needs --role-name"),
+        (("--org", "--role-name", ROLE, "-o", "-"), "--org does not go with -o -"),
+        (("--role-name", ROLE), "--role-name goes with --org"),
         (("--org",), "--org needs --role-name"),
     ):
         wrong = ecsguard("inventory", *refused, "--endpoint-url", server.endpoint)

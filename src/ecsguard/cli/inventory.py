@@ -155,12 +155,16 @@ def org_role(org: bool, role_name: str | None, command: str, conflict: str | boo
     not go with --org, or False)."""
     if not (org or role_name):
         return None
-    if not (org and role_name) or conflict:
-        refused = f" (and no {conflict})" if conflict else ""
+    example = f"e.g. ecsguard {command} --org --role-name OrganizationAccountAccessRole"
+    if not org:
         raise UserError(
-            f"--org needs --role-name{refused}",
-            f"e.g. ecsguard {command} --org --role-name OrganizationAccountAccessRole",
+            "--role-name goes with --org (the role assumed in every account)",
+            f"{example}; for one account through a role, use --role-arn",
         )
+    if not role_name:
+        raise UserError("--org needs --role-name", example)
+    if conflict:
+        raise UserError(f"--org does not go with {conflict}", example)
     return role_name
 
 
