@@ -9,7 +9,7 @@ for a reason outside ecsguard, becomes a result with that reason; the others go 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -34,6 +34,22 @@ class AccountResult:
     snapshot: Snapshot | None = None
     #: why the account was not collected (None: it was)
     error: str | None = None
+
+
+def not_collected(result: AccountResult) -> str:
+    """How a result that holds no snapshot is reported: "account ID (NAME): not collected: WHY"."""
+    return f"account {result.account.id} ({result.account.name}): not collected: {result.error}"
+
+
+def require_collected(results: Sequence[AccountResult]) -> None:
+    """AwsAccessError, with the first reasons, when no account at all was collected."""
+    if any(result.snapshot is not None for result in results):
+        return
+    reasons = [not_collected(result) for result in results]
+    raise AwsAccessError(
+        "no account of the organization could be collected",
+        "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""),
+    )
 
 
 def list_accounts(session: AwsSession) -> list[Account]:

@@ -260,6 +260,9 @@ class Snapshot(BaseModel):
                 totals[key] = totals.get(key, 0) + len(getattr(section, field))
         return totals
 
+    def resource_total(self) -> int:
+        return sum(self.counts().values())
+
 
 def save(snapshot: Snapshot, path: Path | str) -> Path:
     """Write JSON, gzip-compressed when the name ends in .gz; atomic (temp file, then rename)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import click
 
@@ -24,13 +23,9 @@ from ecsguard.posture import engine
 from ecsguard.posture.audit import audit as run_audit
 from ecsguard.posture.baseline import load_baseline
 from ecsguard.posture.catalogue import markdown
-from ecsguard.posture.check import Check
-from ecsguard.posture.mutelist import Mutelist, load_mutelist
+from ecsguard.posture.mutelist import load_mutelist
 from ecsguard.posture.organization import AccountSummary, audit_organization
-from ecsguard.report.base import Report, fail_counts, render
-
-if TYPE_CHECKING:
-    from ecsguard.aws.session import AwsOptions
+from ecsguard.report.base import fail_counts, render
 
 FORMATS = ["table", "json", "csv", "ocsf", "sarif", "html"]
 SEVERITIES = [s.value for s in Severity]
@@ -141,19 +136,10 @@ def audit(
             highlight=False,
         )
     options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
-    role = org_role(org, role_name, "audit", bool(snapshot_file) and "--snapshot")
-    if role:
-        report, accounts = _audit_organization(
-            options,
-            role,
-            external_id,
-            max_concurrency,
-            data_dir,
-            selected,
-            mutes,
-            lang,
-            previous,
-        )
+    role = org_role(org, role_name, "audit", "--snapshot" if snapshot_file else None)
+    if role:  # every account collected (each snapshot saved), audited, combined
+        results, _ = collect_organization(options, role, external_id, max_concurrency, data_dir)
+        report, accounts = audit_organization(results, selected, mutes, lang, previous)
     else:
         snap = load_or_collect(snapshot_file, options, data_dir)
         report = run_audit(snap, selected, mutes, lang, previous)
@@ -166,22 +152,6 @@ def audit(
         print_accounts(accounts, to_stderr=not to_file and output != "table")
     if fail_on and failing_at(findings, Severity(fail_on)):
         raise click.exceptions.Exit(1)
-
-
-def _audit_organization(
-    options: AwsOptions,
-    role_name: str,
-    external_id: str | None,
-    max_concurrency: int,
-    data_dir: str | None,
-    selected: list[Check],
-    mutes: Mutelist | None,
-    lang: str,
-    previous: list[Finding] | None,
-) -> tuple[Report, list[AccountSummary]]:
-    """Collect every account (saving each snapshot), audit each, combine."""
-    results, _ = collect_organization(options, role_name, external_id, max_concurrency, data_dir)
-    return audit_organization(results, selected, mutes, lang, previous)
 
 
 def print_accounts(accounts: list[AccountSummary], to_stderr: bool) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ecsguard.aws import organization
 from ecsguard.aws import snapshot as snapshots
 from ecsguard.aws.collect import collect
 from ecsguard.aws.diff import diff
+from ecsguard.aws.organization import AccountResult, not_collected, require_collected
 from ecsguard.aws.session import AwsOptions, AwsSession
 from ecsguard.cli.common import (
     aws_options,
@@ -25,10 +27,7 @@ from ecsguard.cli.common import (
     table,
 )
 from ecsguard.core.config import data_dir
-from ecsguard.core.errors import AwsAccessError, UserError
-
-if TYPE_CHECKING:
-    from ecsguard.aws.organization import AccountResult
+from ecsguard.core.errors import UserError
 
 
 @click.group(invoke_without_command=True)
@@ -80,19 +79,14 @@ def inventory(
     if ctx.invoked_subcommand:
         return
     options = make_aws_options(profile, regions, endpoint_url, role_arn, max_workers)
-    role = org_role(org, role_name, "inventory", out == "-" and "-o -")
+    role = org_role(org, role_name, "inventory", "-o -" if out == "-" else None)
     if role:
         folder = Path(out) if out else None
         results, paths = collect_organization(
             options, role, external_id, max_concurrency, data_dir, folder
         )
         render_accounts(results, paths, output)
-        if not paths:
-            raise AwsAccessError(
-                "no account of the organization could be collected",
-                "see the reasons above; each account needs the role "
-                f"{role} trusting the management account",
-            )
+        require_collected(results)
         return
     snapshot = run_inventory(AwsSession(options), show_progress=output == "table")
     if out == "-":
@@ -149,10 +143,10 @@ def default_path(
     return folder / f"{snapshot.account}-{stamp}.json.gz"
 
 
-def org_role(org: bool, role_name: str | None, command: str, conflict: str | bool) -> str | None:
+def org_role(org: bool, role_name: str | None, command: str, conflict: str | None) -> str | None:
     """The role to assume in each account when --org was asked for, else None; refuses
-    --role-name without --org, --org without a role name, and `conflict` (the flag that does
-    not go with --org, or False)."""
+    --role-name without --org, --org without a role name, and `conflict` (a flag given that
+    does not go with --org)."""
     if not (org or role_name):
         return None
     example = f"e.g. ecsguard {command} --org --role-name OrganizationAccountAccessRole"
@@ -178,15 +172,13 @@ def collect_organization(
 ) -> tuple[list[AccountResult], dict[str, Path]]:
     """Every ACTIVE account's snapshot, each saved (in `folder`, else DATA_DIR/snapshots) as it
     arrives, with a line on stderr per account; the results and the snapshots' paths by account."""
-    from ecsguard.aws.organization import collect_organization as collect_each
-
     paths: dict[str, Path] = {}
 
     def done(result: AccountResult) -> None:
         account = result.account
         if result.snapshot is None:
             stderr.print(
-                f"account {account.id} ({account.name}): not collected: {result.error}",
+                not_collected(result),
                 style="yellow",
                 markup=False,
                 highlight=False,
@@ -200,7 +192,7 @@ def collect_organization(
             highlight=False,
         )
 
-    results = collect_each(
+    results = organization.collect_organization(
         options,
         role_name,
         external_id=external_id,
@@ -227,7 +219,7 @@ def render_accounts(results: list[AccountResult], paths: dict[str, Path], output
             r.account.id,
             r.account.name,
             f"not collected: {r.error}" if r.snapshot is None else "collected",
-            "" if r.snapshot is None else sum(r.snapshot.counts().values()),
+            "" if r.snapshot is None else r.snapshot.resource_total(),
             "" if r.snapshot is None else len(r.snapshot.gaps),
             paths.get(r.account.id, ""),
         )

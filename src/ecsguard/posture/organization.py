@@ -12,8 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ecsguard.aws.organization import AccountResult
-from ecsguard.core.errors import AwsAccessError
+from ecsguard.aws.organization import AccountResult, not_collected, require_collected
 from ecsguard.core.models import Finding, Severity, Status
 from ecsguard.posture.audit import audit
 from ecsguard.posture.check import Check
@@ -50,6 +49,7 @@ def audit_organization(
 ) -> tuple[Report, list[AccountSummary]]:
     """The combined report and one summary per account (collected or not, in input order).
     Raises AwsAccessError when no account at all was collected."""
+    require_collected(results)
     reports: list[Report] = []
     summaries: list[AccountSummary] = []
     gaps: list[str] = []
@@ -59,7 +59,7 @@ def audit_organization(
             summaries.append(
                 AccountSummary(account.id, account.name, False, result.error or "unknown")
             )
-            gaps.append(f"account {account.id} ({account.name}): not collected: {result.error}")
+            gaps.append(not_collected(result))
             continue
         # a baseline finding of another account must not look resolved here
         earlier = (
@@ -76,14 +76,9 @@ def audit_organization(
                 report.account,
                 account.name,
                 True,
-                resources=sum(result.snapshot.counts().values()),
+                resources=result.snapshot.resource_total(),
                 failed={s.value: failed[s.value] for s in Severity if failed[s.value]},
             )
-        )
-    if not reports:
-        raise AwsAccessError(
-            "no account of the organization could be collected",
-            "; ".join(gaps[:3]) + (" ..." if len(gaps) > 3 else ""),
         )
     combined = Report(
         findings=[f for r in reports for f in r.findings],
