@@ -235,6 +235,20 @@ def partition_name(table: str, index: int) -> str:
     return start.strftime("dt=%Y-%m-%d/hour=%H" if table in HOURLY else "dt=%Y-%m-%d")
 
 
+def read_parquet(fs: FileSystem, path: str, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file of `fs`, decoded on this thread. Arrow's pool threads could release the
+    Python bytes it is read from after the call returned, and a pool thread doing so while the
+    interpreter exits cannot take the GIL: the process aborted ("terminate called without an
+    active exception", now and then, after an `ingest` that stored nothing). The files read
+    whole are small ones (compaction, rollups) or one column of each (start-up). A column the
+    file lacks is ArrowInvalid, as read_table says (ParquetFile alone would leave it out)."""
+    parquet = pq.ParquetFile(pa.BufferReader(fs.read(path)))
+    missing = set(columns or ()) - set(parquet.schema_arrow.names)
+    if missing:
+        raise pa.ArrowInvalid(f"{path} has no column {', '.join(sorted(missing))}")
+    return parquet.read(columns=columns, use_threads=False)
+
+
 def partition_date(partition: str) -> dt.date:
     """The day of a partition path such as `dt=2024-05-01/hour=07`."""
     first = partition.split("/", 1)[0]
@@ -396,7 +410,7 @@ class Store:
         return sorted({p.split("/", 1)[1].rsplit("/", 1)[0] for p in self.files(table)})
 
     def read(self, path: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(pa.BufferReader(self.fs.read(path)), columns=columns)
+        return read_parquet(self.fs, path, columns)
 
     def compact(self, table: str, partition: str) -> str | None:
         """Merge a partition's small files (up to MAX_COMPACTION_MEMORY of rows per call) into one

@@ -34,7 +34,13 @@ import pyarrow.parquet as pq
 
 from ecsguard.core.errors import UserError
 from ecsguard.logs.schema import TS
-from ecsguard.logs.store import COMPRESSION, StoreLocation, open_fs, partition_date
+from ecsguard.logs.store import (
+    COMPRESSION,
+    StoreLocation,
+    open_fs,
+    partition_date,
+    read_parquet,
+)
 
 #: level -> (bucket seconds, default retention in days)
 LEVELS: dict[str, tuple[int, int]] = {"1m": (60, 8), "5m": (300, 35), "1h": (3600, 400)}
@@ -254,7 +260,7 @@ class Rollups:
         """The rows of a rollup file whose bucket is outside [begin, until)."""
         path = f"{table_name(level)}/dt={day.isoformat()}/{file}.parquet"
         try:
-            old = pq.read_table(pa.BufferReader(self.fs.read(path)))
+            old = read_parquet(self.fs, path)
         except FileNotFoundError:
             return ROLLUP_SCHEMA.empty_table()
         times = old.column("time")
